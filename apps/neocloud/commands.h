@@ -1,0 +1,16 @@
+// Sub-command registration for the neocloud CLI. Each cmd_*.cpp adds its sub-commands to the app;
+// main() only wires them. Commands run on the main thread.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace nc::app {
+
+void add_model_commands(CLI::App& app);
+void add_logits_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+// Exit code to return from main once a command has run (commands set it; 0 = success).
+int& exit_code();
+
+}  // namespace nc::app

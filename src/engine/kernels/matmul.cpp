@@ -1,0 +1,92 @@
+#include "engine/kernels/matmul.h"
+
+#include <algorithm>
+#include <atomic>
+
+namespace nc::engine {
+
+void matmul_prepare(GgmlType weight_type, const float* x, int64_t n_tokens, int64_t n_cols, int64_t ldx,
+                    ActBuffer& out, ThreadPool& pool) {
+  const TypeKernels& k = type_kernels(weight_type);
+  out.act_type = k.act_type;
+  out.n_tokens = n_tokens;
+  out.n_cols = n_cols;
+  out.row_bytes = act_row_bytes(k.act_type, n_cols);
+  const size_t need = out.row_bytes * static_cast<size_t>(n_tokens);
+  if (out.data.size() < need) out.data.resize(need);
+  auto quantize = k.quantize_act;
+  if (n_tokens * n_cols < 16384) {
+    for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * ldx, out.data.data() + t * out.row_bytes, n_cols);
+    return;
+  }
+  pool.parallel_for(n_tokens, std::max<int64_t>(1, n_tokens / (4 * pool.size())), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) quantize(x + t * ldx, out.data.data() + t * out.row_bytes, n_cols);
+  });
+}
+
+namespace {
+
+// One work unit: rows [r0, r1) of one job, for every token.
+void run_rows(const MatmulJob& job, const TypeKernels& k, const ActBuffer& acts, int64_t r0, int64_t r1) {
+  const WeightView& w = *job.w;
+  const int64_t n = w.n_cols;
+  const int64_t T = acts.n_tokens;
+  if (k.gemm != nullptr && T > 1) {
+    const int MR = k.gemm_max_rows, NR = k.gemm_max_cols;
+    for (int64_t t0 = 0; t0 < T; t0 += NR) {
+      const int nc = static_cast<int>(std::min<int64_t>(NR, T - t0));
+      for (int64_t r = r0; r < r1; r += MR) {
+        const int nr = static_cast<int>(std::min<int64_t>(MR, r1 - r));
+        k.gemm(n, w.data + r * w.row_bytes, w.row_bytes, nr, acts.row(t0), acts.row_bytes, nc, job.y + t0 * job.ldy + r,
+               static_cast<size_t>(job.ldy));
+      }
+    }
+    return;
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const uint8_t* a = acts.row(t);
+    float* y = job.y + t * job.ldy;
+    for (int64_t r = r0; r < r1; ++r) y[r] = k.vec_dot(n, w.data + r * w.row_bytes, a);
+  }
+}
+
+}  // namespace
+
+void matmul_run(std::span<const MatmulJob> jobs, const ActBuffer& acts, ThreadPool& pool) {
+  // Work units of `chunk` rows over all jobs, handed out dynamically.
+  const int64_t T = acts.n_tokens;
+  const int64_t chunk = T == 1 ? 16 : 64;
+  std::vector<int64_t> starts;  // prefix sums of chunks per job
+  starts.reserve(jobs.size() + 1);
+  int64_t total = 0;
+  for (const auto& j : jobs) {
+    starts.push_back(total);
+    total += (j.w->n_rows + chunk - 1) / chunk;
+  }
+  starts.push_back(total);
+  std::vector<const TypeKernels*> kern(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) kern[i] = &type_kernels(jobs[i].w->type);
+
+  std::atomic<int64_t> next{0};
+  auto work = [&](int, int) {
+    size_t job = 0;
+    for (;;) {
+      const int64_t u = next.fetch_add(1, std::memory_order_relaxed);
+      if (u >= total) break;
+      while (starts[job + 1] <= u) ++job;
+      const int64_t r0 = (u - starts[job]) * chunk;
+      const int64_t r1 = std::min(jobs[job].w->n_rows, r0 + chunk);
+      run_rows(jobs[job], *kern[job], acts, r0, r1);
+    }
+  };
+  pool.run(work);
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, int64_t ldx, float* y, int64_t ldy,
+            ActBuffer& scratch, ThreadPool& pool) {
+  matmul_prepare(w.type, x, n_tokens, w.n_cols, ldx, scratch, pool);
+  const MatmulJob job{&w, y, ldy};
+  matmul_run(std::span<const MatmulJob>(&job, 1), scratch, pool);
+}
+
+}  // namespace nc::engine

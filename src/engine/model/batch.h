@@ -1,0 +1,38 @@
+// Batch: the tokens of one forward pass, possibly from several sequences at once (like llama_batch),
+// so that continuous batching feeds prefill chunks and decode steps of many requests in one call.
+// Each entry is (token id, position in its sequence, sequence id, whether to return its logits).
+// A plain value type; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace nc::engine {
+
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> pos;
+  std::vector<int32_t> seq;
+  std::vector<uint8_t> want_logits;
+
+  void add(int32_t token, int32_t position, int32_t seq_id, bool logits) {
+    tokens.push_back(token);
+    pos.push_back(position);
+    seq.push_back(seq_id);
+    want_logits.push_back(logits ? 1 : 0);
+  }
+  void clear() {
+    tokens.clear();
+    pos.clear();
+    seq.clear();
+    want_logits.clear();
+  }
+  int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+  int64_t n_outputs() const {
+    int64_t n = 0;
+    for (auto w : want_logits) n += w;
+    return n;
+  }
+};
+
+}  // namespace nc::engine

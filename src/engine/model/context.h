@@ -1,0 +1,62 @@
+// Context: the mutable state needed to run a Model — a paged KV cache, scratch buffers and a thread
+// pool — and the batched forward pass itself (`decode`), which evaluates tokens of several
+// sequences at their positions in one call.
+//
+// Ownership: borrows the Model (which must outlive it); owns the KV cache, scratch and pool.
+// Thread-safety: one thread drives a Context (the engine's step loop); `decode` uses the pool's
+// threads internally.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "engine/kernels/matmul.h"
+#include "engine/kv/kv_cache.h"
+#include "engine/model/batch.h"
+#include "engine/model/model.h"
+
+namespace nc::engine {
+
+struct ContextParams {
+  int64_t n_ctx = 4096;          // KV cells in total, shared by all sequences
+  int64_t n_ubatch = 512;        // tokens per internal forward chunk (bounds scratch memory)
+  int64_t kv_block_size = 16;
+  int n_threads = 0;             // 0: all hardware threads
+};
+
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> create(const Model& model, const ContextParams& params);
+
+  // Evaluates every token of `batch`, writing K/V into the cache. For each token with want_logits,
+  // in batch order, appends one row of n_vocab logits to `logits` ([n_outputs][n_vocab]).
+  // Positions of a sequence must continue it without gaps (a position below its length overwrites).
+  // On InvalidArgument/ResourceExhausted nothing is evaluated.
+  Status decode(const Batch& batch, std::vector<float>& logits);
+
+  KvCache& kv() { return *kv_; }
+  const Model& model() const { return model_; }
+  ThreadPool& pool() { return *pool_; }
+  const ContextParams& params() const { return params_; }
+
+ private:
+  Context(const Model& model, const ContextParams& params);
+  Status check_batch(const Batch& batch) const;
+  void forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std::vector<float>& logits);
+  void attention(int64_t layer, const Batch& batch, int64_t begin, int64_t n_tokens);
+
+  const Model& model_;
+  ContextParams params_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<KvCache> kv_;
+
+  // Scratch, sized for n_ubatch tokens.
+  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, rope_cs_, out_h_;
+  std::vector<std::vector<float>> scores_;  // per pool thread
+  ActBuffer acts_;
+};
+
+}  // namespace nc::engine

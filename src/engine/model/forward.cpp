@@ -1,0 +1,221 @@
+// The batched Llama/Qwen2 forward pass (Context::decode). Shapes are in trailing comments;
+// T is the number of tokens in the current ubatch. Numerics follow llama.cpp (engine-facts §4):
+// activations f32, K/V stored fp16 and read back from the cache, attention softmax in f32.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "engine/kernels/ops.h"
+#include "engine/model/context.h"
+
+namespace nc::engine {
+
+Context::Context(const Model& model, const ContextParams& params) : model_(model), params_(params) {}
+
+Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& params) {
+  if (params.n_ctx <= 0) return invalid_argument("context size must be positive");
+  if (params.n_ubatch <= 0) return invalid_argument("ubatch size must be positive");
+  std::unique_ptr<Context> c(new Context(model, params));
+  const HParams& hp = model.hparams();
+  c->pool_ = std::make_unique<ThreadPool>(params.n_threads);
+  c->kv_ = std::make_unique<KvCache>(hp.n_layer, hp.n_embd_kv(), params.n_ctx, params.kv_block_size);
+  const int64_t T = params.n_ubatch;
+  c->x_.resize(T * hp.n_embd);
+  c->h_.resize(T * hp.n_embd);
+  c->q_.resize(T * hp.n_embd_q());
+  c->k_.resize(T * hp.n_embd_kv());
+  c->v_.resize(T * hp.n_embd_kv());
+  c->att_.resize(T * hp.n_embd_q());
+  c->gate_.resize(T * hp.n_ff);
+  c->up_.resize(T * hp.n_ff);
+  c->rope_cs_.resize(T * hp.n_rot);
+  c->scores_.resize(c->pool_->size());
+  return c;
+}
+
+Status Context::check_batch(const Batch& batch) const {
+  const HParams& hp = model_.hparams();
+  const int64_t n = batch.size();
+  if (batch.pos.size() != batch.tokens.size() || batch.seq.size() != batch.tokens.size() ||
+      batch.want_logits.size() != batch.tokens.size())
+    return invalid_argument("batch arrays have different lengths");
+  std::unordered_map<int32_t, int64_t> next;  // seq -> next expected max position
+  for (int64_t i = 0; i < n; ++i) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= hp.n_vocab)
+      return invalid_argument(fmt::format("token id {} at batch index {} is outside the vocabulary [0, {})",
+                                          batch.tokens[i], i, hp.n_vocab));
+    if (batch.pos[i] < 0) return invalid_argument(fmt::format("negative position at batch index {}", i));
+    auto it = next.find(batch.seq[i]);
+    const int64_t len = it == next.end() ? kv_->length(batch.seq[i]) : it->second;
+    if (batch.pos[i] > len)
+      return invalid_argument(fmt::format("position {} of sequence {} leaves a gap (sequence length {})", batch.pos[i],
+                                          batch.seq[i], len));
+    next[batch.seq[i]] = std::max<int64_t>(len, batch.pos[i] + 1);
+  }
+  // Capacity: every sequence's final length must fit in the free blocks (checked before any write).
+  int64_t need_blocks = 0;
+  const int64_t bs = kv_->block_size();
+  for (const auto& [seq, len] : next) {
+    const int64_t have = kv_->has_seq(seq) ? static_cast<int64_t>(kv_->block_table(seq).size()) : 0;
+    need_blocks += std::max<int64_t>(0, (len + bs - 1) / bs - have);
+  }
+  if (need_blocks > kv_->n_free_blocks())
+    return resource_exhausted(fmt::format("KV cache full: the batch needs {} more blocks of {} cells, {} are free",
+                                          need_blocks, bs, kv_->n_free_blocks()));
+  return Status::ok();
+}
+
+Status Context::decode(const Batch& batch, std::vector<float>& logits) {
+  NC_RETURN_IF_ERROR(check_batch(batch));
+  // Reserve cells for every sequence in the batch (cannot fail after check_batch).
+  std::unordered_map<int32_t, int64_t> final_len;
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    auto& l = final_len.try_emplace(batch.seq[i], kv_->length(batch.seq[i])).first->second;
+    l = std::max<int64_t>(l, batch.pos[i] + 1);
+  }
+  for (const auto& [seq, len] : final_len) NC_RETURN_IF_ERROR(kv_->reserve(seq, len));
+  logits.reserve(logits.size() + batch.n_outputs() * model_.hparams().n_vocab);
+  for (int64_t b = 0; b < batch.size(); b += params_.n_ubatch) {
+    const int64_t e = std::min(batch.size(), b + params_.n_ubatch);
+    forward_ubatch(batch, b, e, logits);
+    // Sequences grow as their positions are written, so later ubatches attend to earlier ones.
+    for (int64_t i = b; i < e; ++i)
+      if (batch.pos[i] + 1 > kv_->length(batch.seq[i])) kv_->set_length(batch.seq[i], batch.pos[i] + 1);
+  }
+  return Status::ok();
+}
+
+void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std::vector<float>& logits) {
+  const HParams& hp = model_.hparams();
+  const ModelWeights& W = model_.weights();
+  ThreadPool& pool = *pool_;
+  const int64_t T = end - begin;
+  const int64_t E = hp.n_embd, Eq = hp.n_embd_q(), Ekv = hp.n_embd_kv(), F = hp.n_ff, D = hp.head_dim;
+
+  // x = token_embd[tokens]                                          // [T, E]
+  const TypeKernels& ek = type_kernels(W.token_embd.type);
+  for (int64_t t = 0; t < T; ++t)
+    ek.dequantize_row(W.token_embd.data + batch.tokens[begin + t] * W.token_embd.row_bytes, &x_[t * E], E);
+
+  // RoPE tables per token position                                  // [T, n_rot]
+  for (int64_t t = 0; t < T; ++t)
+    rope_cache(batch.pos[begin + t], hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, W.rope_freqs,
+               &rope_cs_[t * hp.n_rot]);
+
+  const VecKernels& vk = vec_kernels();
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerWeights& L = W.layers[il];
+    // h = rms_norm(x) * attn_norm                                   // [T, E]
+    for (int64_t t = 0; t < T; ++t) rms_norm(&x_[t * E], L.attn_norm, &h_[t * E], E, hp.rms_eps);
+    // q = h Wq^T (+bq), k = h Wk^T (+bk), v = h Wv^T (+bv)          // [T, Eq], [T, Ekv], [T, Ekv]
+    matmul_prepare(L.wq.type, h_.data(), T, E, E, acts_, pool);
+    if (L.wk.type == L.wq.type && L.wv.type == L.wq.type) {
+      const MatmulJob jobs[3] = {{&L.wq, q_.data(), Eq}, {&L.wk, k_.data(), Ekv}, {&L.wv, v_.data(), Ekv}};
+      matmul_run(jobs, acts_, pool);
+    } else {
+      matmul(L.wq, h_.data(), T, E, q_.data(), Eq, acts_, pool);
+      matmul(L.wk, h_.data(), T, E, k_.data(), Ekv, acts_, pool);
+      matmul(L.wv, h_.data(), T, E, v_.data(), Ekv, acts_, pool);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      if (L.bq) add_inplace(&q_[t * Eq], L.bq, Eq);
+      if (L.bk) add_inplace(&k_[t * Ekv], L.bk, Ekv);
+      if (L.bv) add_inplace(&v_[t * Ekv], L.bv, Ekv);
+      const float* cs = &rope_cs_[t * hp.n_rot];
+      for (int64_t hh = 0; hh < hp.n_head; ++hh) {
+        float* qh = &q_[t * Eq + hh * D];
+        hp.rope_type == RopeType::kNorm ? rope_apply_norm(qh, cs, hp.n_rot) : rope_apply_neox(qh, cs, hp.n_rot);
+      }
+      for (int64_t hh = 0; hh < hp.n_head_kv; ++hh) {
+        float* kh = &k_[t * Ekv + hh * D];
+        hp.rope_type == RopeType::kNorm ? rope_apply_norm(kh, cs, hp.n_rot) : rope_apply_neox(kh, cs, hp.n_rot);
+      }
+      // K and V go into the cache as fp16; attention reads them back from there.
+      const int64_t cell = kv_->cell(batch.seq[begin + t], batch.pos[begin + t]);
+      vk.f32_to_f16(&k_[t * Ekv], kv_->k(il, cell), Ekv);
+      vk.f32_to_f16(&v_[t * Ekv], kv_->v(il, cell), Ekv);
+    }
+    attention(il, batch, begin, T);                                  // att: [T, Eq]
+    // x += att Wo^T (+bo)                                           // [T, E]
+    matmul(L.wo, att_.data(), T, Eq, h_.data(), E, acts_, pool);
+    for (int64_t t = 0; t < T; ++t) {
+      if (L.bo) add_inplace(&h_[t * E], L.bo, E);
+      add_inplace(&x_[t * E], &h_[t * E], E);
+    }
+    // h = rms_norm(x) * ffn_norm; x += Wdown (silu(Wgate h) * (Wup h))
+    for (int64_t t = 0; t < T; ++t) rms_norm(&x_[t * E], L.ffn_norm, &h_[t * E], E, hp.rms_eps);
+    matmul_prepare(L.gate.type, h_.data(), T, E, E, acts_, pool);
+    if (L.up.type == L.gate.type) {
+      const MatmulJob jobs[2] = {{&L.gate, gate_.data(), F}, {&L.up, up_.data(), F}};
+      matmul_run(jobs, acts_, pool);
+    } else {
+      matmul(L.gate, h_.data(), T, E, gate_.data(), F, acts_, pool);
+      matmul(L.up, h_.data(), T, E, up_.data(), F, acts_, pool);
+    }
+    for (int64_t t = 0; t < T; ++t) swiglu(&gate_[t * F], &up_[t * F], &gate_[t * F], F);  // [T, F]
+    matmul(L.down, gate_.data(), T, F, h_.data(), E, acts_, pool);
+    for (int64_t t = 0; t < T; ++t) add_inplace(&x_[t * E], &h_[t * E], E);
+  }
+
+  // logits = rms_norm(x) * output_norm · Wout^T, only for the rows that want them   // [n_out, V]
+  std::vector<int64_t> rows;
+  for (int64_t t = 0; t < T; ++t)
+    if (batch.want_logits[begin + t]) rows.push_back(t);
+  if (rows.empty()) return;
+  const int64_t n_out = static_cast<int64_t>(rows.size());
+  out_h_.resize(n_out * E);
+  for (int64_t o = 0; o < n_out; ++o) rms_norm(&x_[rows[o] * E], W.output_norm, &out_h_[o * E], E, hp.rms_eps);
+  const int64_t V = hp.n_vocab;
+  const size_t base = logits.size();
+  logits.resize(base + n_out * V);
+  matmul(W.output, out_h_.data(), n_out, E, logits.data() + base, V, acts_, pool);
+  if (W.output_bias)
+    for (int64_t o = 0; o < n_out; ++o) add_inplace(logits.data() + base + o * V, W.output_bias, V);
+}
+
+// att[t, head h] = softmax(q·K^T * 1/sqrt(D)) · V over the cells of positions 0..pos[t] of the
+// token's sequence. Query head h reads KV head h / (n_head / n_head_kv).
+void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_t T) {
+  const HParams& hp = model_.hparams();
+  const int64_t D = hp.head_dim, Eq = hp.n_embd_q();
+  const int64_t group = hp.n_head / hp.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const VecKernels& vk = vec_kernels();
+  const int64_t bs = kv_->block_size();
+  pool_->parallel_for(T * hp.n_head, 1, [&](int64_t b, int64_t e, int tid) {
+    std::vector<float>& sc = scores_[tid];
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int64_t t = idx / hp.n_head, h = idx % hp.n_head;
+      const int64_t kvh = h / group;
+      const int32_t seq = batch.seq[begin + t];
+      const int64_t n_kv = batch.pos[begin + t] + 1;
+      const std::vector<int32_t>& table = kv_->block_table(seq);
+      const float* q = &q_[t * Eq + h * D];
+      if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(n_kv);
+      float mx = -INFINITY;
+      for (int64_t p = 0; p < n_kv; ++p) {
+        const int64_t cell = static_cast<int64_t>(table[p / bs]) * bs + p % bs;
+        const float s = vk.dot_f32_f16(D, q, kv_->k(layer, cell) + kvh * D) * scale;
+        sc[p] = s;
+        mx = std::max(mx, s);
+      }
+      double sum = 0.0;
+      for (int64_t p = 0; p < n_kv; ++p) {
+        sc[p] = std::exp(sc[p] - mx);
+        sum += sc[p];
+      }
+      float* out = &att_[t * Eq + h * D];
+      std::fill(out, out + D, 0.0f);
+      for (int64_t p = 0; p < n_kv; ++p) {
+        const int64_t cell = static_cast<int64_t>(table[p / bs]) * bs + p % bs;
+        vk.scale_axpy_f16(D, 1.0f, sc[p], kv_->v(layer, cell) + kvh * D, out);
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t d = 0; d < D; ++d) out[d] *= inv;
+    }
+  });
+}
+
+}  // namespace nc::engine

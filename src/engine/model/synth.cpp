@@ -1,0 +1,250 @@
+#include "engine/model/synth.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "engine/gguf/gguf.h"
+#include "engine/gguf/gguf_writer.h"
+#include "engine/kernels/fp16.h"
+#include "engine/kernels/quant_blocks.h"
+
+namespace nc::engine {
+
+const std::vector<SynthShape>& synth_shapes() {
+  static const std::vector<SynthShape> kShapes = {
+      {"tiny", 256, 2, 4, 2, 768, 10000.0f, false},
+      {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 10000.0f, false},
+      {"llama3.2-1b", 2048, 16, 32, 8, 8192, 500000.0f, true},
+      {"llama3.2-3b", 3072, 28, 24, 8, 8192, 500000.0f, true},
+      {"qwen2-0.5b", 896, 24, 14, 2, 4864, 1000000.0f, false},
+  };
+  return kShapes;
+}
+
+namespace {
+
+// splitmix64: deterministic everywhere (std:: distributions are not specified bit-exactly).
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform(float a) {  // [-a, a)
+    return (static_cast<float>(next() >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a;
+  }
+  int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
+};
+
+uint64_t name_seed(uint64_t seed, const std::string& name) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Fills n_bytes of `type` data with random values of magnitude ~amp.
+void fill_random(GgmlType type, uint8_t* dst, size_t n_bytes, Rng& rng, float amp) {
+  switch (type) {
+    case GgmlType::kF32: {
+      auto* p = reinterpret_cast<float*>(dst);
+      for (size_t i = 0; i < n_bytes / 4; ++i) p[i] = rng.uniform(amp);
+      break;
+    }
+    case GgmlType::kF16: {
+      auto* p = reinterpret_cast<uint16_t*>(dst);
+      for (size_t i = 0; i < n_bytes / 2; ++i) p[i] = fp32_to_fp16(rng.uniform(amp));
+      break;
+    }
+    case GgmlType::kBF16: {
+      auto* p = reinterpret_cast<uint16_t*>(dst);
+      for (size_t i = 0; i < n_bytes / 2; ++i) p[i] = fp32_to_bf16(rng.uniform(amp));
+      break;
+    }
+    case GgmlType::kQ8_0: {
+      auto* b = reinterpret_cast<BlockQ8_0*>(dst);
+      for (size_t i = 0; i < n_bytes / sizeof(BlockQ8_0); ++i) {
+        b[i].d = fp32_to_fp16(amp / 127.0f * (0.75f + 0.25f * std::fabs(rng.uniform(1.0f))));
+        for (auto& q : b[i].qs) q = static_cast<int8_t>(rng.range(-127, 127));
+      }
+      break;
+    }
+    case GgmlType::kQ4_0: {
+      auto* b = reinterpret_cast<BlockQ4_0*>(dst);
+      for (size_t i = 0; i < n_bytes / sizeof(BlockQ4_0); ++i) {
+        b[i].d = fp32_to_fp16(amp / 8.0f * (0.75f + 0.25f * std::fabs(rng.uniform(1.0f))));
+        for (auto& q : b[i].qs) q = static_cast<uint8_t>(rng.next());
+      }
+      break;
+    }
+    case GgmlType::kQ4_K: {
+      // value = d*sc*q - dmin*m with m ~ sc*7.5/8 and dmin = 8d: centred, |value| <~ amp.
+      auto* b = reinterpret_cast<BlockQ4K*>(dst);
+      for (size_t i = 0; i < n_bytes / sizeof(BlockQ4K); ++i) {
+        const float d = amp / (7.5f * 48.0f);
+        b[i].d = fp32_to_fp16(d);
+        b[i].dmin = fp32_to_fp16(8.0f * d);
+        uint8_t sc[8], mn[8];
+        for (int s = 0; s < 8; ++s) {
+          sc[s] = static_cast<uint8_t>(rng.range(40, 56));
+          mn[s] = static_cast<uint8_t>(std::lround(sc[s] * 7.5f / 8.0f));
+        }
+        std::memset(b[i].scales, 0, 12);
+        for (int s = 0; s < 4; ++s) {
+          b[i].scales[s] = static_cast<uint8_t>((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+          b[i].scales[s + 4] = static_cast<uint8_t>((mn[s] & 63) | ((mn[s + 4] >> 4) << 6));
+          b[i].scales[s + 8] = static_cast<uint8_t>((sc[s + 4] & 0xF) | ((mn[s + 4] & 0xF) << 4));
+        }
+        for (auto& q : b[i].qs) q = static_cast<uint8_t>(rng.next());
+      }
+      break;
+    }
+    case GgmlType::kQ6_K: {
+      auto* b = reinterpret_cast<BlockQ6K*>(dst);
+      for (size_t i = 0; i < n_bytes / sizeof(BlockQ6K); ++i) {
+        for (auto& q : b[i].ql) q = static_cast<uint8_t>(rng.next());
+        for (auto& q : b[i].qh) q = static_cast<uint8_t>(rng.next());
+        for (auto& s : b[i].scales) s = static_cast<int8_t>(rng.range(16, 32));
+        b[i].d = fp32_to_fp16(amp / (32.0f * 24.0f));
+      }
+      break;
+    }
+    default: std::memset(dst, 0, n_bytes); break;
+  }
+}
+
+struct TypeChoice {
+  GgmlType main;
+  GgmlType strong;  // for output, attn_v, ffn_down in mixes
+  uint32_t file_type;
+};
+
+Result<TypeChoice> parse_type(const std::string& t) {
+  if (t == "f32") return TypeChoice{GgmlType::kF32, GgmlType::kF32, 0};
+  if (t == "f16") return TypeChoice{GgmlType::kF16, GgmlType::kF16, 1};
+  if (t == "bf16") return TypeChoice{GgmlType::kBF16, GgmlType::kBF16, 32};
+  if (t == "q8_0") return TypeChoice{GgmlType::kQ8_0, GgmlType::kQ8_0, 7};
+  if (t == "q4_0") return TypeChoice{GgmlType::kQ4_0, GgmlType::kQ4_0, 2};
+  if (t == "q4_k") return TypeChoice{GgmlType::kQ4_K, GgmlType::kQ4_K, 14};
+  if (t == "q6_k") return TypeChoice{GgmlType::kQ6_K, GgmlType::kQ6_K, 18};
+  if (t == "q4_k_m") return TypeChoice{GgmlType::kQ4_K, GgmlType::kQ6_K, 15};
+  return invalid_argument(fmt::format("unknown type '{}' (f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m)", t));
+}
+
+// llama3 rope frequency factors (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors).
+std::vector<float> llama3_rope_freqs(int64_t n_rot, float base) {
+  const double factor = 32.0, low_f = 1.0, high_f = 4.0, old_ctx = 8192.0;
+  const double low_wavelen = old_ctx / low_f, high_wavelen = old_ctx / high_f;
+  std::vector<float> ff;
+  for (int64_t i = 0; i < n_rot; i += 2) {
+    const double freq = 1.0 / std::pow(static_cast<double>(base), static_cast<double>(i) / static_cast<double>(n_rot));
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < high_wavelen) ff.push_back(1.0f);
+    else if (wavelen > low_wavelen) ff.push_back(static_cast<float>(factor));
+    else {
+      const double smooth = (old_ctx / wavelen - low_f) / (high_f - low_f);
+      ff.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
+    }
+  }
+  return ff;
+}
+
+}  // namespace
+
+Status synth_model(const SynthOptions& o) {
+  const SynthShape* shape = nullptr;
+  for (const auto& s : synth_shapes())
+    if (s.name == o.shape) shape = &s;
+  if (!shape) {
+    std::string names;
+    for (const auto& s : synth_shapes()) names += (names.empty() ? "" : ", ") + s.name;
+    return invalid_argument(fmt::format("unknown shape '{}' (known: {})", o.shape, names));
+  }
+  if (o.arch != "llama" && o.arch != "qwen2")
+    return invalid_argument(fmt::format("unknown arch '{}' (llama, qwen2)", o.arch));
+  NC_ASSIGN_OR_RETURN(TypeChoice tc, parse_type(o.type));
+  const auto& mt = ggml_traits(tc.main);
+  if (shape->n_embd % mt.block_elems != 0 || shape->n_ff % mt.block_elems != 0)
+    return invalid_argument(fmt::format("shape {} (n_embd {}, n_ff {}) is not a multiple of {}'s block size {}",
+                                        shape->name, shape->n_embd, shape->n_ff, o.type, mt.block_elems));
+  NC_ASSIGN_OR_RETURN(auto vocab, GgufFile::open(o.vocab_path));
+  const GgufValue* tokens = vocab->find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->type != GgufType::kArray || tokens->elem_type != GgufType::kString || tokens->n_elems == 0)
+    return invalid_argument(o.vocab_path + ": no tokenizer.ggml.tokens string array");
+  const int64_t n_vocab = static_cast<int64_t>(tokens->n_elems);
+
+  const std::string a = o.arch;
+  const int64_t E = shape->n_embd, L = shape->n_layer, H = shape->n_head, Hkv = shape->n_head_kv, F = shape->n_ff;
+  const int64_t D = E / H, Ekv = D * Hkv;
+  const bool tied = o.tied >= 0 ? o.tied == 1 : o.arch == "qwen2";
+  const bool l3rope = o.llama3_rope >= 0 ? o.llama3_rope == 1 : shape->llama3_rope;
+
+  GgufWriter w;
+  w.set_string("general.architecture", a);
+  w.set_string("general.name", fmt::format("synthetic-{}-{}-{} (random weights)", a, shape->name, o.type));
+  w.set_u32("general.file_type", tc.file_type);
+  w.set_u32("general.quantization_version", 2);
+  w.set_u32(a + ".context_length", static_cast<uint32_t>(o.n_ctx));
+  w.set_u32(a + ".embedding_length", static_cast<uint32_t>(E));
+  w.set_u32(a + ".block_count", static_cast<uint32_t>(L));
+  w.set_u32(a + ".feed_forward_length", static_cast<uint32_t>(F));
+  w.set_u32(a + ".attention.head_count", static_cast<uint32_t>(H));
+  w.set_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(Hkv));
+  w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(D));
+  w.set_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set_f32(a + ".rope.freq_base", shape->rope_base);
+  w.set_u32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
+  for (const auto& kv : vocab->kvs())
+    if (kv.key.substr(0, 10) == "tokenizer.") w.set_value(std::string(kv.key), kv.value);
+
+  // Magnitudes chosen so activations stay O(1): a row of E uniform weights of amplitude amp
+  // dotted with a unit-rms vector gives ~amp*sqrt(E/3).
+  const float amp = 1.7f / std::sqrt(static_cast<float>(E));
+  const float amp_ff = 1.7f / std::sqrt(static_cast<float>(F));
+  const uint64_t seed = o.seed;
+  auto add = [&](const std::string& name, GgmlType type, int64_t cols, int64_t rows, float a_) {
+    w.add_tensor(name, type, {cols, rows}, [=](uint8_t* dst, size_t n) {
+      Rng rng{name_seed(seed, name)};
+      fill_random(type, dst, n, rng, a_);
+    });
+  };
+  auto vec = [&](const std::string& name, int64_t n, float centre, float spread) {
+    w.add_tensor(name, GgmlType::kF32, {n}, [=](uint8_t* dst, size_t) {
+      Rng rng{name_seed(seed, name)};
+      auto* p = reinterpret_cast<float*>(dst);
+      for (int64_t i = 0; i < n; ++i) p[i] = centre + rng.uniform(spread);
+    });
+  };
+  add("token_embd.weight", tc.main, E, n_vocab, 1.0f);
+  if (l3rope) {
+    auto ff = llama3_rope_freqs(D, shape->rope_base);
+    w.add_tensor("rope_freqs.weight", GgmlType::kF32, {static_cast<int64_t>(ff.size())},
+                 [ff](uint8_t* dst, size_t n) { std::memcpy(dst, ff.data(), n); });
+  }
+  for (int64_t il = 0; il < L; ++il) {
+    const std::string p = fmt::format("blk.{}.", il);
+    vec(p + "attn_norm.weight", E, 1.0f, 0.1f);
+    add(p + "attn_q.weight", tc.main, E, E, amp);
+    add(p + "attn_k.weight", tc.main, E, Ekv, amp);
+    add(p + "attn_v.weight", tc.strong, E, Ekv, amp);
+    if (a == "qwen2") {
+      vec(p + "attn_q.bias", E, 0.0f, 0.3f);
+      vec(p + "attn_k.bias", Ekv, 0.0f, 0.3f);
+      vec(p + "attn_v.bias", Ekv, 0.0f, 0.1f);
+    }
+    add(p + "attn_output.weight", tc.main, E, E, amp);
+    vec(p + "ffn_norm.weight", E, 1.0f, 0.1f);
+    add(p + "ffn_gate.weight", tc.main, E, F, amp);
+    add(p + "ffn_up.weight", tc.main, E, F, amp);
+    add(p + "ffn_down.weight", tc.strong, F, E, amp_ff);
+  }
+  vec("output_norm.weight", E, 1.0f, 0.1f);
+  if (!tied) add("output.weight", tc.strong, E, n_vocab, 3.0f * amp);
+  return w.write(o.out_path);
+}
+
+}  // namespace nc::engine

@@ -1,0 +1,39 @@
+// Synthetic models: writes a Llama-family GGUF with random (but well-scaled, deterministic by seed)
+// weights and the real tokenizer copied from a vocab-only GGUF. Used for conformance tests against
+// llama.cpp and for benchmarks; a user's real GGUF is used the same way.
+// Thread-safety: pure function of its arguments.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace nc::engine {
+
+struct SynthShape {
+  std::string name;
+  int64_t n_embd, n_layer, n_head, n_head_kv, n_ff;
+  float rope_base;
+  bool llama3_rope;  // write llama3 rope_freqs (factor 32, low 1, high 4, original ctx 8192)
+};
+
+// tiny (test-sized), tinyllama-1.1b, llama3.2-1b, llama3.2-3b, qwen2-0.5b.
+const std::vector<SynthShape>& synth_shapes();
+
+struct SynthOptions {
+  std::string vocab_path;     // vocab-only GGUF to take tokenizer.* from
+  std::string shape = "tiny";
+  std::string type = "q8_0";  // f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m
+  std::string arch = "llama"; // llama | qwen2 (adds q/k/v biases, NEOX rope)
+  int tied = -1;              // 1: no output.weight, 0: separate output, -1: arch default (qwen2 tied)
+  int llama3_rope = -1;       // -1: shape default
+  uint64_t seed = 1;
+  int64_t n_ctx = 4096;
+  std::string out_path;
+};
+
+Status synth_model(const SynthOptions& options);
+
+}  // namespace nc::engine
