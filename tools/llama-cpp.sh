@@ -2,6 +2,7 @@
 # Builds the llama.cpp reference (the commit bundled in node-llama-cpp@3.21.1) for side-by-side checks:
 # llama-bench, llama-server, llama-tokenize, and libllama for the golden-logit dumper.
 #   tools/llama-cpp.sh            -> builds into $NEOCLOUD_REF (default: .cache/ref, git-ignored)
+#   tools/llama-cpp.sh --fetch    -> only fetches the source (vocab GGUFs, templates) and prints the tree
 # Prints the build directory on the last line. Idempotent: reuses an existing build.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,7 @@ fi
 if [ ! -d "$REF/llama.cpp/.git" ]; then
   git clone -q "$REF/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$REF/llama.cpp"
 fi
+if [ "${1:-}" = "--fetch" ]; then echo "$REF/llama.cpp"; exit 0; fi
 B="$REF/llama.cpp/build"
 if [ ! -x "$B/bin/llama-bench" ] || [ ! -x "$B/bin/llama-tokenize" ] || [ ! -x "$B/bin/llama-server" ]; then
   cmake -S "$REF/llama.cpp" -B "$B" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \

@@ -1,0 +1,43 @@
+# neocloud front door. `make run` and `make test` install what is missing, build, and go.
+.PHONY: all release debug asan test test-asan run deps fetch clean fuzz
+
+JOBS ?= $(shell nproc)
+CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+
+all: release
+
+deps:
+	@bash tools/install-deps.sh
+
+# Test data (real tokenizers) comes from llama.cpp's source in the node-llama-cpp npm package.
+fetch:
+	@bash tools/llama-cpp.sh --fetch >/dev/null
+
+release:
+	@cmake -S . -B build/release $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build/release -j $(JOBS)
+
+debug:
+	@cmake -S . -B build/debug $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build/debug -j $(JOBS)
+
+asan:
+	@cmake -S . -B build/asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_SANITIZE=ON >/dev/null
+	@cmake --build build/asan -j $(JOBS)
+
+test: deps fetch release
+	@cd build/release && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps fetch asan
+	@cd build/asan && ctest --output-on-failure -j $(JOBS) -LE slow
+
+fuzz: deps
+	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNC_FUZZ=ON -DNC_TESTS=OFF >/dev/null
+	@cmake --build build/fuzz -j $(JOBS) --target fuzz_gguf
+
+# Until the serving API lands (issue 4), the "main job" makes a small demo model and benchmarks it.
+run: deps fetch release
+	@bash tools/demo.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,124 @@
+// Conformance against llama.cpp: for every model in tests/data/golden/manifest.txt, a synthetic
+// model is regenerated (deterministic by seed), evaluated as one batch, and its logits compared
+// with llama.cpp's (committed goldens; regenerate with tools/make-goldens.sh).
+//   rms(Δ)/rms(ref) over the golden's sampled columns of every position:
+//     f32 ≤ 1e-4, f16/bf16 ≤ 3e-3, quantized ≤ 2e-2;   top-1 agreement (full row) ≥ 97%.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/golden.h"
+#include "engine/model/context.h"
+#include "engine/model/model.h"
+#include "engine/model/synth.h"
+#include "test_util.h"
+
+namespace nc::engine {
+namespace {
+
+struct Entry {
+  std::string name, vocab, arch, type;
+  int llama3_rope = 0, tied = 0;
+  uint32_t n_tokens = 0;
+  uint64_t seed = 0;
+};
+
+std::vector<Entry> manifest() {
+  std::vector<Entry> out;
+  std::ifstream f(std::string(NC_GOLDEN_DIR) + "/manifest.txt");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ss(line);
+    Entry e;
+    ss >> e.name >> e.vocab >> e.arch >> e.type >> e.llama3_rope >> e.tied >> e.n_tokens >> e.seed;
+    out.push_back(e);
+  }
+  return out;
+}
+
+double tolerance(const std::string& type) {
+  if (type == "f32") return 1e-4;
+  if (type == "f16" || type == "bf16") return 3e-3;
+  return 2e-2;
+}
+
+class Conformance : public ::testing::TestWithParam<Entry> {};
+
+TEST_P(Conformance, MatchesLlamaCpp) {
+  const Entry e = GetParam();
+  test::Golden g;
+  ASSERT_TRUE(test::golden_read(std::string(NC_GOLDEN_DIR) + "/" + e.name + ".golden", g)) << e.name;
+  const std::string path = test::tmp_dir() + "/" + e.name + ".gguf";
+  SynthOptions o;
+  o.vocab_path = test::vocab_path(e.vocab);
+  o.arch = e.arch;
+  o.type = e.type;
+  o.llama3_rope = e.llama3_rope;
+  o.tied = e.tied;
+  o.seed = 1;
+  o.out_path = path;
+  Status s = synth_model(o);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  {
+    auto m = Model::load(path);
+    std::filesystem::remove(path);  // the mapping keeps the data alive; free the disk early
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    ASSERT_EQ((*m)->hparams().n_vocab, g.n_vocab);
+    ContextParams cp;
+    cp.n_ctx = g.tokens.size();
+    cp.n_ubatch = g.tokens.size();
+    cp.n_threads = 2;
+    auto ctx = Context::create(**m, cp);
+    ASSERT_TRUE(ctx.is_ok());
+    Batch b;
+    for (size_t i = 0; i < g.tokens.size(); ++i) b.add(g.tokens[i], static_cast<int32_t>(i), 0, true);
+    std::vector<float> logits;
+    ASSERT_TRUE((*ctx)->decode(b, logits).is_ok());
+    double d2 = 0, r2 = 0;
+    int agree = 0;
+    const size_t V = g.n_vocab;
+    for (size_t r = 0; r < g.rows.size(); ++r) {
+      const float* row = logits.data() + r * V;
+      for (size_t c = 0; c < g.cols.size(); ++c) {
+        const double d = row[g.cols[c]] - g.rows[r].vals[c];
+        d2 += d * d;
+        r2 += static_cast<double>(g.rows[r].vals[c]) * g.rows[r].vals[c];
+      }
+      size_t am = 0;
+      for (size_t i = 1; i < V; ++i)
+        if (row[i] > row[am]) am = i;
+      agree += static_cast<int>(am) == g.rows[r].argmax;
+    }
+    const double rel = std::sqrt(d2 / r2);
+    const double top1 = static_cast<double>(agree) / g.rows.size();
+    std::printf("[conformance] %-14s rms(d)/rms(ref)=%.3e (limit %.0e) top1=%.1f%%\n", e.name.c_str(), rel,
+                tolerance(e.type), 100 * top1);
+    EXPECT_LE(rel, tolerance(e.type));
+    EXPECT_GE(top1, 0.97);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, Conformance, ::testing::ValuesIn(manifest()),
+                         [](const auto& info) {
+                           std::string n = info.param.name;
+                           for (auto& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+TEST(ConformanceManifest, CoversEveryTypeAndFamily) {
+  const auto m = manifest();
+  for (const char* fam : {"spm", "llama3", "qwen2"})
+    for (const char* t : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"}) {
+      bool found = false;
+      for (const auto& e : m) found |= e.name == std::string(fam) + "-" + t && e.n_tokens >= 64;
+      EXPECT_TRUE(found) << fam << "-" << t;
+    }
+}
+
+}  // namespace
+}  // namespace nc::engine

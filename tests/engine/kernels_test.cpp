@@ -1,0 +1,219 @@
+// Kernels: every SIMD level against the scalar reference on random data, and every quantized dot
+// product against an independent oracle (dequantize both sides, dot in double).
+#include "engine/kernels/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "engine/kernels/fp16.h"
+#include "engine/kernels/ops.h"
+#include "engine/kernels/quant_blocks.h"
+
+namespace nc::engine {
+namespace {
+
+const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
+                           GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
+
+std::vector<KernelLevel> levels() {
+  std::vector<KernelLevel> l{KernelLevel::kScalar};
+  if (static_cast<int>(best_kernel_level()) >= 1) l.push_back(KernelLevel::kAvx2);
+  if (static_cast<int>(best_kernel_level()) >= 2) l.push_back(KernelLevel::kAvx512);
+  return l;
+}
+
+// Random weight row of n elements in `type`, with sane scales.
+std::vector<uint8_t> random_row(GgmlType type, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> row(ggml_row_bytes(type, n));
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> f(n);
+  for (auto& v : f) v = u(rng);
+  switch (type) {
+    case GgmlType::kF32: std::memcpy(row.data(), f.data(), n * 4); break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) reinterpret_cast<uint16_t*>(row.data())[i] = fp32_to_fp16(f[i]);
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) reinterpret_cast<uint16_t*>(row.data())[i] = fp32_to_bf16(f[i]);
+      break;
+    case GgmlType::kQ8_0: quantize_row_q8_0_ref(f.data(), row.data(), n); break;
+    case GgmlType::kQ4_0: quantize_row_q4_0_ref(f.data(), row.data(), n); break;
+    case GgmlType::kQ4_K: {
+      for (auto& b : row) b = static_cast<uint8_t>(rng());
+      auto* blk = reinterpret_cast<BlockQ4K*>(row.data());
+      for (int64_t i = 0; i < n / kQK_K; ++i) {
+        blk[i].d = fp32_to_fp16(0.002f);
+        blk[i].dmin = fp32_to_fp16(0.001f);
+      }
+      break;
+    }
+    case GgmlType::kQ6_K: {
+      for (auto& b : row) b = static_cast<uint8_t>(rng());
+      auto* blk = reinterpret_cast<BlockQ6K*>(row.data());
+      for (int64_t i = 0; i < n / kQK_K; ++i) blk[i].d = fp32_to_fp16(0.0005f);
+      break;
+    }
+    default: break;
+  }
+  return row;
+}
+
+std::vector<float> random_acts(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = g(rng);
+  return x;
+}
+
+TEST(Fp16, RoundTripEveryHalf) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = fp16_to_fp32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) {
+      EXPECT_EQ(fp32_to_fp16(f), (h & 0x8000) | 0x7E00);  // NaN -> quiet NaN, sign kept
+      continue;
+    }
+    ASSERT_EQ(fp32_to_fp16(f), h) << h;
+  }
+}
+
+TEST(Fp16, RoundsToNearestEven) {
+  // 1 + 2^-11 is halfway between 1 and the next half (1 + 2^-10): ties to even -> 1.
+  EXPECT_EQ(fp32_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);
+  EXPECT_EQ(fp32_to_fp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3C02);
+  EXPECT_EQ(fp32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);
+  EXPECT_EQ(fp32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3F82);
+  EXPECT_EQ(fp32_to_fp16(70000.0f), 0x7C00);  // overflow to inf
+}
+
+TEST(Kernels, QuantizedDotMatchesDequantizedOracle) {
+  std::mt19937 rng(1);
+  const int64_t n = 1024;
+  for (GgmlType t : kTypes) {
+    const TypeKernels& k = type_kernels(t, KernelLevel::kScalar);
+    const TypeKernels& act = type_kernels(k.act_type == GgmlType::kQ8_K ? GgmlType::kQ4_K
+                                          : k.act_type == GgmlType::kQ8_0 ? GgmlType::kQ8_0
+                                                                          : t,
+                                          KernelLevel::kScalar);
+    for (int rep = 0; rep < 20; ++rep) {
+      auto w = random_row(t, n, rng);
+      auto x = random_acts(n, rng);
+      std::vector<uint8_t> a(act_row_bytes(k.act_type, n));
+      k.quantize_act(x.data(), a.data(), n);
+      std::vector<float> wd(n), ad(n);
+      k.dequantize_row(w.data(), wd.data(), n);
+      if (k.act_type == GgmlType::kQ8_K) {
+        const auto* b = reinterpret_cast<const BlockQ8K*>(a.data());
+        for (int64_t i = 0; i < n; ++i) ad[i] = b[i / kQK_K].d * b[i / kQK_K].qs[i % kQK_K];
+      } else {
+        act.dequantize_row(a.data(), ad.data(), n);  // f32/f16/bf16/q8_0 activations dequantize like weights
+      }
+      double oracle = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        oracle += static_cast<double>(wd[i]) * ad[i];
+        mag += std::fabs(static_cast<double>(wd[i]) * ad[i]);
+      }
+      const float got = k.vec_dot(n, w.data(), a.data());
+      ASSERT_NEAR(got, oracle, 1e-5 * mag + 1e-6) << ggml_type_name(t);
+    }
+  }
+}
+
+TEST(Kernels, SimdMatchesScalar) {
+  std::mt19937 rng(2);
+  for (KernelLevel level : levels()) {
+    for (GgmlType t : kTypes) {
+      const TypeKernels& ref = type_kernels(t, KernelLevel::kScalar);
+      const TypeKernels& k = type_kernels(t, level);
+      for (int64_t n : {256, 512, 2048, 5632}) {
+        if (n % ggml_traits(t).block_elems) continue;
+        auto w = random_row(t, n, rng);
+        auto x = random_acts(n, rng);
+        std::vector<uint8_t> a_ref(act_row_bytes(ref.act_type, n)), a(act_row_bytes(k.act_type, n));
+        ref.quantize_act(x.data(), a_ref.data(), n);
+        k.quantize_act(x.data(), a.data(), n);
+        ASSERT_EQ(a, a_ref) << "activation conversion differs: " << ggml_type_name(t) << " "
+                            << kernel_level_name(level);
+        std::vector<float> wd(n);
+        ref.dequantize_row(w.data(), wd.data(), n);
+        double mag = 0;
+        for (int64_t i = 0; i < n; ++i) mag += std::fabs(wd[i] * x[i]);
+        const float want = ref.vec_dot(n, w.data(), a_ref.data());
+        const float got = k.vec_dot(n, w.data(), a.data());
+        ASSERT_NEAR(got, want, 2e-6 * mag + 1e-6) << ggml_type_name(t) << " " << kernel_level_name(level) << " n=" << n;
+        if (k.gemm) {
+          // A 3-row x 5-column tile against vec_dot.
+          std::vector<uint8_t> W;
+          for (int r = 0; r < 3; ++r) {
+            auto row = random_row(t, n, rng);
+            W.insert(W.end(), row.begin(), row.end());
+          }
+          std::vector<uint8_t> A;
+          for (int c = 0; c < 5; ++c) {
+            auto xc = random_acts(n, rng);
+            std::vector<uint8_t> ac(a.size());
+            k.quantize_act(xc.data(), ac.data(), n);
+            A.insert(A.end(), ac.begin(), ac.end());
+          }
+          const size_t rb = ggml_row_bytes(t, n);
+          std::vector<float> out(5 * 8, -1.0f);
+          const int nr = std::min(3, k.gemm_max_rows), ncol = std::min(5, k.gemm_max_cols);
+          k.gemm(n, W.data(), rb, nr, A.data(), a.size(), ncol, out.data(), 8);
+          for (int c = 0; c < ncol; ++c)
+            for (int r = 0; r < nr; ++r) {
+              const float v = ref.vec_dot(n, W.data() + r * rb, A.data() + c * a.size());
+              ASSERT_NEAR(out[c * 8 + r], v, 1e-4 * std::fabs(v) + 1e-3) << ggml_type_name(t) << " r" << r << " c" << c;
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, VecKernelsMatchScalar) {
+  std::mt19937 rng(3);
+  const VecKernels& ref = vec_kernels(KernelLevel::kScalar);
+  for (KernelLevel level : levels()) {
+    const VecKernels& k = vec_kernels(level);
+    for (int64_t n : {1, 7, 64, 128, 100}) {
+      auto x = random_acts(n, rng);
+      auto y = random_acts(n, rng);
+      std::vector<uint16_t> h(n), h2(n);
+      ref.f32_to_f16(y.data(), h.data(), n);
+      k.f32_to_f16(y.data(), h2.data(), n);
+      ASSERT_EQ(h, h2);
+      ASSERT_NEAR(k.dot_f32_f16(n, x.data(), h.data()), ref.dot_f32_f16(n, x.data(), h.data()), 1e-4);
+      std::vector<float> o1 = x, o2 = x;
+      ref.scale_axpy_f16(n, 0.5f, 2.0f, h.data(), o1.data());
+      k.scale_axpy_f16(n, 0.5f, 2.0f, h.data(), o2.data());
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(o1[i], o2[i], 1e-5);
+    }
+  }
+}
+
+TEST(Ops, RmsNormAndRope) {
+  std::vector<float> x{1, 2, 3, 4}, w{1, 1, 2, 2}, y(4);
+  rms_norm(x.data(), w.data(), y.data(), 4, 0.0f);
+  const float s = 1.0f / std::sqrt(7.5f);
+  EXPECT_FLOAT_EQ(y[0], 1 * s);
+  EXPECT_FLOAT_EQ(y[3], 4 * s * 2);
+  // Position 0 is the identity; rotation preserves norms.
+  std::vector<float> cs(8), v{1, 2, 3, 4, 5, 6, 7, 8}, v0 = v;
+  rope_cache(0, 8, 10000.0f, 1.0f, nullptr, cs.data());
+  rope_apply_norm(v.data(), cs.data(), 8);
+  EXPECT_EQ(v, v0);
+  rope_cache(37, 8, 10000.0f, 1.0f, nullptr, cs.data());
+  rope_apply_neox(v.data(), cs.data(), 8);
+  double n0 = 0, n1 = 0;
+  for (int i = 0; i < 8; ++i) {
+    n0 += v0[i] * v0[i];
+    n1 += v[i] * v[i];
+  }
+  EXPECT_NEAR(n0, n1, 1e-4);
+  EXPECT_NEAR(cs[0], std::cos(37.0f), 1e-6);
+}
+
+}  // namespace
+}  // namespace nc::engine
