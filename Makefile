@@ -31,9 +31,13 @@ test: deps fetch release
 test-asan: deps fetch asan
 	@cd build/asan && ctest --output-on-failure -j $(JOBS) -LE slow
 
+# Builds the libFuzzer targets (clang, ASan+UBSan) and runs each for FUZZ_SECONDS from a seed corpus.
+FUZZ_SECONDS ?= 60
 fuzz: deps
-	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNC_FUZZ=ON -DNC_TESTS=OFF >/dev/null
+	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNC_FUZZ=ON -DNC_TESTS=OFF -DNC_SANITIZE=ON >/dev/null
 	@cmake --build build/fuzz -j $(JOBS) --target fuzz_gguf
+	@bash tools/fuzz-corpus.sh build/fuzz/corpus/gguf
+	@build/fuzz/bin/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 build/fuzz/corpus/gguf 2>&1 | tail -12
 
 # Until the serving API lands (issue 4), the "main job" makes a small demo model and benchmarks it.
 run: deps fetch release

@@ -1,6 +1,9 @@
 #include "engine/kernels/kernels.h"
 
 #include <array>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -17,17 +20,29 @@ std::string_view kernel_level_name(KernelLevel level) {
 }
 
 namespace {
-KernelLevel detect_level() {
 #if defined(__x86_64__)
-  __builtin_cpu_init();
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+#endif
+
+KernelLevel detect_level() {
   KernelLevel cpu = KernelLevel::kScalar;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    cpu = KernelLevel::kAvx2;
-  if (cpu == KernelLevel::kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-    cpu = KernelLevel::kAvx512;
-#else
-  KernelLevel cpu = KernelLevel::kScalar;
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (__get_cpuid(1, &a, &b, &c, &d)) {
+    const bool osxsave = c & (1u << 27), fma = c & (1u << 12), f16c = c & (1u << 29);
+    const uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
+    __get_cpuid_count(7, 0, &a7, &b7, &c7, &d7);
+    const bool avx2 = b7 & (1u << 5);
+    const bool avx512 = (b7 & (1u << 16)) && (b7 & (1u << 17)) && (b7 & (1u << 30)) && (b7 & (1u << 31)) &&
+                        (c7 & (1u << 11));  // F, DQ, BW, VL, VNNI
+    if ((xcr0 & 0x6) == 0x6 && avx2 && fma && f16c) cpu = KernelLevel::kAvx2;
+    if (cpu == KernelLevel::kAvx2 && (xcr0 & 0xE6) == 0xE6 && avx512) cpu = KernelLevel::kAvx512;
+  }
 #endif
   // The override can only lower the level: never run instructions the CPU lacks.
   if (const char* env = std::getenv("NEOCLOUD_KERNELS")) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 
@@ -15,6 +16,7 @@ namespace nc::engine {
 
 const std::vector<SynthShape>& synth_shapes() {
   static const std::vector<SynthShape> kShapes = {
+      {"micro", 32, 1, 2, 1, 64, 10000.0f, false},
       {"tiny", 256, 2, 4, 2, 768, 10000.0f, false},
       {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 10000.0f, false},
       {"llama3.2-1b", 2048, 16, 32, 8, 8192, 500000.0f, true},
@@ -171,11 +173,19 @@ Status synth_model(const SynthOptions& o) {
   if (shape->n_embd % mt.block_elems != 0 || shape->n_ff % mt.block_elems != 0)
     return invalid_argument(fmt::format("shape {} (n_embd {}, n_ff {}) is not a multiple of {}'s block size {}",
                                         shape->name, shape->n_embd, shape->n_ff, o.type, mt.block_elems));
-  NC_ASSIGN_OR_RETURN(auto vocab, GgufFile::open(o.vocab_path));
-  const GgufValue* tokens = vocab->find("tokenizer.ggml.tokens");
-  if (!tokens || tokens->type != GgufType::kArray || tokens->elem_type != GgufType::kString || tokens->n_elems == 0)
-    return invalid_argument(o.vocab_path + ": no tokenizer.ggml.tokens string array");
-  const int64_t n_vocab = static_cast<int64_t>(tokens->n_elems);
+  // "builtin:N" makes a placeholder vocabulary of N tokens (for fuzz seeds and tests of the loader).
+  std::unique_ptr<GgufFile> vocab;
+  int64_t n_vocab = 0;
+  if (o.vocab_path.rfind("builtin:", 0) == 0) {
+    n_vocab = std::atoll(o.vocab_path.c_str() + 8);
+    if (n_vocab <= 0 || n_vocab > (1 << 20)) return invalid_argument("builtin:N needs 0 < N <= 2^20");
+  } else {
+    NC_ASSIGN_OR_RETURN(vocab, GgufFile::open(o.vocab_path));
+    const GgufValue* tokens = vocab->find("tokenizer.ggml.tokens");
+    if (!tokens || tokens->type != GgufType::kArray || tokens->elem_type != GgufType::kString || tokens->n_elems == 0)
+      return invalid_argument(o.vocab_path + ": no tokenizer.ggml.tokens string array");
+    n_vocab = static_cast<int64_t>(tokens->n_elems);
+  }
 
   const std::string a = o.arch;
   const int64_t E = shape->n_embd, L = shape->n_layer, H = shape->n_head, Hkv = shape->n_head_kv, F = shape->n_ff;
@@ -198,8 +208,15 @@ Status synth_model(const SynthOptions& o) {
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
   w.set_f32(a + ".rope.freq_base", shape->rope_base);
   w.set_u32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
-  for (const auto& kv : vocab->kvs())
-    if (kv.key.substr(0, 10) == "tokenizer.") w.set_value(std::string(kv.key), kv.value);
+  if (vocab) {
+    for (const auto& kv : vocab->kvs())
+      if (kv.key.substr(0, 10) == "tokenizer.") w.set_value(std::string(kv.key), kv.value);
+  } else {
+    std::vector<std::string> toks;
+    for (int64_t i = 0; i < n_vocab; ++i) toks.push_back(fmt::format("<t{}>", i));
+    w.set_string("tokenizer.ggml.model", "none");
+    w.set_array_string("tokenizer.ggml.tokens", std::move(toks));
+  }
 
   // Magnitudes chosen so activations stay O(1): a row of E uniform weights of amplitude amp
   // dotted with a unit-rms vector gives ~amp*sqrt(E/3).

@@ -19,11 +19,11 @@ struct SynthShape {
   bool llama3_rope;  // write llama3 rope_freqs (factor 32, low 1, high 4, original ctx 8192)
 };
 
-// tiny (test-sized), tinyllama-1.1b, llama3.2-1b, llama3.2-3b, qwen2-0.5b.
+// micro (fuzz seeds), tiny (test-sized), tinyllama-1.1b, llama3.2-1b, llama3.2-3b, qwen2-0.5b.
 const std::vector<SynthShape>& synth_shapes();
 
 struct SynthOptions {
-  std::string vocab_path;     // vocab-only GGUF to take tokenizer.* from
+  std::string vocab_path;     // vocab-only GGUF to take tokenizer.* from, or "builtin:N" (placeholder tokens)
   std::string shape = "tiny";
   std::string type = "q8_0";  // f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m
   std::string arch = "llama"; // llama | qwen2 (adds q/k/v biases, NEOX rope)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Seed corpus for the GGUF fuzzer: small valid models (tiny shapes, every type) written by our own
+# writer, truncated to their first 64 KiB so the fuzzer mutates headers, metadata and tensor infos.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:?corpus dir}
+mkdir -p "$OUT"
+[ -z "$(ls -A "$OUT")" ] || exit 0
+SRC=$(bash "$ROOT/tools/llama-cpp.sh" --fetch)
+NC="$ROOT/build/release/bin/neocloud"
+[ -x "$NC" ] || (cd "$ROOT" && make release >/dev/null)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for t in f32 q8_0 q4_k; do
+  "$NC" model synth --vocab "$SRC/models/ggml-vocab-llama-spm.gguf" --type "$t" --out "$TMP/m.gguf" >/dev/null
+  head -c 65536 "$TMP/m.gguf" > "$OUT/spm-$t"
+done
+# Whole micro models (placeholder vocabulary) reach the model loader.
+for t in f32 f16 q8_0 q4_0; do
+  for arch in llama qwen2; do
+    "$NC" model synth --vocab builtin:64 --shape micro --arch "$arch" --type "$t" --out "$OUT/micro-$arch-$t" >/dev/null
+  done
+done
+# The head of a real vocab file.
+head -c 65536 "$SRC/models/ggml-vocab-qwen2.gguf" > "$OUT/qwen2-vocab-head"
