@@ -123,10 +123,10 @@ Status run_bench(const BenchOptions& o) {
           "  {{\n    \"build_commit\": \"neocloud\",\n    \"cpu_info\": \"{}\",\n    \"model_filename\": \"{}\",\n"
           "    \"model_type\": \"{}\",\n    \"model_size\": {},\n    \"model_n_params\": {},\n    \"n_batch\": {},\n"
           "    \"n_ubatch\": {},\n    \"n_threads\": {},\n    \"n_prompt\": {},\n    \"n_gen\": {},\n"
-          "    \"load_time_s\": {:.3f},\n    \"avg_ns\": {:.0f},\n    \"stddev_ns\": {:.0f},\n    \"avg_ts\": {:.6f},\n"
+          "    \"load_time_s\": {:.3f},\n    \"weight_bytes_per_token\": {},\n    \"avg_ns\": {:.0f},\n    \"stddev_ns\": {:.0f},\n    \"avg_ts\": {:.6f},\n"
           "    \"stddev_ts\": {:.6f},\n    \"samples_ns\": [ {} ],\n    \"samples_ts\": [ {} ]\n  }}{}\n",
           engine::kernel_level_name(engine::best_kernel_level()), o.model, hp.arch, file_size, n_params, o.ubatch,
-          o.ubatch, o.threads, r.n_prompt, r.n_gen, load_s, r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, samples_ns,
+          o.ubatch, o.threads, r.n_prompt, r.n_gen, load_s, model->weight_bytes_per_token(), r.avg_ns, r.stddev_ns, r.avg_ts, r.stddev_ts, samples_ns,
           samples_ts, i + 1 < rows.size() ? "," : "");
     }
     fmt::print("]\n");

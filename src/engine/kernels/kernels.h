@@ -31,7 +31,11 @@ struct TypeKernels {
   GgmlType weight_type = GgmlType::kF32;
   GgmlType act_type = GgmlType::kF32;  // llama.cpp's vec_dot_type for this weight type
   // Converts n f32 values into the activation format (n is a multiple of the activation block).
+  // SIMD levels may use their own layout of the same values (e.g. unpacked scales); act_bytes gives
+  // its size and act_is_ggml tells whether it is byte-identical to ggml's act_type rows.
   void (*quantize_act)(const float* x, void* out, int64_t n) = nullptr;
+  size_t (*act_bytes)(int64_t n) = nullptr;
+  bool act_is_ggml = true;
   // Dot product of one weight row with one activation row, n elements.
   float (*vec_dot)(int64_t n, const void* w_row, const void* act_row) = nullptr;
   // Optional multi-row x multi-column tile kernel; nullptr means use vec_dot.
@@ -59,9 +63,6 @@ const VecKernels& vec_kernels(KernelLevel level);
 inline const VecKernels& vec_kernels() { return vec_kernels(best_kernel_level()); }
 void fill_vec_kernels_scalar(VecKernels& k);
 void fill_vec_kernels_avx2(VecKernels& k);
-
-// Bytes of n activation values in the format `act_type`.
-size_t act_row_bytes(GgmlType act_type, int64_t n);
 
 // Reference weight quantizers (ggml's *_ref), used to write synthetic models and in tests.
 void quantize_row_q8_0_ref(const float* x, void* out, int64_t n);

@@ -1,11 +1,325 @@
-// AVX-512 (F, BW, VL, VNNI) kernels. Compiled with those flags only; selected at run time.
-// Functions not specialised here keep their AVX2 versions.
+// AVX-512 (F, BW, DQ, VL, VNNI) kernels, selected at run time. Functions not specialised here keep
+// their AVX2 versions.
+//
+// Q8_0 and Q4_0 weights: activations are quantized exactly as llama.cpp does (Q8_0 blocks: d =
+// fp16(amax/127), q = RNE(x*127/amax)) but laid out for VNNI: the int8 values of a row, then per
+// pair of blocks the two scales expanded to 16 floats, then per pair a 16 x int32 "init" vector
+// holding the block's correction term in the block's first lane. The dot product of a weight block
+// pair with an activation block pair is then one VPDPBUSD on unsigned weight bytes (Q8_0 weights
+// are offset by +128 with an XOR, Q4_0 nibbles are already 0..15) whose accumulator starts at
+// init = -offset * Σq, followed by one convert and a scale-and-accumulate.
+//
+// F16/BF16/F32 weights: activations are stored as f32 values already rounded to fp16/bf16 (as
+// llama.cpp rounds them), so the inner loop is a plain f32 FMA.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/kernels/fp16.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/quant_blocks.h"
+#include "engine/kernels/simd_avx2.h"
 
 namespace nc::engine {
 
-void fill_kernels_avx512(TypeKernels& k) { (void)k; }
+namespace {
+
+// ---------------------------------------------------------------- Q8_0 / Q4_0 ----------------------
+
+inline size_t pad64(size_t n) { return (n + 63) / 64 * 64; }
+
+// Layout of one activation row of n values (n % 32 == 0), with P = ceil(n / 64) block pairs:
+// q[n] (zero-padded to 64) | d_exp[P][16] f32 | init[P][16] i32.
+inline int64_t n_pairs_of(int64_t n) { return (n / 32 + 1) / 2; }
+size_t q8p_act_bytes(int64_t n) { return pad64(static_cast<size_t>(n)) + static_cast<size_t>(n_pairs_of(n)) * 128; }
+
+template <int kOffset>
+void quantize_q8p(const float* x, void* out, int64_t n) {
+  auto* q = static_cast<int8_t*>(out);
+  auto* dexp = reinterpret_cast<float*>(static_cast<uint8_t*>(out) + pad64(n));
+  auto* init = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(out) + pad64(n) + n_pairs_of(n) * 64);
+  std::memset(q + n, 0, pad64(n) - n);
+  if ((n / 32) % 2) {  // zero the unused half of the last pair
+    std::fill(dexp + (n_pairs_of(n) - 1) * 16 + 8, dexp + n_pairs_of(n) * 16, 0.0f);
+    std::fill(init + (n_pairs_of(n) - 1) * 16 + 8, init + n_pairs_of(n) * 16, 0);
+  }
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + b * 32;
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(xb + 8 * j);
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign_bit, v[j]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = fp16_to_fp32(fp32_to_fp16(amax / 127.f));
+    const __m256 mul = _mm256_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
+    __m256i i[4];
+    for (int j = 0; j < 4; ++j) i[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], mul), _MM_ROUND_NEAREST));
+    __m256i p0 = _mm256_packs_epi32(i[0], i[1]);
+    __m256i p2 = _mm256_packs_epi32(i[2], i[3]);
+    __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p0, p2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32), p);
+    // Σq for the correction term.
+    const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), p);
+    const int sum = simd::hsum_i32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+    const int64_t pair = b / 2, half = b % 2;
+    for (int l = 0; l < 8; ++l) {
+      dexp[pair * 16 + half * 8 + l] = d;
+      init[pair * 16 + half * 8 + l] = l == 0 ? -kOffset * sum : 0;
+    }
+  }
+}
+
+// Two fp16 scales at p0 and p1 -> [f(p0) x8, f(p1) x8].
+inline __m512 load_scale_pair(const uint8_t* p0, const uint8_t* p1) {
+  uint16_t h0, h1;
+  std::memcpy(&h0, p0, 2);
+  std::memcpy(&h1, p1, 2);
+  const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (static_cast<uint32_t>(h1) << 16))));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                               _mm512_castps128_ps512(f));
+}
+
+// Weight block pair -> 64 unsigned bytes in activation order.
+template <GgmlType kType>
+inline __m512i load_weight_pair(const uint8_t* w) {
+  if constexpr (kType == GgmlType::kQ8_0) {
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36));
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    return _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));  // q + 128
+  } else {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 20));
+    const __m256i y = _mm256_set_m128i(b, a);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    const __m512i n = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+    return _mm512_shuffle_i64x2(n, n, _MM_SHUFFLE(3, 1, 2, 0));  // [a lo, a hi, b lo, b hi]
+  }
+}
+
+template <GgmlType kType>
+constexpr size_t block_bytes() {
+  return kType == GgmlType::kQ8_0 ? 34 : 18;
+}
+
+// out[c*ldo + r] = W_r · A_c for r < MR, c < NR.
+template <GgmlType kType, int MR, int NR>
+void gemm_q8p_tile(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
+                   size_t ldo) {
+  constexpr size_t BB = block_bytes<kType>();
+  const int64_t n_full = n / 64;  // complete block pairs; an odd last block is done with 256-bit ops
+  const int64_t n_pairs = n_pairs_of(n);
+  const size_t q_bytes = pad64(static_cast<size_t>(n));
+  __m512 acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < n_full; ++p) {
+    __m512i av[NR], iv[NR];
+    __m512 dv[NR];
+    for (int c = 0; c < NR; ++c) {
+      const uint8_t* ac = a + c * a_stride;
+      av[c] = _mm512_loadu_si512(ac + p * 64);
+      dv[c] = _mm512_loadu_ps(reinterpret_cast<const float*>(ac + q_bytes) + p * 16);
+      iv[c] = _mm512_loadu_si512(ac + q_bytes + n_pairs * 64 + p * 64);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const uint8_t* wr = w + r * w_stride + p * 2 * BB;
+      const __m512i wv = load_weight_pair<kType>(wr);
+      const __m512 ws = load_scale_pair(wr, wr + BB);
+      for (int c = 0; c < NR; ++c) {
+        const __m512i dp = _mm512_dpbusd_epi32(iv[c], wv, av[c]);
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(ws, dv[c]), acc[r][c]);
+      }
+    }
+  }
+  if (n_full < n_pairs) {
+    const int64_t p = n_full;
+    for (int r = 0; r < MR; ++r) {
+      const uint8_t* wr = w + r * w_stride + p * 2 * BB;
+      __m256i wv;
+      if constexpr (kType == GgmlType::kQ8_0) {
+        wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + 2)),
+                              _mm256_set1_epi8(static_cast<char>(0x80)));
+      } else {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr + 2));
+        wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
+      }
+      uint16_t h;
+      std::memcpy(&h, wr, 2);
+      const __m256 ws = _mm256_set1_ps(fp16_to_fp32(h));
+      for (int c = 0; c < NR; ++c) {
+        const uint8_t* ac = a + c * a_stride;
+        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac + p * 64));
+        const __m256 dv = _mm256_loadu_ps(reinterpret_cast<const float*>(ac + q_bytes) + p * 16);
+        const __m256i iv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac + q_bytes + n_pairs * 64 + p * 64));
+        const __m256i dp = _mm256_dpbusd_epi32(iv, wv, av);
+        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(dp), _mm256_mul_ps(ws, dv));
+        acc[r][c] = _mm512_add_ps(acc[r][c], _mm512_zextps256_ps512(t));
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+template <GgmlType kType>
+void gemm_q8p(int64_t n, const uint8_t* w, size_t w_stride, int n_rows, const uint8_t* a, size_t a_stride, int n_cols,
+              float* out, size_t ldo) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, size_t);
+  static constexpr Fn kTable[4][4] = {
+      {gemm_q8p_tile<kType, 1, 1>, gemm_q8p_tile<kType, 1, 2>, gemm_q8p_tile<kType, 1, 3>, gemm_q8p_tile<kType, 1, 4>},
+      {gemm_q8p_tile<kType, 2, 1>, gemm_q8p_tile<kType, 2, 2>, gemm_q8p_tile<kType, 2, 3>, gemm_q8p_tile<kType, 2, 4>},
+      {gemm_q8p_tile<kType, 3, 1>, gemm_q8p_tile<kType, 3, 2>, gemm_q8p_tile<kType, 3, 3>, gemm_q8p_tile<kType, 3, 4>},
+      {gemm_q8p_tile<kType, 4, 1>, gemm_q8p_tile<kType, 4, 2>, gemm_q8p_tile<kType, 4, 3>, gemm_q8p_tile<kType, 4, 4>},
+  };
+  kTable[n_rows - 1][n_cols - 1](n, w, w_stride, a, a_stride, out, ldo);
+}
+
+template <GgmlType kType>
+float dot_q8p(int64_t n, const void* w, const void* a) {
+  float out;
+  gemm_q8p_tile<kType, 1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, &out, 1);
+  return out;
+}
+
+// ---------------------------------------------------------------- F16 / BF16 / F32 ----------------
+
+size_t f32_act_bytes(int64_t n) { return static_cast<size_t>(n) * 4; }
+
+void quantize_f16_as_f32(const float* x, void* out, int64_t n) {
+  auto* y = static_cast<float*>(out);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < n; ++i) y[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+void quantize_bf16_as_f32(const float* x, void* out, int64_t n) {
+  auto* y = static_cast<float*>(out);
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+}
+void copy_f32(const float* x, void* out, int64_t n) { std::memcpy(out, x, static_cast<size_t>(n) * 4); }
+
+template <GgmlType kType>
+inline __m512 load_w16(const uint8_t* w, int64_t i) {
+  if constexpr (kType == GgmlType::kF16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * i)));
+  } else if constexpr (kType == GgmlType::kBF16) {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * i)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  } else {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + i);
+  }
+}
+template <GgmlType kType>
+inline float load_w1(const uint8_t* w, int64_t i) {
+  uint16_t h;
+  if constexpr (kType == GgmlType::kF16) {
+    std::memcpy(&h, w + 2 * i, 2);
+    return fp16_to_fp32(h);
+  } else if constexpr (kType == GgmlType::kBF16) {
+    std::memcpy(&h, w + 2 * i, 2);
+    return bf16_to_fp32(h);
+  } else {
+    return reinterpret_cast<const float*>(w)[i];
+  }
+}
+
+template <GgmlType kType, int MR, int NR>
+void gemm_float_tile(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
+                     size_t ldo) {
+  __m512 acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 av[NR];
+    for (int c = 0; c < NR; ++c) av[c] = _mm512_loadu_ps(reinterpret_cast<const float*>(a + c * a_stride) + i);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 wv = load_w16<kType>(w + r * w_stride, i);
+      for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_fmadd_ps(wv, av[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) {
+      float s = _mm512_reduce_add_ps(acc[r][c]);
+      for (int64_t j = i; j < n; ++j)
+        s += load_w1<kType>(w + r * w_stride, j) * reinterpret_cast<const float*>(a + c * a_stride)[j];
+      out[c * ldo + r] = s;
+    }
+}
+
+template <GgmlType kType>
+void gemm_float(int64_t n, const uint8_t* w, size_t w_stride, int n_rows, const uint8_t* a, size_t a_stride,
+                int n_cols, float* out, size_t ldo) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, size_t);
+  static constexpr Fn kTable[4][4] = {
+      {gemm_float_tile<kType, 1, 1>, gemm_float_tile<kType, 1, 2>, gemm_float_tile<kType, 1, 3>,
+       gemm_float_tile<kType, 1, 4>},
+      {gemm_float_tile<kType, 2, 1>, gemm_float_tile<kType, 2, 2>, gemm_float_tile<kType, 2, 3>,
+       gemm_float_tile<kType, 2, 4>},
+      {gemm_float_tile<kType, 3, 1>, gemm_float_tile<kType, 3, 2>, gemm_float_tile<kType, 3, 3>,
+       gemm_float_tile<kType, 3, 4>},
+      {gemm_float_tile<kType, 4, 1>, gemm_float_tile<kType, 4, 2>, gemm_float_tile<kType, 4, 3>,
+       gemm_float_tile<kType, 4, 4>},
+  };
+  kTable[n_rows - 1][n_cols - 1](n, w, w_stride, a, a_stride, out, ldo);
+}
+
+template <GgmlType kType>
+float dot_float(int64_t n, const void* w, const void* a) {
+  float out;
+  gemm_float_tile<kType, 1, 1>(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, &out, 1);
+  return out;
+}
+
+}  // namespace
+
+void fill_kernels_avx512(TypeKernels& k) {
+  switch (k.weight_type) {
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0: {
+      const bool q8 = k.weight_type == GgmlType::kQ8_0;
+      k.act_bytes = q8p_act_bytes;
+      k.act_is_ggml = false;
+      k.quantize_act = q8 ? quantize_q8p<128> : quantize_q8p<8>;
+      k.vec_dot = q8 ? dot_q8p<GgmlType::kQ8_0> : dot_q8p<GgmlType::kQ4_0>;
+      k.gemm = q8 ? gemm_q8p<GgmlType::kQ8_0> : gemm_q8p<GgmlType::kQ4_0>;
+      k.gemm_max_rows = 4;
+      k.gemm_max_cols = 4;
+      break;
+    }
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+    case GgmlType::kF32: {
+      k.act_bytes = f32_act_bytes;
+      k.act_is_ggml = k.weight_type == GgmlType::kF32;
+      k.gemm_max_rows = 4;
+      k.gemm_max_cols = 4;
+      if (k.weight_type == GgmlType::kF16) {
+        k.quantize_act = quantize_f16_as_f32;
+        k.vec_dot = dot_float<GgmlType::kF16>;
+        k.gemm = gemm_float<GgmlType::kF16>;
+      } else if (k.weight_type == GgmlType::kBF16) {
+        k.quantize_act = quantize_bf16_as_f32;
+        k.vec_dot = dot_float<GgmlType::kBF16>;
+        k.gemm = gemm_float<GgmlType::kBF16>;
+      } else {
+        k.quantize_act = copy_f32;
+        k.vec_dot = dot_float<GgmlType::kF32>;
+        k.gemm = gemm_float<GgmlType::kF32>;
+      }
+      break;
+    }
+    default: break;
+  }
+}
 
 }  // namespace nc::engine

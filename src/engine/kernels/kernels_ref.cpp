@@ -331,30 +331,37 @@ void fill_vec_kernels_scalar(VecKernels& k) {
   k.f32_to_f16 = f32_to_f16_ref;
 }
 
-size_t act_row_bytes(GgmlType act_type, int64_t n) { return ggml_row_bytes(act_type, n); }
+
+namespace {
+size_t act_bytes_f32(int64_t n) { return static_cast<size_t>(n) * 4; }
+size_t act_bytes_16(int64_t n) { return static_cast<size_t>(n) * 2; }
+size_t act_bytes_q8_0(int64_t n) { return static_cast<size_t>(n / kQK8_0) * sizeof(BlockQ8_0); }
+size_t act_bytes_q8_K(int64_t n) { return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8K); }
+}  // namespace
 
 void fill_kernels_scalar(TypeKernels& k) {
+  k.act_is_ggml = true;
   switch (k.weight_type) {
     case GgmlType::kF32:
-      k.act_type = GgmlType::kF32; k.quantize_act = quantize_f32; k.vec_dot = dot_f32; k.dequantize_row = deq_f32;
+      k.act_type = GgmlType::kF32; k.act_bytes = act_bytes_f32; k.quantize_act = quantize_f32; k.vec_dot = dot_f32; k.dequantize_row = deq_f32;
       break;
     case GgmlType::kF16:
-      k.act_type = GgmlType::kF16; k.quantize_act = quantize_f16; k.vec_dot = dot_f16; k.dequantize_row = deq_f16;
+      k.act_type = GgmlType::kF16; k.act_bytes = act_bytes_16; k.quantize_act = quantize_f16; k.vec_dot = dot_f16; k.dequantize_row = deq_f16;
       break;
     case GgmlType::kBF16:
-      k.act_type = GgmlType::kBF16; k.quantize_act = quantize_bf16; k.vec_dot = dot_bf16; k.dequantize_row = deq_bf16;
+      k.act_type = GgmlType::kBF16; k.act_bytes = act_bytes_16; k.quantize_act = quantize_bf16; k.vec_dot = dot_bf16; k.dequantize_row = deq_bf16;
       break;
     case GgmlType::kQ8_0:
-      k.act_type = GgmlType::kQ8_0; k.quantize_act = quantize_q8_0_act; k.vec_dot = dot_q8_0; k.dequantize_row = deq_q8_0;
+      k.act_type = GgmlType::kQ8_0; k.act_bytes = act_bytes_q8_0; k.quantize_act = quantize_q8_0_act; k.vec_dot = dot_q8_0; k.dequantize_row = deq_q8_0;
       break;
     case GgmlType::kQ4_0:
-      k.act_type = GgmlType::kQ8_0; k.quantize_act = quantize_q8_0_act; k.vec_dot = dot_q4_0; k.dequantize_row = deq_q4_0;
+      k.act_type = GgmlType::kQ8_0; k.act_bytes = act_bytes_q8_0; k.quantize_act = quantize_q8_0_act; k.vec_dot = dot_q4_0; k.dequantize_row = deq_q4_0;
       break;
     case GgmlType::kQ4_K:
-      k.act_type = GgmlType::kQ8_K; k.quantize_act = quantize_q8_K_act; k.vec_dot = dot_q4_K; k.dequantize_row = deq_q4_K;
+      k.act_type = GgmlType::kQ8_K; k.act_bytes = act_bytes_q8_K; k.quantize_act = quantize_q8_K_act; k.vec_dot = dot_q4_K; k.dequantize_row = deq_q4_K;
       break;
     case GgmlType::kQ6_K:
-      k.act_type = GgmlType::kQ8_K; k.quantize_act = quantize_q8_K_act; k.vec_dot = dot_q6_K; k.dequantize_row = deq_q6_K;
+      k.act_type = GgmlType::kQ8_K; k.act_bytes = act_bytes_q8_K; k.quantize_act = quantize_q8_K_act; k.vec_dot = dot_q6_K; k.dequantize_row = deq_q6_K;
       break;
     default:
       break;

@@ -11,7 +11,7 @@ void matmul_prepare(GgmlType weight_type, const float* x, int64_t n_tokens, int6
   out.act_type = k.act_type;
   out.n_tokens = n_tokens;
   out.n_cols = n_cols;
-  out.row_bytes = act_row_bytes(k.act_type, n_cols);
+  out.row_bytes = k.act_bytes(n_cols);
   const size_t need = out.row_bytes * static_cast<size_t>(n_tokens);
   if (out.data.size() < need) out.data.resize(need);
   auto quantize = k.quantize_act;
@@ -31,7 +31,7 @@ void run_rows(const MatmulJob& job, const TypeKernels& k, const ActBuffer& acts,
   const WeightView& w = *job.w;
   const int64_t n = w.n_cols;
   const int64_t T = acts.n_tokens;
-  if (k.gemm != nullptr && T > 1) {
+  if (k.gemm != nullptr) {
     const int MR = k.gemm_max_rows, NR = k.gemm_max_cols;
     for (int64_t t0 = 0; t0 < T; t0 += NR) {
       const int nc = static_cast<int>(std::min<int64_t>(NR, T - t0));

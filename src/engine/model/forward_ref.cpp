@@ -15,7 +15,7 @@ namespace {
 // y[r] = W_r · x for every row r, with the scalar reference kernels.   // x: [K], y: [n_rows]
 void matvec_ref(const WeightView& w, const float* x, float* y) {
   const TypeKernels& k = type_kernels(w.type, KernelLevel::kScalar);
-  std::vector<uint8_t> act(act_row_bytes(k.act_type, w.n_cols));
+  std::vector<uint8_t> act(k.act_bytes(w.n_cols));
   k.quantize_act(x, act.data(), w.n_cols);
   for (int64_t r = 0; r < w.n_rows; ++r) y[r] = k.vec_dot(w.n_cols, w.data + r * w.row_bytes, act.data());
 }
