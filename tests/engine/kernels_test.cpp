@@ -152,12 +152,14 @@ TEST(Kernels, SimdMatchesScalar) {
             auto row = random_row(t, n, rng);
             W.insert(W.end(), row.begin(), row.end());
           }
-          std::vector<uint8_t> A;
+          std::vector<uint8_t> A, A_ref;
           for (int c = 0; c < 5; ++c) {
             auto xc = random_acts(n, rng);
-            std::vector<uint8_t> ac(a.size());
+            std::vector<uint8_t> ac(a.size()), ac_ref(a_ref.size());
             k.quantize_act(xc.data(), ac.data(), n);
+            ref.quantize_act(xc.data(), ac_ref.data(), n);
             A.insert(A.end(), ac.begin(), ac.end());
+            A_ref.insert(A_ref.end(), ac_ref.begin(), ac_ref.end());
           }
           const size_t rb = ggml_row_bytes(t, n);
           std::vector<float> out(5 * 8, -1.0f);
@@ -165,7 +167,7 @@ TEST(Kernels, SimdMatchesScalar) {
           k.gemm(n, W.data(), rb, nr, A.data(), a.size(), ncol, out.data(), 8);
           for (int c = 0; c < ncol; ++c)
             for (int r = 0; r < nr; ++r) {
-              const float v = ref.vec_dot(n, W.data() + r * rb, A.data() + c * a.size());
+              const float v = ref.vec_dot(n, W.data() + r * rb, A_ref.data() + c * a_ref.size());
               ASSERT_NEAR(out[c * 8 + r], v, 1e-4 * std::fabs(v) + 1e-3) << ggml_type_name(t) << " r" << r << " c" << c;
             }
         }

@@ -30,6 +30,9 @@ namespace {
 
 inline size_t pad64(size_t n) { return (n + 63) / 64 * 64; }
 
+// How far ahead of the current block pair the weight stream is prefetched.
+constexpr int kPrefetchBytes = 1024;
+
 // Layout of one activation row of n values (n % 32 == 0), with P = ceil(n / 64) block pairs:
 // q[n] (zero-padded to 64) | d_exp[P][16] f32 | init[P][16] i32.
 inline int64_t n_pairs_of(int64_t n) { return (n / 32 + 1) / 2; }
@@ -124,16 +127,24 @@ void gemm_q8p_tile(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* 
   for (int64_t p = 0; p < n_full; ++p) {
     __m512i av[NR], iv[NR];
     __m512 dv[NR];
+#pragma GCC unroll 4
     for (int c = 0; c < NR; ++c) {
       const uint8_t* ac = a + c * a_stride;
       av[c] = _mm512_loadu_si512(ac + p * 64);
       dv[c] = _mm512_loadu_ps(reinterpret_cast<const float*>(ac + q_bytes) + p * 16);
       iv[c] = _mm512_loadu_si512(ac + q_bytes + n_pairs * 64 + p * 64);
     }
+#pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       const uint8_t* wr = w + r * w_stride + p * 2 * BB;
+      if constexpr (MR >= 1) {
+        // Several interleaved weight streams: help the prefetcher. (One stream needs no help.)
+        _mm_prefetch(reinterpret_cast<const char*>(wr + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + kPrefetchBytes + 64), _MM_HINT_T0);
+      }
       const __m512i wv = load_weight_pair<kType>(wr);
       const __m512 ws = load_scale_pair(wr, wr + BB);
+#pragma GCC unroll 4
       for (int c = 0; c < NR; ++c) {
         const __m512i dp = _mm512_dpbusd_epi32(iv[c], wv, av[c]);
         acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(ws, dv[c]), acc[r][c]);
