@@ -23,6 +23,9 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Hints the kernel to read the range ahead (used before a model's first forward pass).
   void prefetch(size_t offset, size_t n_bytes) const;
+  // Drops the whole pages inside [offset, offset + n_bytes) from this process's memory (they are
+  // re-read from the file if touched again). Used once weights have been repacked elsewhere.
+  void discard(size_t offset, size_t n_bytes) const;
 
  private:
   MappedFile() = default;

@@ -176,6 +176,50 @@ TEST(Kernels, SimdMatchesScalar) {
   }
 }
 
+TEST(Kernels, PackedTilesMatchScalar) {
+  std::mt19937 rng(5);
+  for (KernelLevel level : levels()) {
+    for (GgmlType t : kTypes) {
+      const TypeKernels& k = type_kernels(t, level);
+      const TypeKernels& ref = type_kernels(t, KernelLevel::kScalar);
+      if (k.pack == nullptr) continue;
+      for (int64_t rows : {16, 37}) {
+        const int64_t n = 512;
+        const size_t rb = ggml_row_bytes(t, n);
+        std::vector<uint8_t> W;
+        for (int64_t r = 0; r < rows; ++r) {
+          auto row = random_row(t, n, rng);
+          W.insert(W.end(), row.begin(), row.end());
+        }
+        std::vector<uint8_t> P(k.packed_bytes(rows, n));
+        k.pack(W.data(), rb, rows, n, P.data());
+        const int64_t groups = (rows + k.pack_rows - 1) / k.pack_rows;
+        const size_t gb = P.size() / groups;
+        for (int cols : {1, 3, k.gemm_packed_max_cols}) {
+          std::vector<uint8_t> A(cols * k.act_bytes(n)), A_ref(cols * ref.act_bytes(n));
+          for (int c = 0; c < cols; ++c) {
+            auto x = random_acts(n, rng);
+            k.quantize_act(x.data(), A.data() + c * k.act_bytes(n), n);
+            ref.quantize_act(x.data(), A_ref.data() + c * ref.act_bytes(n), n);
+          }
+          const size_t ldo = 48;
+          std::vector<float> out(cols * ldo, -12345.0f);
+          k.gemm_packed(n, P.data(), gb, static_cast<int>(groups), static_cast<int>(rows), A.data(), k.act_bytes(n),
+                        cols, out.data(), ldo);
+          for (int c = 0; c < cols; ++c) {
+            for (int64_t r = 0; r < rows; ++r) {
+              const float v = ref.vec_dot(n, W.data() + r * rb, A_ref.data() + c * ref.act_bytes(n));
+              ASSERT_NEAR(out[c * ldo + r], v, 1e-4 * std::fabs(v) + 1e-3)
+                  << ggml_type_name(t) << " rows=" << rows << " r=" << r << " c=" << c;
+            }
+            for (size_t r = rows; r < ldo; ++r) ASSERT_EQ(out[c * ldo + r], -12345.0f) << "wrote past the valid rows";
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Kernels, VecKernelsMatchScalar) {
   std::mt19937 rng(3);
   const VecKernels& ref = vec_kernels(KernelLevel::kScalar);

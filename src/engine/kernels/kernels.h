@@ -42,6 +42,15 @@ struct TypeKernels {
   GemmFn gemm = nullptr;
   int gemm_max_rows = 0;  // the largest n_rows / n_cols the tile kernel accepts
   int gemm_max_cols = 0;
+  // Optional: weights repacked once at load into groups of `pack_rows` interleaved rows.
+  // gemm_packed computes out[c*ldo + 16g + j] for n_groups groups from `packed` (groups
+  // group_bytes apart), writing only rows < n_rows_valid (counted from the first group).
+  int pack_rows = 0;
+  size_t (*packed_bytes)(int64_t n_rows, int64_t n_cols) = nullptr;
+  void (*pack)(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) = nullptr;
+  void (*gemm_packed)(int64_t n, const uint8_t* packed, size_t group_bytes, int n_groups, int n_rows_valid,
+                      const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) = nullptr;
+  int gemm_packed_max_cols = 0;
   // Weight row -> f32 (for embeddings lookup and the reference forward pass).
   void (*dequantize_row)(const void* w_row, float* out, int64_t n) = nullptr;
 };

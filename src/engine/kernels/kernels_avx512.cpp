@@ -35,14 +35,18 @@ constexpr int kPrefetchBytes = 1024;
 
 // Layout of one activation row of n values (n % 32 == 0), with P = ceil(n / 64) block pairs:
 // q[n] (zero-padded to 64) | d_exp[P][16] f32 | init[P][16] i32.
+// Then, for the packed (16-row interleaved) kernels: d[n/32] f32 | corr[n/32] i32 (= -offset * Σq).
 inline int64_t n_pairs_of(int64_t n) { return (n / 32 + 1) / 2; }
-size_t q8p_act_bytes(int64_t n) { return pad64(static_cast<size_t>(n)) + static_cast<size_t>(n_pairs_of(n)) * 128; }
+inline size_t q8p_d_offset(int64_t n) { return pad64(static_cast<size_t>(n)) + static_cast<size_t>(n_pairs_of(n)) * 128; }
+size_t q8p_act_bytes(int64_t n) { return q8p_d_offset(n) + static_cast<size_t>(n / 32) * 8; }
 
 template <int kOffset>
 void quantize_q8p(const float* x, void* out, int64_t n) {
   auto* q = static_cast<int8_t*>(out);
   auto* dexp = reinterpret_cast<float*>(static_cast<uint8_t*>(out) + pad64(n));
   auto* init = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(out) + pad64(n) + n_pairs_of(n) * 64);
+  auto* dflat = reinterpret_cast<float*>(static_cast<uint8_t*>(out) + q8p_d_offset(n));
+  auto* corr = reinterpret_cast<int32_t*>(dflat + n / 32);
   std::memset(q + n, 0, pad64(n) - n);
   if ((n / 32) % 2) {  // zero the unused half of the last pair
     std::fill(dexp + (n_pairs_of(n) - 1) * 16 + 8, dexp + n_pairs_of(n) * 16, 0.0f);
@@ -72,6 +76,8 @@ void quantize_q8p(const float* x, void* out, int64_t n) {
     // Σq for the correction term.
     const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), p);
     const int sum = simd::hsum_i32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+    dflat[b] = d;
+    corr[b] = -kOffset * sum;
     const int64_t pair = b / 2, half = b % 2;
     for (int l = 0; l < 8; ++l) {
       dexp[pair * 16 + half * 8 + l] = d;
@@ -201,6 +207,124 @@ float dot_q8p(int64_t n, const void* w, const void* a) {
   return out;
 }
 
+
+// ---------------------------------------------------------------- packed Q8_0 / Q4_0 ---------------
+// Weights repacked once at load into groups of 16 rows. Per (group, block): the 16 rows' fp16 scales
+// (32 bytes), then the quants interleaved by 4-byte groups: vector k, lane j holds row j's bytes
+// [4k, 4k+4). Q8_0 quants are stored +128 (unsigned); Q4_0 keeps its packed nibbles (lane bytes give
+// elements 4k.. in the low nibbles and 16+4k.. in the high nibbles). One VPDPBUSD with the
+// activation's 4 bytes broadcast then advances 16 rows at once, and the per-block scale is one
+// 16-lane vector: ~3x fewer instructions per weight byte than the row-major kernel.
+
+constexpr int kPackRows = 16;
+
+template <GgmlType kType>
+constexpr size_t packed_block_bytes() {
+  return kType == GgmlType::kQ8_0 ? 32 + 8 * 64 : 32 + 4 * 64;
+}
+
+template <GgmlType kType>
+size_t packed_bytes(int64_t n_rows, int64_t n_cols) {
+  const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
+  return static_cast<size_t>(groups * (n_cols / 32)) * packed_block_bytes<kType>();
+}
+
+template <GgmlType kType>
+void pack_rows(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) {
+  constexpr size_t BB = block_bytes<kType>();
+  const int64_t nb = n_cols / 32, groups = (n_rows + kPackRows - 1) / kPackRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* o = out + (g * nb + b) * packed_block_bytes<kType>();
+      auto* sc = reinterpret_cast<uint16_t*>(o);
+      uint8_t* q = o + 32;
+      for (int j = 0; j < kPackRows; ++j) {
+        const int64_t r = g * kPackRows + j;
+        if (r >= n_rows) {  // padding rows: scale 0, quants 0
+          sc[j] = 0;
+          for (int k = 0; k < (kType == GgmlType::kQ8_0 ? 8 : 4); ++k)
+            for (int i = 0; i < 4; ++i) q[k * 64 + j * 4 + i] = kType == GgmlType::kQ8_0 ? 0x80 : 0;
+          continue;
+        }
+        const uint8_t* blk = w + r * row_bytes + b * BB;
+        std::memcpy(&sc[j], blk, 2);
+        for (int k = 0; k < (kType == GgmlType::kQ8_0 ? 8 : 4); ++k)
+          for (int i = 0; i < 4; ++i)
+            q[k * 64 + j * 4 + i] = kType == GgmlType::kQ8_0 ? static_cast<uint8_t>(blk[2 + 4 * k + i] ^ 0x80)
+                                                             : blk[2 + 4 * k + i];
+      }
+    }
+  }
+}
+
+inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// out[c*ldo + 16*g + j] for groups g < n_groups, rows j < 16 (only rows < n_rows_valid written).
+template <GgmlType kType, int NR>
+void gemm_packed_tile(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                      const uint8_t* a, size_t a_stride, float* out, size_t ldo) {
+  constexpr size_t PB = packed_block_bytes<kType>();
+  const int64_t nb = n / 32;
+  const size_t d_off = q8p_d_offset(n);
+  for (int g = 0; g < n_groups; ++g) {
+    const uint8_t* gw = pw + g * group_bytes;
+    __m512 acc[NR];
+    for (int c = 0; c < NR; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = gw + b * PB;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + 4 * PB), _MM_HINT_T0);
+      const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      __m512i wv[8];
+      if constexpr (kType == GgmlType::kQ8_0) {
+        for (int k = 0; k < 8; ++k) wv[k] = _mm512_loadu_si512(blk + 32 + 64 * k);
+      } else {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        for (int k = 0; k < 4; ++k) {
+          const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * k);
+          wv[k] = _mm512_and_si512(v, m4);
+          wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < NR; ++c) {
+        const uint8_t* ac = a + c * a_stride;
+        const int8_t* q = reinterpret_cast<const int8_t*>(ac) + b * 32;
+        const float da = reinterpret_cast<const float*>(ac + d_off)[b];
+        const int32_t corr = reinterpret_cast<const int32_t*>(ac + d_off + nb * 4)[b];
+        // Elements 4k..4k+3 meet wv[k] (Q4_0: wv[k] low nibbles are 4k.., wv[k+4] high are 16+4k..).
+        __m512i i0 = _mm512_set1_epi32(corr), i1 = _mm512_setzero_si512();
+        i0 = _mm512_dpbusd_epi32(i0, wv[0], bcast4(q + 0));
+        i1 = _mm512_dpbusd_epi32(i1, wv[1], bcast4(q + 4));
+        i0 = _mm512_dpbusd_epi32(i0, wv[2], bcast4(q + 8));
+        i1 = _mm512_dpbusd_epi32(i1, wv[3], bcast4(q + 12));
+        i0 = _mm512_dpbusd_epi32(i0, wv[4], bcast4(q + 16));
+        i1 = _mm512_dpbusd_epi32(i1, wv[5], bcast4(q + 20));
+        i0 = _mm512_dpbusd_epi32(i0, wv[6], bcast4(q + 24));
+        i1 = _mm512_dpbusd_epi32(i1, wv[7], bcast4(q + 28));
+        const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1));
+        acc[c] = _mm512_fmadd_ps(dot, _mm512_mul_ps(ws, _mm512_set1_ps(da)), acc[c]);
+      }
+    }
+    const int valid = std::min(kPackRows, n_rows_valid - g * kPackRows);
+    const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+    for (int c = 0; c < NR; ++c) _mm512_mask_storeu_ps(out + c * ldo + g * kPackRows, m, acc[c]);
+  }
+}
+
+template <GgmlType kType>
+void gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                 const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, int, int, const uint8_t*, size_t, float*, size_t);
+  static constexpr Fn kTable[8] = {gemm_packed_tile<kType, 1>, gemm_packed_tile<kType, 2>, gemm_packed_tile<kType, 3>,
+                                   gemm_packed_tile<kType, 4>, gemm_packed_tile<kType, 5>, gemm_packed_tile<kType, 6>,
+                                   gemm_packed_tile<kType, 7>, gemm_packed_tile<kType, 8>};
+  kTable[n_cols - 1](n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
+}
+
 // ---------------------------------------------------------------- F16 / BF16 / F32 ----------------
 
 size_t f32_act_bytes(int64_t n) { return static_cast<size_t>(n) * 4; }
@@ -305,6 +429,11 @@ void fill_kernels_avx512(TypeKernels& k) {
       k.gemm = q8 ? gemm_q8p<GgmlType::kQ8_0> : gemm_q8p<GgmlType::kQ4_0>;
       k.gemm_max_rows = 4;
       k.gemm_max_cols = 4;
+      k.pack_rows = kPackRows;
+      k.packed_bytes = q8 ? packed_bytes<GgmlType::kQ8_0> : packed_bytes<GgmlType::kQ4_0>;
+      k.pack = q8 ? pack_rows<GgmlType::kQ8_0> : pack_rows<GgmlType::kQ4_0>;
+      k.gemm_packed = q8 ? gemm_packed<GgmlType::kQ8_0> : gemm_packed<GgmlType::kQ4_0>;
+      k.gemm_packed_max_cols = 8;
       break;
     }
     case GgmlType::kF16:

@@ -23,6 +23,9 @@ struct WeightView {
   int64_t n_cols = 0;             // K, ne[0]
   int64_t n_rows = 0;             // ne[1]
   size_t row_bytes = 0;
+  // Optional copy in the kernel's interleaved layout (see TypeKernels::pack); owned by the Model.
+  const uint8_t* packed = nullptr;
+  size_t packed_group_bytes = 0;  // bytes per group of pack_rows rows
 };
 
 // Activation rows converted for one activation type. Owns its buffer; reuse it across calls.

@@ -171,7 +171,8 @@ Result<std::unique_ptr<Model>> Model::from_gguf(std::unique_ptr<GgufFile> file, 
   } else {
     return unimplemented(fmt::format("architecture '{}' is not supported (supported: llama, qwen2)", arch));
   }
-  if (options.prefault && m->file_->mapped() != nullptr) {
+  if (options.repack) m->repack_weights();
+  if (options.prefault && m->file_->mapped() != nullptr && m->repacked_bytes_ == 0) {
     // Read one byte per page so the weights are resident before the first token.
     const auto bytes = m->file_->mapped()->bytes();
     m->file_->mapped()->prefetch(0, bytes.size());
@@ -181,6 +182,30 @@ Result<std::unique_ptr<Model>> Model::from_gguf(std::unique_ptr<GgufFile> file, 
   }
   m->load_seconds_ = now_s() - t0;
   return m;
+}
+
+void Model::repack_weights() {
+  const double t0 = now_s();
+  const MappedFile* map = file_->mapped();
+  auto pack = [&](WeightView& v, bool discard_original) {
+    const TypeKernels& k = type_kernels(v.type);
+    if (k.pack == nullptr || v.n_rows == 0) return;
+    const size_t n = k.packed_bytes(v.n_rows, v.n_cols);
+    auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64));
+    if (buf == nullptr) return;  // keep using the original layout
+    k.pack(v.data, v.row_bytes, v.n_rows, v.n_cols, buf);
+    if (discard_original && map != nullptr)
+      map->discard(static_cast<size_t>(v.data - map->bytes().data()), v.row_bytes * static_cast<size_t>(v.n_rows));
+    v.packed = buf;
+    v.packed_group_bytes = n / static_cast<size_t>((v.n_rows + k.pack_rows - 1) / k.pack_rows);
+    packed_.emplace_back(buf);
+    repacked_bytes_ += n;
+  };
+  for (auto& L : w_.layers)
+    for (WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) pack(*v, true);
+  // A tied output shares token_embd, whose rows are still read by the embedding lookup.
+  pack(w_.output, !w_.tied_output);
+  repack_seconds_ = now_s() - t0;
 }
 
 size_t Model::weight_bytes_per_token() const {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,6 +67,9 @@ struct ModelWeights {
 struct LoadOptions {
   // Touch every weight page at load so the first forward pass does not stall on page faults.
   bool prefault = true;
+  // Repack weights whose kernels have an interleaved layout (Q8_0/Q4_0 on AVX-512) once at load, and
+  // drop the originals' pages, so memory stays ~ the file size.
+  bool repack = true;
 };
 
 class Model {
@@ -80,6 +84,8 @@ class Model {
   // Bytes of weights read per decoded token (every matrix once, plus one embedding row).
   size_t weight_bytes_per_token() const;
   double load_seconds() const { return load_seconds_; }
+  double repack_seconds() const { return repack_seconds_; }
+  size_t repacked_bytes() const { return repacked_bytes_; }
 
  private:
   Model() = default;
@@ -87,6 +93,13 @@ class Model {
   HParams hp_;
   ModelWeights w_;
   double load_seconds_ = 0;
+  double repack_seconds_ = 0;
+  size_t repacked_bytes_ = 0;
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;
+  void repack_weights();
 
   friend Status load_arch_llama(Model& m);
   friend Status load_arch_qwen2(Model& m);
