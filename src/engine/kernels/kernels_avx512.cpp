@@ -370,21 +370,33 @@ inline float load_w1(const uint8_t* w, int64_t i) {
 template <GgmlType kType, int MR, int NR>
 void gemm_float_tile(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
                      size_t ldo) {
-  __m512 acc[MR][NR];
+  // Small tiles (decode) get U independent accumulators per output to hide the FMA latency.
+  constexpr int U = MR * NR >= 4 ? 1 : 4;
+  __m512 acc[MR][NR][U];
   for (int r = 0; r < MR; ++r)
-    for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
+    for (int c = 0; c < NR; ++c)
+      for (int u = 0; u < U; ++u) acc[r][c][u] = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 av[NR];
-    for (int c = 0; c < NR; ++c) av[c] = _mm512_loadu_ps(reinterpret_cast<const float*>(a + c * a_stride) + i);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 wv = load_w16<kType>(w + r * w_stride, i);
-      for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_fmadd_ps(wv, av[c], acc[r][c]);
+  for (; i + 16 * U <= n; i += 16 * U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      __m512 av[NR];
+#pragma GCC unroll 4
+      for (int c = 0; c < NR; ++c)
+        av[c] = _mm512_loadu_ps(reinterpret_cast<const float*>(a + c * a_stride) + i + 16 * u);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const __m512 wv = load_w16<kType>(w + r * w_stride, i + 16 * u);
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; ++c) acc[r][c][u] = _mm512_fmadd_ps(wv, av[c], acc[r][c][u]);
+      }
     }
   }
   for (int r = 0; r < MR; ++r)
     for (int c = 0; c < NR; ++c) {
-      float s = _mm512_reduce_add_ps(acc[r][c]);
+      __m512 t = acc[r][c][0];
+      for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, acc[r][c][u]);
+      float s = _mm512_reduce_add_ps(t);
       for (int64_t j = i; j < n; ++j)
         s += load_w1<kType>(w + r * w_stride, j) * reinterpret_cast<const float*>(a + c * a_stride)[j];
       out[c * ldo + r] = s;
