@@ -325,6 +325,125 @@ void gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups,
   kTable[n_cols - 1](n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
 }
 
+
+// ---------------------------------------------------------------- packed Q4_K ---------------------
+// Groups of 16 rows. Per (group, super-block of 256): d[16] fp16 | dmin[16] fp16 | scales[8][16] u8
+// (sub-block s, row j) | mins[4][16][2] u8 (pair i: row j's (m[2i], m[2i+1])) | quants[4][8][16][4]:
+// chunk c, dword k, row j = the row's qs[32c + 4k, +4) — low nibbles are elements 64c+4k..,
+// high nibbles 64c+32+4k.. . Activations are ggml's Q8_K blocks. Per row:
+//   Σ_s sc[s]·Σ(q4·q8) · d·yd  −  Σ_s m[s]·bsum[s] · dmin·yd.
+
+constexpr size_t kQ4KPackedBlock = 32 + 32 + 128 + 128 + 2048;
+
+size_t q4k_packed_bytes(int64_t n_rows, int64_t n_cols) {
+  const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
+  return static_cast<size_t>(groups * (n_cols / kQK_K)) * kQ4KPackedBlock;
+}
+
+void q4k_pack(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) {
+  const int64_t nsb = n_cols / kQK_K, groups = (n_rows + kPackRows - 1) / kPackRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nsb; ++b) {
+      uint8_t* o = out + (g * nsb + b) * kQ4KPackedBlock;
+      std::memset(o, 0, kQ4KPackedBlock);
+      auto* d = reinterpret_cast<uint16_t*>(o);
+      auto* dmin = reinterpret_cast<uint16_t*>(o + 32);
+      uint8_t* sc = o + 64;
+      uint8_t* mn = o + 192;
+      uint8_t* q = o + 320;
+      for (int j = 0; j < kPackRows; ++j) {
+        const int64_t r = g * kPackRows + j;
+        if (r >= n_rows) continue;  // padding rows stay zero
+        const auto* blk = reinterpret_cast<const BlockQ4K*>(w + r * row_bytes) + b;
+        d[j] = blk->d;
+        dmin[j] = blk->dmin;
+        for (int s = 0; s < 8; ++s) {
+          uint8_t scv, mv;
+          q4k_scale_min(s, blk->scales, scv, mv);
+          sc[s * 16 + j] = scv;
+          mn[(s / 2) * 32 + j * 2 + (s % 2)] = mv;
+        }
+        for (int c = 0; c < 4; ++c)
+          for (int k = 0; k < 8; ++k) std::memcpy(q + ((c * 8 + k) * 16 + j) * 4, blk->qs + 32 * c + 4 * k, 4);
+      }
+    }
+  }
+}
+
+template <int NR>
+void q4k_gemm_packed_tile(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                          const uint8_t* a, size_t a_stride, float* out, size_t ldo) {
+  const int64_t nsb = n / kQK_K;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int g = 0; g < n_groups; ++g) {
+    __m512 acc[NR];
+    for (int c = 0; c < NR; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nsb; ++b) {
+      const uint8_t* blk = pw + g * group_bytes + b * kQ4KPackedBlock;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + 2 * kQ4KPackedBlock), _MM_HINT_T0);
+      const __m512 d16 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      const __m512 dmin16 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+      __m512i sumi[NR], summ[NR];
+      const BlockQ8K* y[NR];
+      for (int c = 0; c < NR; ++c) {
+        sumi[c] = _mm512_setzero_si512();
+        summ[c] = _mm512_setzero_si512();
+        y[c] = reinterpret_cast<const BlockQ8K*>(a + c * a_stride) + b;
+      }
+      // mins · bsums: 4 x VPDPWSSD on (m[2i], m[2i+1]) x (bsum[2i], bsum[2i+1]).
+      for (int i = 0; i < 4; ++i) {
+        const __m512i mn = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 192 + 32 * i)));
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; ++c) {
+          const int16_t* bs = y[c]->bsums;
+          const uint32_t lo = static_cast<uint16_t>(bs[4 * i] + bs[4 * i + 1]);
+          const uint32_t hi = static_cast<uint16_t>(bs[4 * i + 2] + bs[4 * i + 3]);
+          summ[c] = _mm512_dpwssd_epi32(summ[c], mn, _mm512_set1_epi32(static_cast<int>(lo | (hi << 16))));
+        }
+      }
+      for (int ch = 0; ch < 4; ++ch) {
+        __m512i lo[8], hi[8];
+        for (int k = 0; k < 8; ++k) {
+          const __m512i v = _mm512_loadu_si512(blk + 320 + (ch * 8 + k) * 64);
+          lo[k] = _mm512_and_si512(v, m4);
+          hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        const __m512i sc_lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 + 32 * ch)));
+        const __m512i sc_hi =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 64 + 32 * ch + 16)));
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; ++c) {
+          const int8_t* q = y[c]->qs + 64 * ch;
+          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+          for (int k = 0; k < 8; ++k) {
+            s0 = _mm512_dpbusd_epi32(s0, lo[k], bcast4(q + 4 * k));
+            s1 = _mm512_dpbusd_epi32(s1, hi[k], bcast4(q + 32 + 4 * k));
+          }
+          sumi[c] = _mm512_add_epi32(sumi[c], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc_lo), _mm512_mullo_epi32(s1, sc_hi)));
+        }
+      }
+#pragma GCC unroll 4
+      for (int c = 0; c < NR; ++c) {
+        const __m512 yd = _mm512_set1_ps(y[c]->d);
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[c]), _mm512_mul_ps(d16, yd), acc[c]);
+        acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[c]), _mm512_mul_ps(dmin16, yd), acc[c]);
+      }
+    }
+    const int valid = std::min(kPackRows, n_rows_valid - g * kPackRows);
+    const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+    for (int c = 0; c < NR; ++c) _mm512_mask_storeu_ps(out + c * ldo + g * kPackRows, m, acc[c]);
+  }
+}
+
+void q4k_gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                     const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, int, int, const uint8_t*, size_t, float*, size_t);
+  static constexpr Fn kTable[4] = {q4k_gemm_packed_tile<1>, q4k_gemm_packed_tile<2>, q4k_gemm_packed_tile<3>,
+                                   q4k_gemm_packed_tile<4>};
+  kTable[n_cols - 1](n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
+}
+
 // ---------------------------------------------------------------- F16 / BF16 / F32 ----------------
 
 size_t f32_act_bytes(int64_t n) { return static_cast<size_t>(n) * 4; }
@@ -448,6 +567,14 @@ void fill_kernels_avx512(TypeKernels& k) {
       k.gemm_packed_max_cols = 8;
       break;
     }
+    case GgmlType::kQ4_K:
+      // Activations stay ggml's Q8_K blocks, so the row-major AVX2 kernels still apply too.
+      k.pack_rows = kPackRows;
+      k.packed_bytes = q4k_packed_bytes;
+      k.pack = q4k_pack;
+      k.gemm_packed = q4k_gemm_packed;
+      k.gemm_packed_max_cols = 4;
+      break;
     case GgmlType::kF16:
     case GgmlType::kBF16:
     case GgmlType::kF32: {
