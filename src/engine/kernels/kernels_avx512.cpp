@@ -489,8 +489,10 @@ inline float load_w1(const uint8_t* w, int64_t i) {
 template <GgmlType kType, int MR, int NR>
 void gemm_float_tile(int64_t n, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, float* out,
                      size_t ldo) {
-  // Small tiles (decode) get U independent accumulators per output to hide the FMA latency.
-  constexpr int U = MR * NR >= 4 ? 1 : 4;
+  // Two interleaved partial sums per output, whatever the tile shape: every output is summed in
+  // the same order whether it is computed in a decode step or inside a prefill tile, so a
+  // sequence's logits do not depend on what else is in the batch.
+  constexpr int U = 2;
   __m512 acc[MR][NR][U];
   for (int r = 0; r < MR; ++r)
     for (int c = 0; c < NR; ++c)
@@ -526,15 +528,13 @@ template <GgmlType kType>
 void gemm_float(int64_t n, const uint8_t* w, size_t w_stride, int n_rows, const uint8_t* a, size_t a_stride,
                 int n_cols, float* out, size_t ldo) {
   using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, size_t);
-  static constexpr Fn kTable[4][4] = {
+  static constexpr Fn kTable[3][4] = {
       {gemm_float_tile<kType, 1, 1>, gemm_float_tile<kType, 1, 2>, gemm_float_tile<kType, 1, 3>,
        gemm_float_tile<kType, 1, 4>},
       {gemm_float_tile<kType, 2, 1>, gemm_float_tile<kType, 2, 2>, gemm_float_tile<kType, 2, 3>,
        gemm_float_tile<kType, 2, 4>},
       {gemm_float_tile<kType, 3, 1>, gemm_float_tile<kType, 3, 2>, gemm_float_tile<kType, 3, 3>,
        gemm_float_tile<kType, 3, 4>},
-      {gemm_float_tile<kType, 4, 1>, gemm_float_tile<kType, 4, 2>, gemm_float_tile<kType, 4, 3>,
-       gemm_float_tile<kType, 4, 4>},
   };
   kTable[n_rows - 1][n_cols - 1](n, w, w_stride, a, a_stride, out, ldo);
 }
@@ -580,8 +580,8 @@ void fill_kernels_avx512(TypeKernels& k) {
     case GgmlType::kF32: {
       k.act_bytes = f32_act_bytes;
       k.act_is_ggml = k.weight_type == GgmlType::kF32;
-      k.gemm_max_rows = 4;
-      k.gemm_max_cols = 4;
+      k.gemm_max_rows = 3;  // 3x3 tiles x 2 partial sums = 18 accumulators
+      k.gemm_max_cols = 3;
       if (k.weight_type == GgmlType::kF16) {
         k.quantize_act = quantize_f16_as_f32;
         k.vec_dot = dot_float<GgmlType::kF16>;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <unordered_map>
 
+#include "engine/kernels/attention.h"
 #include "engine/kernels/ops.h"
 #include "engine/model/context.h"
 
@@ -176,44 +177,77 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std
 }
 
 // att[t, head h] = softmax(q·K^T * 1/sqrt(D)) · V over the cells of positions 0..pos[t] of the
-// token's sequence. Query head h reads KV head h / (n_head / n_head_kv).
+// token's sequence. Query head h reads KV head h / (n_head / n_head_kv). Work items are (up to
+// kAttnTokens tokens of one sequence) x (one KV head): all their query heads share each K/V block.
 void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_t T) {
+  constexpr int64_t kAttnTokens = 16;
   const HParams& hp = model_.hparams();
-  const int64_t D = hp.head_dim, Eq = hp.n_embd_q();
+  const int64_t D = hp.head_dim, Eq = hp.n_embd_q(), Ekv = hp.n_embd_kv();
   const int64_t group = hp.n_head / hp.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const VecKernels& vk = vec_kernels();
   const int64_t bs = kv_->block_size();
-  pool_->parallel_for(T * hp.n_head, 1, [&](int64_t b, int64_t e, int tid) {
-    std::vector<float>& sc = scores_[tid];
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t t = idx / hp.n_head, h = idx % hp.n_head;
-      const int64_t kvh = h / group;
-      const int32_t seq = batch.seq[begin + t];
-      const int64_t n_kv = batch.pos[begin + t] + 1;
-      const std::vector<int32_t>& table = kv_->block_table(seq);
-      const float* q = &q_[t * Eq + h * D];
-      if (static_cast<int64_t>(sc.size()) < n_kv) sc.resize(n_kv);
-      float mx = -INFINITY;
-      for (int64_t p = 0; p < n_kv; ++p) {
-        const int64_t cell = static_cast<int64_t>(table[p / bs]) * bs + p % bs;
-        const float s = vk.dot_f32_f16(D, q, kv_->k(layer, cell) + kvh * D) * scale;
-        sc[p] = s;
-        mx = std::max(mx, s);
+  AttnFn kernel = (D % 16 == 0 && bs == 16) ? attention_kernel() : attention_ref;
+
+  // Tokens of each sequence, in batch order, cut into chunks.
+  std::unordered_map<int32_t, std::vector<int64_t>> by_seq;
+  for (int64_t t = 0; t < T; ++t) by_seq[batch.seq[begin + t]].push_back(t);
+  struct Chunk {
+    int32_t seq;
+    const int64_t* tokens;
+    int64_t n;
+  };
+  std::vector<Chunk> chunks;
+  for (const auto& [seq, toks] : by_seq)
+    for (size_t i = 0; i < toks.size(); i += kAttnTokens)
+      chunks.push_back({seq, toks.data() + i, std::min<int64_t>(kAttnTokens, static_cast<int64_t>(toks.size() - i))});
+  const int64_t n_tasks = static_cast<int64_t>(chunks.size()) * hp.n_head_kv;
+  const int max_q = static_cast<int>(kAttnTokens * group);
+  pool_->parallel_for(n_tasks, 1, [&](int64_t b, int64_t e, int tid) {
+    std::vector<float>& scratch = scores_[tid];
+    const size_t need = static_cast<size_t>(attn_scratch_floats(D, max_q, bs));
+    if (scratch.size() < need) scratch.resize(need);
+    std::vector<const float*> q(max_q);
+    std::vector<float*> out(max_q);
+    std::vector<int64_t> max_pos(max_q);
+    std::vector<const uint16_t*> kb, vb;
+    for (int64_t task = b; task < e; ++task) {
+      const Chunk& c = chunks[task / hp.n_head_kv];
+      const int64_t g = task % hp.n_head_kv;
+      int n_q = 0;
+      int64_t last = 0;
+      for (int64_t i = 0; i < c.n; ++i) {
+        const int64_t t = c.tokens[i];
+        const int64_t pos = batch.pos[begin + t];
+        last = std::max(last, pos);
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+          q[n_q] = &q_[t * Eq + h * D];
+          out[n_q] = &att_[t * Eq + h * D];
+          max_pos[n_q] = pos;
+          ++n_q;
+        }
       }
-      double sum = 0.0;
-      for (int64_t p = 0; p < n_kv; ++p) {
-        sc[p] = std::exp(sc[p] - mx);
-        sum += sc[p];
+      const std::vector<int32_t>& table = kv_->block_table(c.seq);
+      const int64_t n_blocks = last / bs + 1;
+      kb.resize(n_blocks);
+      vb.resize(n_blocks);
+      for (int64_t blk = 0; blk < n_blocks; ++blk) {
+        const int64_t cell = static_cast<int64_t>(table[blk]) * bs;
+        kb[blk] = kv_->k(layer, cell) + g * D;
+        vb[blk] = kv_->v(layer, cell) + g * D;
       }
-      float* out = &att_[t * Eq + h * D];
-      std::fill(out, out + D, 0.0f);
-      for (int64_t p = 0; p < n_kv; ++p) {
-        const int64_t cell = static_cast<int64_t>(table[p / bs]) * bs + p % bs;
-        vk.scale_axpy_f16(D, 1.0f, sc[p], kv_->v(layer, cell) + kvh * D, out);
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t d = 0; d < D; ++d) out[d] *= inv;
+      AttnArgs args;
+      args.head_dim = D;
+      args.n_q = n_q;
+      args.q = q.data();
+      args.max_pos = max_pos.data();
+      args.block_size = bs;
+      args.n_blocks = n_blocks;
+      args.k_blocks = kb.data();
+      args.v_blocks = vb.data();
+      args.kv_stride = Ekv;
+      args.scale = 1.0f / std::sqrt(static_cast<float>(D));
+      args.out = out.data();
+      args.scratch = scratch.data();
+      kernel(args);
     }
   });
 }
