@@ -2,6 +2,8 @@
 // product against an independent oracle (dequantize both sides, dot in double).
 #include "engine/kernels/kernels.h"
 
+#include "engine/kernels/attention.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -233,10 +235,62 @@ TEST(Kernels, VecKernelsMatchScalar) {
       k.f32_to_f16(y.data(), h2.data(), n);
       ASSERT_EQ(h, h2);
       ASSERT_NEAR(k.dot_f32_f16(n, x.data(), h.data()), ref.dot_f32_f16(n, x.data(), h.data()), 1e-4);
+      std::vector<float> g1(n), g2(n);
+      ref.swiglu(x.data(), y.data(), g1.data(), n);
+      k.swiglu(x.data(), y.data(), g2.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(g1[i], g2[i], 1e-6f + 1e-6f * std::fabs(g1[i]));
       std::vector<float> o1 = x, o2 = x;
       ref.scale_axpy_f16(n, 0.5f, 2.0f, h.data(), o1.data());
       k.scale_axpy_f16(n, 0.5f, 2.0f, h.data(), o2.data());
       for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(o1[i], o2[i], 1e-5);
+    }
+  }
+}
+
+TEST(Attention, BlockedKernelMatchesReference) {
+  if (best_kernel_level() != KernelLevel::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(9);
+  const int64_t D = 64, B = 16, stride = 3 * D;  // three KV heads interleaved per cell
+  for (int n_blocks : {1, 3}) {
+    for (int n_q : {1, 8, 20}) {
+      std::vector<uint16_t> k(n_blocks * B * stride), v(n_blocks * B * stride);
+      for (auto& x : k) x = fp32_to_fp16(std::normal_distribution<float>(0, 1)(rng));
+      for (auto& x : v) x = fp32_to_fp16(std::normal_distribution<float>(0, 1)(rng));
+      // Blocks in reverse order, as a paged table might hold them.
+      std::vector<const uint16_t*> kb(n_blocks), vb(n_blocks);
+      for (int b = 0; b < n_blocks; ++b) {
+        kb[b] = k.data() + (n_blocks - 1 - b) * B * stride + D;
+        vb[b] = v.data() + (n_blocks - 1 - b) * B * stride + D;
+      }
+      std::vector<float> qs(n_q * D), o1(n_q * D), o2(n_q * D);
+      for (auto& x : qs) x = std::normal_distribution<float>(0, 2)(rng);
+      std::vector<const float*> q(n_q);
+      std::vector<float*> out1(n_q), out2(n_q);
+      std::vector<int64_t> max_pos(n_q);
+      for (int i = 0; i < n_q; ++i) {
+        q[i] = &qs[i * D];
+        out1[i] = &o1[i * D];
+        out2[i] = &o2[i * D];
+        max_pos[i] = std::uniform_int_distribution<int64_t>(0, n_blocks * B - 1)(rng);
+      }
+      std::vector<float> scratch(attn_scratch_floats(D, n_q, B));
+      AttnArgs a;
+      a.head_dim = D;
+      a.n_q = n_q;
+      a.q = q.data();
+      a.max_pos = max_pos.data();
+      a.block_size = B;
+      a.n_blocks = n_blocks;
+      a.k_blocks = kb.data();
+      a.v_blocks = vb.data();
+      a.kv_stride = stride;
+      a.scale = 0.125f;
+      a.scratch = scratch.data();
+      a.out = out1.data();
+      attention_ref(a);
+      a.out = out2.data();
+      attention_avx512(a);
+      for (size_t i = 0; i < o1.size(); ++i) ASSERT_NEAR(o1[i], o2[i], 2e-5f + 2e-5f * std::fabs(o1[i])) << i;
     }
   }
 }

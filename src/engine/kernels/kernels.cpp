@@ -100,6 +100,9 @@ const VecKernels& vec_kernels(KernelLevel level) {
     fill_vec_kernels_avx2(v[1]);
 #endif
     v[2] = v[1];
+#if defined(__x86_64__)
+    fill_vec_kernels_avx512(v[2]);
+#endif
     return v;
   }();
   return kVec[static_cast<int>(level)];

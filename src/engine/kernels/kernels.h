@@ -67,11 +67,14 @@ struct VecKernels {
   // y[i] = y[i] * s + a * fp16(v[i])
   void (*scale_axpy_f16)(int64_t n, float s, float a, const uint16_t* v, float* y) = nullptr;
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
+  // out = silu(g) * u
+  void (*swiglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;
 };
 const VecKernels& vec_kernels(KernelLevel level);
 inline const VecKernels& vec_kernels() { return vec_kernels(best_kernel_level()); }
 void fill_vec_kernels_scalar(VecKernels& k);
 void fill_vec_kernels_avx2(VecKernels& k);
+void fill_vec_kernels_avx512(VecKernels& k);
 
 // Reference weight quantizers (ggml's *_ref), used to write synthetic models and in tests.
 void quantize_row_q8_0_ref(const float* x, void* out, int64_t n);

@@ -21,6 +21,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/quant_blocks.h"
 #include "engine/kernels/simd_avx2.h"
+#include "engine/kernels/simd_avx512.h"
 
 namespace nc::engine {
 
@@ -546,7 +547,21 @@ float dot_float(int64_t n, const void* w, const void* a) {
   return out;
 }
 
+// out = silu(g) * u = g / (1 + exp(-g)) * u.
+void swiglu_avx512(const float* g, const float* u, float* out, int64_t n) {
+  int64_t i = 0;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(g + i);
+    const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+  }
+  for (; i < n; ++i) out[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];
+}
+
 }  // namespace
+
+void fill_vec_kernels_avx512(VecKernels& k) { k.swiglu = swiglu_avx512; }
 
 void fill_kernels_avx512(TypeKernels& k) {
   switch (k.weight_type) {

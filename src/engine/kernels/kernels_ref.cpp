@@ -6,6 +6,7 @@
 
 #include "engine/kernels/fp16.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/ops.h"
 #include "engine/kernels/quant_blocks.h"
 
 namespace nc::engine {
@@ -326,6 +327,7 @@ void f32_to_f16_ref(const float* x, uint16_t* y, int64_t n) {
 }  // namespace
 
 void fill_vec_kernels_scalar(VecKernels& k) {
+  k.swiglu = swiglu;
   k.dot_f32_f16 = dot_f32_f16_ref;
   k.scale_axpy_f16 = scale_axpy_f16_ref;
   k.f32_to_f16 = f32_to_f16_ref;

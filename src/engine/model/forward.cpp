@@ -155,7 +155,7 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std
       matmul(L.gate, h_.data(), T, E, gate_.data(), F, acts_, pool);
       matmul(L.up, h_.data(), T, E, up_.data(), F, acts_, pool);
     }
-    for (int64_t t = 0; t < T; ++t) swiglu(&gate_[t * F], &up_[t * F], &gate_[t * F], F);  // [T, F]
+    for (int64_t t = 0; t < T; ++t) vk.swiglu(&gate_[t * F], &up_[t * F], &gate_[t * F], F);  // [T, F]
     matmul(L.down, gate_.data(), T, F, h_.data(), E, acts_, pool);
     for (int64_t t = 0; t < T; ++t) add_inplace(&x_[t * E], &h_[t * E], E);
   }
