@@ -540,6 +540,93 @@ void gemm_float(int64_t n, const uint8_t* w, size_t w_stride, int n_rows, const 
   kTable[n_rows - 1][n_cols - 1](n, w, w_stride, a, a_stride, out, ldo);
 }
 
+
+// Packed float weights (F16 / BF16 / F32): groups of 16 rows stored column-major, [K][16], so one
+// 16-lane vector holds element k of 16 rows and each activation value is a broadcast operand.
+// Every output sums its K products in the same order (two interleaved partial sums, even and odd
+// k) whatever the tile width: decode and prefill give identical values.
+template <GgmlType kType>
+constexpr size_t float_elem_bytes() {
+  return kType == GgmlType::kF32 ? 4 : 2;
+}
+
+template <GgmlType kType>
+size_t float_packed_bytes(int64_t n_rows, int64_t n_cols) {
+  const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
+  return static_cast<size_t>(groups * kPackRows * n_cols) * float_elem_bytes<kType>();
+}
+
+template <GgmlType kType>
+void float_pack(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) {
+  constexpr size_t E = float_elem_bytes<kType>();
+  const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    uint8_t* o = out + static_cast<size_t>(g * kPackRows * n_cols) * E;
+    for (int j = 0; j < kPackRows; ++j) {
+      const int64_t r = g * kPackRows + j;
+      for (int64_t k = 0; k < n_cols; ++k) {
+        if (r < n_rows) std::memcpy(o + (k * kPackRows + j) * E, w + r * row_bytes + k * E, E);
+        else std::memset(o + (k * kPackRows + j) * E, 0, E);
+      }
+    }
+  }
+}
+
+template <GgmlType kType>
+inline __m512 load_col16(const uint8_t* p) {
+  if constexpr (kType == GgmlType::kF16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  } else if constexpr (kType == GgmlType::kBF16) {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  } else {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
+  }
+}
+
+template <GgmlType kType, int NR>
+void float_gemm_packed_tile(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                            const uint8_t* a, size_t a_stride, float* out, size_t ldo) {
+  constexpr size_t CB = kPackRows * float_elem_bytes<kType>();  // bytes per packed column
+  const float* ac[NR];
+  for (int c = 0; c < NR; ++c) ac[c] = reinterpret_cast<const float*>(a + c * a_stride);
+  for (int g = 0; g < n_groups; ++g) {
+    const uint8_t* gw = pw + g * group_bytes;
+    __m512 acc0[NR], acc1[NR];
+    for (int c = 0; c < NR; ++c) acc0[c] = acc1[c] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= n; k += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(gw + (k + 32) * CB), _MM_HINT_T0);
+      const __m512 w0 = load_col16<kType>(gw + k * CB);
+      const __m512 w1 = load_col16<kType>(gw + (k + 1) * CB);
+#pragma GCC unroll 8
+      for (int c = 0; c < NR; ++c) {
+        acc0[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(ac[c][k]), acc0[c]);
+        acc1[c] = _mm512_fmadd_ps(w1, _mm512_set1_ps(ac[c][k + 1]), acc1[c]);
+      }
+    }
+    if (k < n) {
+      const __m512 w0 = load_col16<kType>(gw + k * CB);
+      for (int c = 0; c < NR; ++c) acc0[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(ac[c][k]), acc0[c]);
+    }
+    const int valid = std::min(kPackRows, n_rows_valid - g * kPackRows);
+    const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+    for (int c = 0; c < NR; ++c)
+      _mm512_mask_storeu_ps(out + c * ldo + g * kPackRows, m, _mm512_add_ps(acc0[c], acc1[c]));
+  }
+}
+
+template <GgmlType kType>
+void float_gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                       const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, int, int, const uint8_t*, size_t, float*, size_t);
+  static constexpr Fn kTable[8] = {
+      float_gemm_packed_tile<kType, 1>, float_gemm_packed_tile<kType, 2>, float_gemm_packed_tile<kType, 3>,
+      float_gemm_packed_tile<kType, 4>, float_gemm_packed_tile<kType, 5>, float_gemm_packed_tile<kType, 6>,
+      float_gemm_packed_tile<kType, 7>, float_gemm_packed_tile<kType, 8>};
+  kTable[n_cols - 1](n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
+}
+
 template <GgmlType kType>
 float dot_float(int64_t n, const void* w, const void* a) {
   float out;
@@ -597,15 +684,26 @@ void fill_kernels_avx512(TypeKernels& k) {
       k.act_is_ggml = k.weight_type == GgmlType::kF32;
       k.gemm_max_rows = 3;  // 3x3 tiles x 2 partial sums = 18 accumulators
       k.gemm_max_cols = 3;
+      k.pack_rows = kPackRows;
+      k.gemm_packed_max_cols = 8;
       if (k.weight_type == GgmlType::kF16) {
+        k.packed_bytes = float_packed_bytes<GgmlType::kF16>;
+        k.pack = float_pack<GgmlType::kF16>;
+        k.gemm_packed = float_gemm_packed<GgmlType::kF16>;
         k.quantize_act = quantize_f16_as_f32;
         k.vec_dot = dot_float<GgmlType::kF16>;
         k.gemm = gemm_float<GgmlType::kF16>;
       } else if (k.weight_type == GgmlType::kBF16) {
+        k.packed_bytes = float_packed_bytes<GgmlType::kBF16>;
+        k.pack = float_pack<GgmlType::kBF16>;
+        k.gemm_packed = float_gemm_packed<GgmlType::kBF16>;
         k.quantize_act = quantize_bf16_as_f32;
         k.vec_dot = dot_float<GgmlType::kBF16>;
         k.gemm = gemm_float<GgmlType::kBF16>;
       } else {
+        k.packed_bytes = float_packed_bytes<GgmlType::kF32>;
+        k.pack = float_pack<GgmlType::kF32>;
+        k.gemm_packed = float_gemm_packed<GgmlType::kF32>;
         k.quantize_act = copy_f32;
         k.vec_dot = dot_float<GgmlType::kF32>;
         k.gemm = gemm_float<GgmlType::kF32>;

@@ -1,6 +1,7 @@
 #include "engine/model/model.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include "core/timer.h"
 #include "engine/kernels/kernels.h"
@@ -184,6 +185,10 @@ Result<std::unique_ptr<Model>> Model::from_gguf(std::unique_ptr<GgufFile> file, 
   return m;
 }
 
+Model::HugeBuffer::~HugeBuffer() {
+  if (data != nullptr) ::munmap(data, n_bytes);
+}
+
 void Model::repack_weights() {
   const double t0 = now_s();
   const MappedFile* map = file_->mapped();
@@ -191,14 +196,20 @@ void Model::repack_weights() {
     const TypeKernels& k = type_kernels(v.type);
     if (k.pack == nullptr || v.n_rows == 0) return;
     const size_t n = k.packed_bytes(v.n_rows, v.n_cols);
-    auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64));
-    if (buf == nullptr) return;  // keep using the original layout
+    auto hb = std::make_unique<HugeBuffer>();
+    constexpr size_t kHuge = size_t{2} << 20;
+    hb->n_bytes = (n + kHuge - 1) / kHuge * kHuge;
+    void* p = ::mmap(nullptr, hb->n_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;  // keep using the original layout
+    ::madvise(p, hb->n_bytes, MADV_HUGEPAGE);
+    hb->data = static_cast<uint8_t*>(p);
+    uint8_t* buf = hb->data;
     k.pack(v.data, v.row_bytes, v.n_rows, v.n_cols, buf);
     if (discard_original && map != nullptr)
       map->discard(static_cast<size_t>(v.data - map->bytes().data()), v.row_bytes * static_cast<size_t>(v.n_rows));
     v.packed = buf;
     v.packed_group_bytes = n / static_cast<size_t>((v.n_rows + k.pack_rows - 1) / k.pack_rows);
-    packed_.emplace_back(buf);
+    packed_.push_back(std::move(hb));
     repacked_bytes_ += n;
   };
   for (auto& L : w_.layers)

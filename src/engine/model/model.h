@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -95,10 +94,17 @@ class Model {
   double load_seconds_ = 0;
   double repack_seconds_ = 0;
   size_t repacked_bytes_ = 0;
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
+  // Repacked weights live in anonymous memory backed by transparent huge pages where the kernel
+  // allows it: the decode loop streams them, and 2 MiB pages keep the prefetcher going.
+  struct HugeBuffer {
+    uint8_t* data = nullptr;
+    size_t n_bytes = 0;
+    HugeBuffer() = default;
+    HugeBuffer(const HugeBuffer&) = delete;
+    HugeBuffer& operator=(const HugeBuffer&) = delete;
+    ~HugeBuffer();
   };
-  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> packed_;
+  std::vector<std::unique_ptr<HugeBuffer>> packed_;
   void repack_weights();
 
   friend Status load_arch_llama(Model& m);
