@@ -61,11 +61,8 @@ bool weight_type_supported(GgmlType type);
 const TypeKernels& type_kernels(GgmlType weight_type, KernelLevel level);
 inline const TypeKernels& type_kernels(GgmlType weight_type) { return type_kernels(weight_type, best_kernel_level()); }
 
-// Vector primitives used by attention and the element-wise ops.
+// Vector primitives of the element-wise ops (attention has its own kernels: attention.h).
 struct VecKernels {
-  float (*dot_f32_f16)(int64_t n, const float* x, const uint16_t* y) = nullptr;
-  // y[i] = y[i] * s + a * fp16(v[i])
-  void (*scale_axpy_f16)(int64_t n, float s, float a, const uint16_t* v, float* y) = nullptr;
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
   // out = silu(g) * u
   void (*swiglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;

@@ -258,34 +258,11 @@ float dot_q6_K_avx2(int64_t n, const void* w, const void* a) {
   return hsum(acc);
 }
 
-float dot_f32_f16_avx2(int64_t n, const float* x, const uint16_t* y) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load_f16x8(y + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), load_f16x8(y + i + 8), s1);
-  }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load_f16x8(y + i), s0);
-  float s = hsum(_mm256_add_ps(s0, s1));
-  for (; i < n; ++i) s += x[i] * fp16_to_fp32(y[i]);
-  return s;
-}
-
-void scale_axpy_f16_avx2(int64_t n, float s, float a, const uint16_t* v, float* y) {
-  const __m256 vs = _mm256_set1_ps(s), va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(v + i), _mm256_mul_ps(_mm256_loadu_ps(y + i), vs)));
-  for (; i < n; ++i) y[i] = y[i] * s + a * fp16_to_fp32(v[i]);
-}
-
 void f32_to_f16_avx2(const float* x, uint16_t* y, int64_t n) { quantize_f16_avx2(x, y, n); }
 
 }  // namespace
 
 void fill_vec_kernels_avx2(VecKernels& k) {
-  k.dot_f32_f16 = dot_f32_f16_avx2;
-  k.scale_axpy_f16 = scale_axpy_f16_avx2;
   k.f32_to_f16 = f32_to_f16_avx2;
 }
 

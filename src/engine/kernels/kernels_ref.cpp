@@ -313,14 +313,6 @@ void quantize_row_q4_0_ref(const float* x, void* out, int64_t n) {
 }
 
 namespace {
-float dot_f32_f16_ref(int64_t n, const float* x, const uint16_t* y) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += x[i] * fp16_to_fp32(y[i]);
-  return s;
-}
-void scale_axpy_f16_ref(int64_t n, float s, float a, const uint16_t* v, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = y[i] * s + a * fp16_to_fp32(v[i]);
-}
 void f32_to_f16_ref(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
@@ -328,8 +320,6 @@ void f32_to_f16_ref(const float* x, uint16_t* y, int64_t n) {
 
 void fill_vec_kernels_scalar(VecKernels& k) {
   k.swiglu = swiglu;
-  k.dot_f32_f16 = dot_f32_f16_ref;
-  k.scale_axpy_f16 = scale_axpy_f16_ref;
   k.f32_to_f16 = f32_to_f16_ref;
 }
 

@@ -83,16 +83,40 @@ void matmul_run(std::span<const MatmulJob> jobs, const ActBuffer& acts, ThreadPo
   std::vector<const TypeKernels*> kern(jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) kern[i] = &type_kernels(jobs[i].w->type);
 
+  auto run_unit = [&](int64_t u, size_t& job) {
+    while (starts[job + 1] <= u) ++job;
+    while (starts[job] > u) --job;
+    const int64_t r0 = (u - starts[job]) * chunk;
+    const int64_t r1 = std::min(jobs[job].w->n_rows, r0 + chunk);
+    run_rows(jobs[job], *kern[job], acts, r0, r1);
+  };
   if (T <= kDecodeTokens) {
-    // Decode is bound by reading the weights once: each thread streams one contiguous slice of every
-    // weight, which the hardware prefetcher follows best (measured +8% over dynamic 256-row chunks).
-    pool.run([&](int tid, int nth) {
-      for (size_t j = 0; j < jobs.size(); ++j) {
-        const int64_t n = jobs[j].w->n_rows;
-        // Slice boundaries on multiples of 16 rows (the packed group size).
-        const int64_t n16 = (n + 15) / 16;
-        const int64_t r0 = std::min(n, n16 * tid / nth * 16), r1 = std::min(n, n16 * (tid + 1) / nth * 16);
-        if (r1 > r0) run_rows(jobs[j], *kern[j], acts, r0, r1);
+    // Decode is bound by reading the weights once. Each thread owns a contiguous run of units and
+    // takes them front to back (one long stream the hardware prefetcher follows; measured +8% over
+    // interleaved chunks); a thread that finishes early steals units from the back of another's
+    // run, so a slow core does not leave the other one waiting at the end of the region.
+    const int nth = pool.size();
+    std::vector<std::atomic<uint64_t>> ranges(nth);
+    auto pack = [](uint64_t b, uint64_t e) { return b | (e << 32); };
+    for (int t = 0; t < nth; ++t) ranges[t].store(pack(total * t / nth, total * (t + 1) / nth));
+    pool.run([&](int tid, int n_threads) {
+      size_t job = 0;
+      for (;;) {  // own run, from the front
+        uint64_t old = ranges[tid].load(std::memory_order_acquire);
+        const uint64_t b = old & 0xFFFFFFFFu, e = old >> 32;
+        if (b >= e) break;
+        if (!ranges[tid].compare_exchange_weak(old, pack(b + 1, e), std::memory_order_acq_rel)) continue;
+        run_unit(static_cast<int64_t>(b), job);
+      }
+      for (int off = 1; off < n_threads; ++off) {  // then others' runs, from the back
+        auto& victim = ranges[(tid + off) % n_threads];
+        for (;;) {
+          uint64_t old = victim.load(std::memory_order_acquire);
+          const uint64_t b = old & 0xFFFFFFFFu, e = old >> 32;
+          if (b >= e) break;
+          if (!victim.compare_exchange_weak(old, pack(b, e - 1), std::memory_order_acq_rel)) continue;
+          run_unit(static_cast<int64_t>(e - 1), job);
+        }
       }
     });
     return;
@@ -103,10 +127,7 @@ void matmul_run(std::span<const MatmulJob> jobs, const ActBuffer& acts, ThreadPo
     for (;;) {
       const int64_t u = next.fetch_add(1, std::memory_order_relaxed);
       if (u >= total) break;
-      while (starts[job + 1] <= u) ++job;
-      const int64_t r0 = (u - starts[job]) * chunk;
-      const int64_t r1 = std::min(jobs[job].w->n_rows, r0 + chunk);
-      run_rows(jobs[job], *kern[job], acts, r0, r1);
+      run_unit(u, job);
     }
   };
   pool.run(work);
