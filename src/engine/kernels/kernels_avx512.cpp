@@ -445,6 +445,114 @@ void q4k_gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_gro
   kTable[n_cols - 1](n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
 }
 
+
+// ---------------------------------------------------------------- packed Q6_K ---------------------
+// Groups of 16 rows. Per (group, super-block): d[16] fp16 | scales[16 groups][16 rows] i8 |
+// for half h, dword k: A = ql[64h+4k,+4), B = ql[64h+32+4k,+4), H = qh[32h+4k,+4) as 16-lane vectors.
+// From (A, B, H) come the 6-bit values of elements 128h + 32j + 4k.. (j = 0..3), which belong to
+// 16-element group 8h + 2j + k/4. Per row: Σ_g sc[g]·(Σ q6·q8 − 32·bsum[g]) · d·yd.
+
+constexpr size_t kQ6KPackedBlock = 32 + 256 + 16 * 192;
+
+size_t q6k_packed_bytes(int64_t n_rows, int64_t n_cols) {
+  const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
+  return static_cast<size_t>(groups * (n_cols / kQK_K)) * kQ6KPackedBlock;
+}
+
+void q6k_pack(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) {
+  const int64_t nsb = n_cols / kQK_K, groups = (n_rows + kPackRows - 1) / kPackRows;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nsb; ++b) {
+      uint8_t* o = out + (g * nsb + b) * kQ6KPackedBlock;
+      std::memset(o, 0, kQ6KPackedBlock);
+      auto* d = reinterpret_cast<uint16_t*>(o);
+      auto* sc = reinterpret_cast<int8_t*>(o + 32);
+      uint8_t* q = o + 288;
+      for (int j = 0; j < kPackRows; ++j) {
+        const int64_t r = g * kPackRows + j;
+        if (r >= n_rows) continue;
+        const auto* blk = reinterpret_cast<const BlockQ6K*>(w + r * row_bytes) + b;
+        d[j] = blk->d;
+        for (int gi = 0; gi < 16; ++gi) sc[gi * 16 + j] = blk->scales[gi];
+        for (int h = 0; h < 2; ++h)
+          for (int k = 0; k < 8; ++k) {
+            uint8_t* v = q + (h * 8 + k) * 192;
+            std::memcpy(v + j * 4, blk->ql + 64 * h + 4 * k, 4);
+            std::memcpy(v + 64 + j * 4, blk->ql + 64 * h + 32 + 4 * k, 4);
+            std::memcpy(v + 128 + j * 4, blk->qh + 32 * h + 4 * k, 4);
+          }
+      }
+    }
+  }
+}
+
+template <int NR>
+void q6k_gemm_packed_tile(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                          const uint8_t* a, size_t a_stride, float* out, size_t ldo) {
+  const int64_t nsb = n / kQK_K;
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+  for (int g = 0; g < n_groups; ++g) {
+    __m512 acc[NR];
+    for (int c = 0; c < NR; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nsb; ++b) {
+      const uint8_t* blk = pw + g * group_bytes + b * kQ6KPackedBlock;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + 2 * kQ6KPackedBlock), _MM_HINT_T0);
+      const __m512 d16 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      const BlockQ8K* y[NR];
+      __m512i sumi[NR];
+      for (int c = 0; c < NR; ++c) {
+        y[c] = reinterpret_cast<const BlockQ8K*>(a + c * a_stride) + b;
+        sumi[c] = _mm512_setzero_si512();
+      }
+      for (int h = 0; h < 2; ++h) {
+        // q[j][k]: 6-bit values of elements 128h + 32j + 4k.. for 16 rows.
+        __m512i qv[4][8];
+        for (int k = 0; k < 8; ++k) {
+          const uint8_t* v = blk + 288 + (h * 8 + k) * 192;
+          const __m512i A = _mm512_loadu_si512(v), B = _mm512_loadu_si512(v + 64), H = _mm512_loadu_si512(v + 128);
+          qv[0][k] = _mm512_or_si512(_mm512_and_si512(A, m4), _mm512_slli_epi16(_mm512_and_si512(H, m2), 4));
+          qv[1][k] = _mm512_or_si512(_mm512_and_si512(B, m4),
+                                     _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m2), 4));
+          qv[2][k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4),
+                                     _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m2), 4));
+          qv[3][k] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4),
+                                     _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m2), 4));
+        }
+        for (int j = 0; j < 4; ++j) {
+          for (int kk = 0; kk < 2; ++kk) {
+            const int grp = 8 * h + 2 * j + kk;
+            const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * grp)));
+#pragma GCC unroll 4
+            for (int c = 0; c < NR; ++c) {
+              const int8_t* q8 = y[c]->qs + 128 * h + 32 * j + 16 * kk;
+              __m512i is = _mm512_set1_epi32(-32 * y[c]->bsums[grp]);
+              is = _mm512_dpbusd_epi32(is, qv[j][4 * kk + 0], bcast4(q8 + 0));
+              is = _mm512_dpbusd_epi32(is, qv[j][4 * kk + 1], bcast4(q8 + 4));
+              is = _mm512_dpbusd_epi32(is, qv[j][4 * kk + 2], bcast4(q8 + 8));
+              is = _mm512_dpbusd_epi32(is, qv[j][4 * kk + 3], bcast4(q8 + 12));
+              sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(is, sc));
+            }
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int c = 0; c < NR; ++c)
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[c]), _mm512_mul_ps(d16, _mm512_set1_ps(y[c]->d)), acc[c]);
+    }
+    const int valid = std::min(kPackRows, n_rows_valid - g * kPackRows);
+    const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+    for (int c = 0; c < NR; ++c) _mm512_mask_storeu_ps(out + c * ldo + g * kPackRows, m, acc[c]);
+  }
+}
+
+void q6k_gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                     const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, int, int, const uint8_t*, size_t, float*, size_t);
+  static constexpr Fn kTable[4] = {q6k_gemm_packed_tile<1>, q6k_gemm_packed_tile<2>, q6k_gemm_packed_tile<3>,
+                                   q6k_gemm_packed_tile<4>};
+  kTable[n_cols - 1](n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
+}
+
 // ---------------------------------------------------------------- F16 / BF16 / F32 ----------------
 
 size_t f32_act_bytes(int64_t n) { return static_cast<size_t>(n) * 4; }
@@ -675,6 +783,13 @@ void fill_kernels_avx512(TypeKernels& k) {
       k.packed_bytes = q4k_packed_bytes;
       k.pack = q4k_pack;
       k.gemm_packed = q4k_gemm_packed;
+      k.gemm_packed_max_cols = 4;
+      break;
+    case GgmlType::kQ6_K:
+      k.pack_rows = kPackRows;
+      k.packed_bytes = q6k_packed_bytes;
+      k.pack = q6k_pack;
+      k.gemm_packed = q6k_gemm_packed;
       k.gemm_packed_max_cols = 4;
       break;
     case GgmlType::kF16:
