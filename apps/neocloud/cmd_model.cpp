@@ -47,7 +47,7 @@ void run_info(const std::string& path) {
   fmt::print("\nby type:\n");
   for (const auto& [name, v] : by_type) fmt::print("  {:<6} {:>5} tensors {:>14} bytes\n", name, v.first, v.second);
   fmt::print("parameters: {}\n", n_params);
-  auto m = engine::Model::from_gguf(std::move(*f), {.prefault = false});
+  auto m = engine::Model::from_gguf(std::move(*f), {.prefault = false, .repack = false});
   if (!m) {
     fmt::print("\nmodel: not loadable: {}\n", m.status().to_string());
     return;
