@@ -25,8 +25,24 @@ for t in $TYPES; do
   m="$MODELS/$SHAPE-$t.gguf"
   [ -f "$m" ] || "$NC" model synth --vocab "$B/../models/ggml-vocab-llama-spm.gguf" --shape "$SHAPE" --type "$t" --out "$m"
   for r in $(seq "$ROUNDS"); do
+    # Bandwidth drifts on shared machines: measure it again next to every round (compare.py uses the max).
+    OMP_NUM_THREADS=$THREADS "$OUT/membw" 512 >> "$OUT/membw.txt"
     "$B/bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json > "$OUT/llama-$t-$r.json" 2>/dev/null
     "$NC" bench -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" --json > "$OUT/nc-$t-$r.json"
   done
 done
 python3 "$ROOT/bench/compare.py" "$OUT" "$SHAPE" "$THREADS" $TYPES | tee "$OUT/summary.md"
+# Memory: peak RSS of one bench run per file (weights are repacked once at load, originals dropped).
+{
+  echo
+  echo "| type | file MB | peak RSS MB | RSS - file MB | load + repack s |"
+  echo "|---|---:|---:|---:|---:|"
+  for t in $TYPES; do
+    m="$MODELS/$SHAPE-$t.gguf"
+    /usr/bin/time -v "$NC" bench -m "$m" -t "$THREADS" -p 64 -n 16 -r 1 --json > "$OUT/rss-$t.json" 2> "$OUT/rss-$t.txt"
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$OUT/rss-$t.txt")
+    load=$(sed -n 's/.*"load_time_s": \([0-9.]*\).*/\1/p' "$OUT/rss-$t.json" | head -1)
+    size=$(stat -c %s "$m")
+    echo "| $t | $((size / 1000000)) | $((rss / 1000)) | $(((rss * 1000 - size) / 1000000)) | $load |"
+  done
+} | tee -a "$OUT/summary.md"

@@ -8,7 +8,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libsqlite3-dev libpq-dev
   clang libclang-rt-14-dev
-  python3
+  python3 time
 )
 missing=()
 for p in "${PKGS[@]}"; do
