@@ -155,13 +155,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "threads")->capture_default_str();
   cmd->add_option("--ubatch-size", o->ubatch, "tokens per forward chunk")->capture_default_str();
   cmd->add_flag("--json", o->json, "print llama-bench style JSON rows");
-  cmd->callback([o] {
-    Status s = run_bench(*o);
-    if (!s.is_ok()) {
-      fmt::print(stderr, "error: {}\n", s.to_string());
-      exit_code() = 1;
-    }
-  });
+  cmd->callback([o] { report(run_bench(*o)); });
 }
 
 }  // namespace nc::app

@@ -71,13 +71,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "output file")->required();
   cmd->add_option("-t,--threads", o->threads, "threads (0: all)");
   cmd->add_flag("--reference", o->reference, "use the slow reference forward pass (the oracle)");
-  cmd->callback([o] {
-    Status s = run_logits(*o);
-    if (!s.is_ok()) {
-      fmt::print(stderr, "error: {}\n", s.to_string());
-      exit_code() = 1;
-    }
-  });
+  cmd->callback([o] { report(run_logits(*o)); });
 }
 
 }  // namespace nc::app

@@ -16,16 +16,17 @@ int& exit_code() {
   return code;
 }
 
-namespace {
-
-void fail(const Status& s) {
+void report(const Status& s) {
+  if (s.is_ok()) return;
   fmt::print(stderr, "error: {}\n", s.to_string());
   exit_code() = 1;
 }
 
+namespace {
+
 void run_info(const std::string& path) {
   auto f = engine::GgufFile::open(path);
-  if (!f) return fail(f.status());
+  if (!f) return report(f.status());
   const auto& g = **f;
   fmt::print("file: {}\nGGUF version: {}\nsize: {} bytes\nalignment: {}\ndata offset: {}\n", path, g.version(),
              g.file_size(), g.alignment(), g.data_offset());
@@ -82,7 +83,7 @@ void add_model_commands(CLI::App& app) {
   synth->callback([opts] {
     const double t0 = now_s();
     Status s = engine::synth_model(*opts);
-    if (!s.is_ok()) return fail(s);
+    if (!s.is_ok()) return report(s);
     fmt::print("wrote {} ({} {} {}) in {:.1f} s\n", opts->out_path, opts->arch, opts->shape, opts->type, now_s() - t0);
   });
 

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/status.h"
+
 namespace nc::app {
 
 void add_model_commands(CLI::App& app);
@@ -12,5 +14,8 @@ void add_bench_command(CLI::App& app);
 
 // Exit code to return from main once a command has run (commands set it; 0 = success).
 int& exit_code();
+
+// Prints a failed command's Status as "error: ..." on stderr and sets the exit code to 1.
+void report(const Status& s);
 
 }  // namespace nc::app
