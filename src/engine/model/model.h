@@ -104,7 +104,7 @@ class Model {
     HugeBuffer& operator=(const HugeBuffer&) = delete;
     ~HugeBuffer();
   };
-  std::vector<std::unique_ptr<HugeBuffer>> packed_;
+  std::unique_ptr<HugeBuffer> packed_;
   void repack_weights();
 
   friend Status load_arch_llama(Model& m);
