@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -44,7 +45,8 @@ class Context {
 
  private:
   Context(const Model& model, const ContextParams& params);
-  Status check_batch(const Batch& batch) const;
+  // Validates the batch and returns each sequence's length after it.
+  Result<std::unordered_map<int32_t, int64_t>> check_batch(const Batch& batch) const;
   void forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std::vector<float>& logits);
   void attention(int64_t layer, const Batch& batch, int64_t begin, int64_t n_tokens);
 

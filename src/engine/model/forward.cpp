@@ -36,13 +36,13 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   return c;
 }
 
-Status Context::check_batch(const Batch& batch) const {
+Result<std::unordered_map<int32_t, int64_t>> Context::check_batch(const Batch& batch) const {
   const HParams& hp = model_.hparams();
   const int64_t n = batch.size();
   if (batch.pos.size() != batch.tokens.size() || batch.seq.size() != batch.tokens.size() ||
       batch.want_logits.size() != batch.tokens.size())
     return invalid_argument("batch arrays have different lengths");
-  std::unordered_map<int32_t, int64_t> next;  // seq -> next expected max position
+  std::unordered_map<int32_t, int64_t> next;  // seq -> its length after this batch
   for (int64_t i = 0; i < n; ++i) {
     if (batch.tokens[i] < 0 || batch.tokens[i] >= hp.n_vocab)
       return invalid_argument(fmt::format("token id {} at batch index {} is outside the vocabulary [0, {})",
@@ -65,17 +65,12 @@ Status Context::check_batch(const Batch& batch) const {
   if (need_blocks > kv_->n_free_blocks())
     return resource_exhausted(fmt::format("KV cache full: the batch needs {} more blocks of {} cells, {} are free",
                                           need_blocks, bs, kv_->n_free_blocks()));
-  return Status::ok();
+  return next;
 }
 
 Status Context::decode(const Batch& batch, std::vector<float>& logits) {
-  NC_RETURN_IF_ERROR(check_batch(batch));
-  // Reserve cells for every sequence in the batch (cannot fail after check_batch).
-  std::unordered_map<int32_t, int64_t> final_len;
-  for (int64_t i = 0; i < batch.size(); ++i) {
-    auto& l = final_len.try_emplace(batch.seq[i], kv_->length(batch.seq[i])).first->second;
-    l = std::max<int64_t>(l, batch.pos[i] + 1);
-  }
+  // Final length of every sequence in the batch; reserving them cannot fail after the check.
+  NC_ASSIGN_OR_RETURN(const auto final_len, check_batch(batch));
   for (const auto& [seq, len] : final_len) NC_RETURN_IF_ERROR(kv_->reserve(seq, len));
   logits.reserve(logits.size() + batch.n_outputs() * model_.hparams().n_vocab);
   for (int64_t b = 0; b < batch.size(); b += params_.n_ubatch) {
