@@ -207,6 +207,16 @@ float dot_float(int64_t n, const void* w, const void* a) {
   return out;
 }
 
+template <GgmlType kType>
+void set_float_kernels(TypeKernels& k, void (*quantize)(const float*, void*, int64_t)) {
+  k.packed_bytes = float_packed_bytes<kType>;
+  k.pack = float_pack<kType>;
+  k.gemm_packed = float_gemm_packed<kType>;
+  k.quantize_act = quantize;
+  k.vec_dot = dot_float<kType>;
+  k.gemm = gemm_float<kType>;
+}
+
 }  // namespace
 
 void fill_float(TypeKernels& k) {
@@ -216,28 +226,9 @@ void fill_float(TypeKernels& k) {
   k.gemm_max_cols = 3;
   k.pack_rows = kPackRows;
   k.gemm_packed_max_cols = 8;
-  if (k.weight_type == GgmlType::kF16) {
-    k.packed_bytes = float_packed_bytes<GgmlType::kF16>;
-    k.pack = float_pack<GgmlType::kF16>;
-    k.gemm_packed = float_gemm_packed<GgmlType::kF16>;
-    k.quantize_act = quantize_f16_as_f32;
-    k.vec_dot = dot_float<GgmlType::kF16>;
-    k.gemm = gemm_float<GgmlType::kF16>;
-  } else if (k.weight_type == GgmlType::kBF16) {
-    k.packed_bytes = float_packed_bytes<GgmlType::kBF16>;
-    k.pack = float_pack<GgmlType::kBF16>;
-    k.gemm_packed = float_gemm_packed<GgmlType::kBF16>;
-    k.quantize_act = quantize_bf16_as_f32;
-    k.vec_dot = dot_float<GgmlType::kBF16>;
-    k.gemm = gemm_float<GgmlType::kBF16>;
-  } else {
-    k.packed_bytes = float_packed_bytes<GgmlType::kF32>;
-    k.pack = float_pack<GgmlType::kF32>;
-    k.gemm_packed = float_gemm_packed<GgmlType::kF32>;
-    k.quantize_act = copy_f32;
-    k.vec_dot = dot_float<GgmlType::kF32>;
-    k.gemm = gemm_float<GgmlType::kF32>;
-  }
+  if (k.weight_type == GgmlType::kF16) set_float_kernels<GgmlType::kF16>(k, quantize_f16_as_f32);
+  else if (k.weight_type == GgmlType::kBF16) set_float_kernels<GgmlType::kBF16>(k, quantize_bf16_as_f32);
+  else set_float_kernels<GgmlType::kF32>(k, copy_f32);
 }
 
 }  // namespace nc::engine::avx512

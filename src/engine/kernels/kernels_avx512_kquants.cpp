@@ -25,9 +25,11 @@ namespace {
 
 constexpr size_t kQ4KPackedBlock = 32 + 32 + 128 + 128 + 2048;
 
-size_t q4k_packed_bytes(int64_t n_rows, int64_t n_cols) {
+// Bytes of a packed K-quant matrix: one kBlock per (group of 16 rows, super-block of 256).
+template <size_t kBlock>
+size_t kquant_packed_bytes(int64_t n_rows, int64_t n_cols) {
   const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
-  return static_cast<size_t>(groups * (n_cols / kQK_K)) * kQ4KPackedBlock;
+  return static_cast<size_t>(groups * (n_cols / kQK_K)) * kBlock;
 }
 
 void q4k_pack(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) {
@@ -143,11 +145,6 @@ void q4k_gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_gro
 
 constexpr size_t kQ6KPackedBlock = 32 + 256 + 16 * 192;
 
-size_t q6k_packed_bytes(int64_t n_rows, int64_t n_cols) {
-  const int64_t groups = (n_rows + kPackRows - 1) / kPackRows;
-  return static_cast<size_t>(groups * (n_cols / kQK_K)) * kQ6KPackedBlock;
-}
-
 void q6k_pack(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols, uint8_t* out) {
   const int64_t nsb = n_cols / kQK_K, groups = (n_rows + kPackRows - 1) / kPackRows;
   for (int64_t g = 0; g < groups; ++g) {
@@ -247,7 +244,7 @@ void q6k_gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_gro
 void fill_q4_K(TypeKernels& k) {
   // Activations stay ggml's Q8_K blocks, so the row-major AVX2 kernels still apply too.
   k.pack_rows = kPackRows;
-  k.packed_bytes = q4k_packed_bytes;
+  k.packed_bytes = kquant_packed_bytes<kQ4KPackedBlock>;
   k.pack = q4k_pack;
   k.gemm_packed = q4k_gemm_packed;
   k.gemm_packed_max_cols = 4;
@@ -255,7 +252,7 @@ void fill_q4_K(TypeKernels& k) {
 
 void fill_q6_K(TypeKernels& k) {
   k.pack_rows = kPackRows;
-  k.packed_bytes = q6k_packed_bytes;
+  k.packed_bytes = kquant_packed_bytes<kQ6KPackedBlock>;
   k.pack = q6k_pack;
   k.gemm_packed = q6k_gemm_packed;
   k.gemm_packed_max_cols = 4;
