@@ -145,18 +145,6 @@ double GgufValue::elem_float(uint64_t idx) const {
   return 0;
 }
 
-std::optional<double> GgufValue::as_number() const {
-  switch (type) {
-    case GgufType::kU8: case GgufType::kU16: case GgufType::kU32: case GgufType::kU64: case GgufType::kBool:
-      return static_cast<double>(u);
-    case GgufType::kI8: case GgufType::kI16: case GgufType::kI32: case GgufType::kI64:
-      return static_cast<double>(i);
-    case GgufType::kF32: case GgufType::kF64: return f;
-    case GgufType::kString: case GgufType::kArray: return std::nullopt;
-  }
-  return std::nullopt;
-}
-
 std::string GgufValue::to_display_string(size_t max_elems) const {
   auto quote = [](std::string_view s) {
     std::string r = "\"";

@@ -66,8 +66,6 @@ struct GgufValue {
   // Element i of a numeric array, converted; callers check elem_type first.
   int64_t elem_int(uint64_t idx) const;
   double elem_float(uint64_t idx) const;
-  // Scalar of any numeric type as a number (bool as 0/1); nullopt for strings and arrays.
-  std::optional<double> as_number() const;
   // Human-readable, truncated for long arrays (for `model info`).
   std::string to_display_string(size_t max_elems = 8) const;
 };

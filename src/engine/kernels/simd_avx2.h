@@ -41,11 +41,6 @@ inline __m256i dot_i8_avx2(__m256i x, __m256i y) {
   return _mm256_madd_epi16(dot16, _mm256_set1_epi16(1));
 }
 
-// Sum of u*s over 32 unsigned x signed byte pairs into 8 int32 lanes (u <= 127 so no saturation).
-inline __m256i dot_u8i8_avx2(__m256i u, __m256i s) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
 inline __m256 load_f16x8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }

@@ -190,7 +190,6 @@ Model::HugeBuffer::~HugeBuffer() {
 }
 
 void Model::repack_weights() {
-  const double t0 = now_s();
   const MappedFile* map = file_->mapped();
   // Every matrix with a packed layout, and whether its file pages can be dropped afterwards
   // (a tied output shares token_embd, whose rows the embedding lookup still reads).
@@ -227,7 +226,6 @@ void Model::repack_weights() {
     repacked_bytes_ += n;
   }
   packed_ = std::move(hb);
-  repack_seconds_ = now_s() - t0;
 }
 
 size_t Model::weight_bytes_per_token() const {

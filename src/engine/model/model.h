@@ -83,7 +83,6 @@ class Model {
   // Bytes of weights read per decoded token (every matrix once, plus one embedding row).
   size_t weight_bytes_per_token() const;
   double load_seconds() const { return load_seconds_; }
-  double repack_seconds() const { return repack_seconds_; }
   size_t repacked_bytes() const { return repacked_bytes_; }
 
  private:
@@ -92,7 +91,6 @@ class Model {
   HParams hp_;
   ModelWeights w_;
   double load_seconds_ = 0;
-  double repack_seconds_ = 0;
   size_t repacked_bytes_ = 0;
   // Repacked weights live in anonymous memory backed by transparent huge pages where the kernel
   // allows it: the decode loop streams them, and 2 MiB pages keep the prefetcher going.
