@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -137,7 +139,8 @@ Status GgufWriter::write(const std::string& path) const {
   }
   head.resize(pad(head.size()), 0);
 
-  const std::string tmp = path + ".tmp";
+  // Unique per process, so concurrent writers of the same path never share a temp file.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(tmp.c_str(), "wb"), &std::fclose);
   if (!f) return invalid_argument(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
   auto fail = [&](const char* what) {

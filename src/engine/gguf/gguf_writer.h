@@ -1,5 +1,5 @@
 // GgufWriter: builds a GGUF v3 file (metadata + tensors) and writes it atomically: the bytes go to
-// "<path>.tmp" and are renamed over `path` only when complete, so a failed write never leaves a
+// "<path>.tmp.<pid>" and are renamed over `path` only when complete, so a failed write never leaves a
 // partial model behind. Tensor bytes are produced by a callback at write time, so multi-GB models
 // are written without holding them in memory.
 // Thread-safety: single-threaded; one writer per file.
