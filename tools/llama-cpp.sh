@@ -26,4 +26,8 @@ if [ ! -x "$B/bin/llama_logits" ] || [ "$ROOT/tools/ref/llama_logits.cpp" -nt "$
   g++ -O2 -std=c++17 "$ROOT/tools/ref/llama_logits.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
       -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/llama_logits"
 fi
+if [ ! -x "$B/bin/llama_tokenize_dump" ] || [ "$ROOT/tools/ref/llama_tokenize_dump.cpp" -nt "$B/bin/llama_tokenize_dump" ]; then
+  g++ -O2 -std=c++17 "$ROOT/tools/ref/llama_tokenize_dump.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
+      -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/llama_tokenize_dump"
+fi
 echo "$B"

@@ -1,6 +1,7 @@
 // Tokenizer tests: llama.cpp's own reference tokenizations (models/ggml-vocab-*.gguf with .inp/.out,
 // every case), detokenization round trips, and clear errors for malformed vocab metadata.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -88,6 +89,98 @@ TEST_P(ReferenceTokenization, EveryCaseMatchesLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, ReferenceTokenization, ::testing::ValuesIn(reference_vocabs()),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+std::vector<std::string> split_cases(const std::string& raw) {
+  std::vector<std::string> cases;
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  for (size_t pos = 0; pos < raw.size();) {
+    const size_t next = raw.find(sep, pos);
+    if (next == std::string::npos) {
+      cases.push_back(raw.substr(pos));
+      break;
+    }
+    cases.push_back(raw.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+  return cases;
+}
+
+std::string gunzip_file(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return {};
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  gzclose(f);
+  return out;
+}
+
+std::string hex(const std::string& s) {
+  static const char* h = "0123456789abcdef";
+  std::string o;
+  for (unsigned char c : s) o += h[c >> 4], o += h[c & 15];
+  return o;
+}
+
+std::string ids_str(const std::vector<TokenId>& ids) {
+  std::string s;
+  for (auto t : ids) s += " " + std::to_string(t);
+  return s;
+}
+
+// Differential test: a generated corpus (random scripts, emoji, combining marks, whitespace runs,
+// code, numbers, special-token text, invalid UTF-8; tools/tokenizer-corpus.py) tokenized by libllama
+// in all four (add_special, parse_special) modes and detokenized two ways
+// (tools/make-tokenizer-goldens.sh). Zero mismatches allowed.
+class Differential : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Differential, CorpusMatchesLibllama) {
+  // NC_TOKENIZER_DATA points the test at another corpus (e.g. a bigger stress corpus made with
+  // tools/make-tokenizer-goldens.sh into another directory).
+  const char* env = std::getenv("NC_TOKENIZER_DATA");
+  const std::string dir = env ? env : std::string(NC_SOURCE_DIR) + "/tests/data/tokenizer";
+  auto vocab = load_vocab(test::vocab_path(GetParam()));
+  ASSERT_NE(vocab, nullptr);
+  const auto cases = split_cases(slurp(dir + "/corpus.txt"));
+  ASSERT_GE(cases.size(), 500u);
+  std::istringstream ref(gunzip_file(dir + "/" + GetParam() + ".ref.gz"));
+  std::string line;
+  int mismatches = 0, checked = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::vector<TokenId> last;
+    for (int add = 0; add < 2; ++add) {
+      for (int parse = 0; parse < 2; ++parse) {
+        ASSERT_TRUE(std::getline(ref, line)) << "reference file too short";
+        const auto got = vocab->tokenize(cases[i], add != 0, parse != 0);
+        const std::string want = line.substr(line.find(':') + 1);
+        ++checked;
+        if (ids_str(got) != want && ++mismatches <= 5) {
+          ADD_FAILURE() << GetParam() << " case " << i << " add=" << add << " parse=" << parse << " '" << cases[i]
+                        << "'\n  got:     " << ids_str(got) << "\n  libllama:" << want;
+        }
+        last = got;
+      }
+    }
+    ASSERT_TRUE(std::getline(ref, line));
+    const std::string d = hex(vocab->detokenize(last, /*remove_special=*/false, /*unparse_special=*/true));
+    if (line != "D: " + d && ++mismatches <= 5) ADD_FAILURE() << GetParam() << " case " << i << " detokenize: " << line << " vs " << d;
+    ASSERT_TRUE(std::getline(ref, line));
+    const std::string r = hex(vocab->detokenize(last, /*remove_special=*/true, /*unparse_special=*/false));
+    if (line != "R: " + r && ++mismatches <= 5) ADD_FAILURE() << GetParam() << " case " << i << " detokenize(rm): " << line << " vs " << r;
+  }
+  EXPECT_EQ(mismatches, 0) << "of " << checked << " tokenizations";
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, Differential,
+                         ::testing::Values("aquila", "baichuan", "bert-bge", "command-r", "deepseek-coder", "deepseek-llm",
+                                           "falcon", "gemma-4", "gpt-2", "gpt-neox", "llama-bpe", "llama-spm", "mpt",
+                                           "phi-3", "qwen2", "qwen35", "refact", "starcoder"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
