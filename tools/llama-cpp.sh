@@ -26,8 +26,10 @@ if [ ! -x "$B/bin/llama_logits" ] || [ "$ROOT/tools/ref/llama_logits.cpp" -nt "$
   g++ -O2 -std=c++17 "$ROOT/tools/ref/llama_logits.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
       -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/llama_logits"
 fi
-if [ ! -x "$B/bin/llama_tokenize_dump" ] || [ "$ROOT/tools/ref/llama_tokenize_dump.cpp" -nt "$B/bin/llama_tokenize_dump" ]; then
-  g++ -O2 -std=c++17 "$ROOT/tools/ref/llama_tokenize_dump.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
-      -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/llama_tokenize_dump"
-fi
+for tool in llama_tokenize_dump llama_tokenize_bench; do
+  if [ ! -x "$B/bin/$tool" ] || [ "$ROOT/tools/ref/$tool.cpp" -nt "$B/bin/$tool" ]; then
+    g++ -O2 -std=c++17 "$ROOT/tools/ref/$tool.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
+        -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/$tool"
+  fi
+done
 echo "$B"

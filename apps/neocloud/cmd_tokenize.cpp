@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "apps/neocloud/commands.h"
+#include "core/timer.h"
 #include "engine/gguf/gguf.h"
 #include "engine/tokenizer/vocab.h"
 
@@ -17,6 +18,7 @@ namespace {
 struct TokenizeOptions {
   std::string model, text, file;
   bool no_bos = false, special = false, pieces = false;
+  int bench = 0;
 };
 
 Result<std::string> read_file(const std::string& path) {
@@ -36,6 +38,17 @@ Status run_tokenize(const TokenizeOptions& o) {
   NC_ASSIGN_OR_RETURN(auto gguf, engine::GgufFile::open(o.model));
   NC_ASSIGN_OR_RETURN(auto vocab, engine::Vocab::load(*gguf));
   const bool add_special = vocab->add_bos() && !o.no_bos;
+  if (o.bench > 0) {
+    double best = 1e30;
+    size_t n = 0;
+    for (int r = 0; r < o.bench; ++r) {
+      const double t0 = now_s();
+      n = vocab->tokenize(text, add_special, o.special).size();
+      best = std::min(best, now_s() - t0);
+    }
+    fmt::print("tokens={} best_s={:.6f}\n", n, best);
+    return Status::ok();
+  }
   const auto ids = vocab->tokenize(text, add_special, o.special);
   std::string out;
   if (o.pieces) {
@@ -60,6 +73,7 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--no-bos", o->no_bos, "do not add BOS/EOS even if the model asks for them");
   cmd->add_flag("--special", o->special, "parse special-token text such as <|eot_id|> into that token");
   cmd->add_flag("--pieces", o->pieces, "print one 'id piece' line per token");
+  cmd->add_option("--bench", o->bench, "time R runs and print the token count and the best time instead of ids");
   cmd->callback([o, t, f] {
     if (t->count() == 0 && f->count() == 0) {
       report(invalid_argument("tokenize: give --text or --file"));
