@@ -26,7 +26,7 @@ if [ ! -x "$B/bin/llama_logits" ] || [ "$ROOT/tools/ref/llama_logits.cpp" -nt "$
   g++ -O2 -std=c++17 "$ROOT/tools/ref/llama_logits.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
       -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/llama_logits"
 fi
-for tool in llama_tokenize_dump llama_tokenize_bench; do
+for tool in llama_tokenize_dump llama_tokenize_bench llama_generate; do
   if [ ! -x "$B/bin/$tool" ] || [ "$ROOT/tools/ref/$tool.cpp" -nt "$B/bin/$tool" ]; then
     g++ -O2 -std=c++17 "$ROOT/tools/ref/$tool.cpp" -I "$REF/llama.cpp/include" -I "$REF/llama.cpp/ggml/include" \
         -L "$B/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$B/bin" -o "$B/bin/$tool"

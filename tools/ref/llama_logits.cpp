@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cp.n_ctx = toks.size() + 16;
   cp.n_batch = toks.size();
   cp.n_ubatch = toks.size();
+  if (const char* ub = std::getenv("NC_UBATCH")) cp.n_ubatch = std::atoi(ub);  // e.g. 1: token-by-token
   const int th = argc > 4 ? std::atoi(argv[4]) : 2;
   cp.n_threads = th;
   cp.n_threads_batch = th;

@@ -40,4 +40,13 @@ inline AttnFn attention_kernel() { return attention_kernel(best_kernel_level());
 void attention_ref(const AttnArgs& a);
 void attention_avx512(const AttnArgs& a);  // needs head_dim % 16 == 0 and block_size == 16
 
+// llama.cpp's "one-chunk" flash attention numerics (ggml-cpu ops.cpp
+// ggml_compute_forward_flash_attn_ext_f16_one_chunk), which it uses for ubatches of fewer than 64
+// tokens, single-token decode included: per query, Q is rounded to fp16, cells are visited one by
+// one in position order, and the running V accumulator is kept in fp16 (rounded after every fused
+// multiply-add and every rescale); the output is acc * (1/sum). Same arguments; `scratch` unused.
+void attention_f16acc_ref(const AttnArgs& a);
+void attention_f16acc_avx512(const AttnArgs& a);  // needs head_dim % 16 == 0
+AttnFn attention_f16acc_kernel(KernelLevel level);
+
 }  // namespace nc::engine

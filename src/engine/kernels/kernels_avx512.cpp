@@ -12,13 +12,13 @@ namespace nc::engine {
 
 namespace {
 
-// out = silu(g) * u = g / (1 + exp(-g)) * u.
+// out = silu(g) * u = g / (1 + exp(-g)) * u, with ggml's vector expf (bit-identical to llama.cpp).
 void swiglu_avx512(const float* g, const float* u, float* out, int64_t n) {
   int64_t i = 0;
   const __m512 one = _mm512_set1_ps(1.0f);
   for (; i + 16 <= n; i += 16) {
     const __m512 x = _mm512_loadu_ps(g + i);
-    const __m512 e = simd::exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    const __m512 e = simd::expf_ggml(_mm512_sub_ps(_mm512_setzero_ps(), x));
     _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
   }
   for (; i < n; ++i) out[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];

@@ -31,10 +31,12 @@ constexpr int kPrefetchBytes = 1024;
 
 // Layout of one activation row of n values (n % 32 == 0), with P = ceil(n / 64) block pairs:
 // q[n] (zero-padded to 64) | d_exp[P][16] f32 | init[P][16] i32.
-// Then, for the packed (16-row interleaved) kernels: d[n/32] f32 | corr[n/32] i32 (= -offset * Σq).
+// Then, for the packed (16-row interleaved) kernels: d[n/32] f32 | corr[n/32] i32 (= -offset * Σq)
+// | corr8[n/32][8] i32 (= -offset * Σ of the block's 4-byte group k, for the ggml-order Q8_0 kernel).
 inline int64_t n_pairs_of(int64_t n) { return (n / 32 + 1) / 2; }
 inline size_t q8p_d_offset(int64_t n) { return pad64(static_cast<size_t>(n)) + static_cast<size_t>(n_pairs_of(n)) * 128; }
-size_t q8p_act_bytes(int64_t n) { return q8p_d_offset(n) + static_cast<size_t>(n / 32) * 8; }
+inline size_t q8p_corr8_offset(int64_t n) { return q8p_d_offset(n) + static_cast<size_t>(n / 32) * 8; }
+size_t q8p_act_bytes(int64_t n) { return q8p_corr8_offset(n) + static_cast<size_t>(n / 32) * 32; }
 
 template <int kOffset>
 void quantize_q8p(const float* x, void* out, int64_t n) {
@@ -43,6 +45,7 @@ void quantize_q8p(const float* x, void* out, int64_t n) {
   auto* init = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(out) + pad64(n) + n_pairs_of(n) * 64);
   auto* dflat = reinterpret_cast<float*>(static_cast<uint8_t*>(out) + q8p_d_offset(n));
   auto* corr = reinterpret_cast<int32_t*>(dflat + n / 32);
+  auto* corr8 = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(out) + q8p_corr8_offset(n));
   std::memset(q + n, 0, pad64(n) - n);
   if ((n / 32) % 2) {  // zero the unused half of the last pair
     std::fill(dexp + (n_pairs_of(n) - 1) * 16 + 8, dexp + n_pairs_of(n) * 16, 0.0f);
@@ -71,7 +74,9 @@ void quantize_q8p(const float* x, void* out, int64_t n) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32), p);
     // Σq for the correction term.
     const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), p);
-    const int sum = simd::hsum_i32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+    const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));  // lane k: Σ of bytes 4k..4k+3
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(corr8 + b * 8), _mm256_mullo_epi32(s32, _mm256_set1_epi32(-kOffset)));
+    const int sum = simd::hsum_i32(s32);
     dflat[b] = d;
     corr[b] = -kOffset * sum;
     const int64_t pair = b / 2, half = b % 2;
@@ -304,6 +309,63 @@ void gemm_packed_tile(int64_t n, const uint8_t* pw, size_t group_bytes, int n_gr
   }
 }
 
+// Q8_0 in llama.cpp's summation order (ggml_vec_dot_q8_0_q8_0's AVX2 branch and llamafile's
+// tinyBLAS_Q0_AVX, which agree): per row, eight f32 lanes, lane k accumulating
+// fma(d_w * d_a, float(Σ of the block's bytes 4k..4k+3 products), lane k) over the blocks in order,
+// then summed as hsum_float_8 does. The int32 group sums are exact, so every row's result is
+// bit-identical to llama.cpp's. Twice the instructions of gemm_packed_tile, for the same bytes.
+template <int NR>
+void gemm_packed_q8_0_ggml_tile(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                                const uint8_t* a, size_t a_stride, float* out, size_t ldo) {
+  constexpr size_t PB = packed_block_bytes<GgmlType::kQ8_0>();
+  const int64_t nb = n / 32;
+  const size_t d_off = q8p_d_offset(n), c8_off = q8p_corr8_offset(n);
+  for (int g = 0; g < n_groups; ++g) {
+    const uint8_t* gw = pw + g * group_bytes;
+    __m512 acc[NR][8];
+    for (int c = 0; c < NR; ++c)
+      for (int k = 0; k < 8; ++k) acc[c][k] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = gw + b * PB;
+      for (size_t off = 0; off < PB; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * PB + off), _MM_HINT_T0);
+      const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      __m512i wv[8];
+      for (int k = 0; k < 8; ++k) wv[k] = _mm512_loadu_si512(blk + 32 + 64 * k);
+      for (int c = 0; c < NR; ++c) {
+        const uint8_t* ac = a + c * a_stride;
+        const int8_t* q = reinterpret_cast<const int8_t*>(ac) + b * 32;
+        const float da = reinterpret_cast<const float*>(ac + d_off)[b];
+        const int32_t* c8 = reinterpret_cast<const int32_t*>(ac + c8_off) + b * 8;
+        const __m512 d = _mm512_mul_ps(ws, _mm512_set1_ps(da));
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          const __m512i l = _mm512_dpbusd_epi32(_mm512_set1_epi32(c8[k]), wv[k], bcast4(q + 4 * k));
+          acc[c][k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(l), acc[c][k]);
+        }
+      }
+    }
+    const int valid = std::min(kPackRows, n_rows_valid - g * kPackRows);
+    const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+    for (int c = 0; c < NR; ++c) {
+      const __m512 t0 = _mm512_add_ps(_mm512_add_ps(acc[c][4], acc[c][0]), _mm512_add_ps(acc[c][6], acc[c][2]));
+      const __m512 t1 = _mm512_add_ps(_mm512_add_ps(acc[c][5], acc[c][1]), _mm512_add_ps(acc[c][7], acc[c][3]));
+      _mm512_mask_storeu_ps(out + c * ldo + g * kPackRows, m, _mm512_add_ps(t0, t1));
+    }
+  }
+}
+
+void gemm_packed_q8_0_ggml(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
+                           const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
+  for (int c = 0; c < n_cols; c += 2) {
+    if (n_cols - c >= 2) {
+      gemm_packed_q8_0_ggml_tile<2>(n, pw, group_bytes, n_groups, n_rows_valid, a + c * a_stride, a_stride, out + c * ldo, ldo);
+    } else {
+      gemm_packed_q8_0_ggml_tile<1>(n, pw, group_bytes, n_groups, n_rows_valid, a + c * a_stride, a_stride, out + c * ldo, ldo);
+    }
+  }
+}
+
 template <GgmlType kType>
 void gemm_packed(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
                  const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
@@ -329,7 +391,7 @@ void fill_q8_0_q4_0(TypeKernels& k) {
   k.pack_rows = kPackRows;
   k.packed_bytes = q8 ? packed_bytes<GgmlType::kQ8_0> : packed_bytes<GgmlType::kQ4_0>;
   k.pack = q8 ? pack_rows<GgmlType::kQ8_0> : pack_rows<GgmlType::kQ4_0>;
-  k.gemm_packed = q8 ? gemm_packed<GgmlType::kQ8_0> : gemm_packed<GgmlType::kQ4_0>;
+  k.gemm_packed = q8 ? gemm_packed_q8_0_ggml : gemm_packed<GgmlType::kQ4_0>;
   k.gemm_packed_max_cols = 8;
 }
 

@@ -28,8 +28,10 @@ void rope_apply_norm(float* x, const float* cs, int64_t n_rot) {
   for (int64_t i = 0; i < n_rot / 2; ++i) {
     const float c = cs[2 * i], s = cs[2 * i + 1];
     const float x0 = x[2 * i], x1 = x[2 * i + 1];
-    x[2 * i] = x0 * c - x1 * s;
-    x[2 * i + 1] = x0 * s + x1 * c;
+    // llama.cpp's ggml-cpu is built with -march=native and GCC's default contraction, which turns
+    // x0*c - x1*s into fma(x0, c, -(x1*s)) and x0*s + x1*c into fma(x0, s, x1*c).
+    x[2 * i] = std::fma(x0, c, -(x1 * s));
+    x[2 * i + 1] = std::fma(x0, s, x1 * c);
   }
 }
 
@@ -38,8 +40,8 @@ void rope_apply_neox(float* x, const float* cs, int64_t n_rot) {
   for (int64_t i = 0; i < h; ++i) {
     const float c = cs[2 * i], s = cs[2 * i + 1];
     const float x0 = x[i], x1 = x[i + h];
-    x[i] = x0 * c - x1 * s;
-    x[i + h] = x0 * s + x1 * c;
+    x[i] = std::fma(x0, c, -(x1 * s));
+    x[i + h] = std::fma(x0, s, x1 * c);
   }
 }
 

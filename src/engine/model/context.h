@@ -26,6 +26,11 @@ struct ContextParams {
   int64_t n_ubatch = 512;        // tokens per internal forward chunk (bounds scratch memory)
   int64_t kv_block_size = 16;
   int n_threads = 0;             // 0: all hardware threads
+  // Attention numerics. true: as llama.cpp on the CPU — a sequence with fewer than 64 tokens in a
+  // ubatch (decode steps included) uses the one-chunk path with an fp16 V accumulator
+  // (attention_f16acc), so greedy generation follows llama.cpp's token for token; 64 or more use the
+  // f32 blocked kernel (llama.cpp's tiled path). false: always the f32 blocked kernel.
+  bool llamacpp_attention = true;
 };
 
 class Context {

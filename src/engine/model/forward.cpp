@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 #include <unordered_map>
 
 #include "engine/kernels/attention.h"
@@ -19,6 +21,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   if (params.n_ctx <= 0) return invalid_argument("context size must be positive");
   if (params.n_ubatch <= 0) return invalid_argument("ubatch size must be positive");
   std::unique_ptr<Context> c(new Context(model, params));
+  // NEOCLOUD_ATTENTION=f32 forces the f32 attention kernel everywhere (for numerics experiments).
+  if (const char* a = std::getenv("NEOCLOUD_ATTENTION"); a && std::string_view(a) == "f32") c->params_.llamacpp_attention = false;
   const HParams& hp = model.hparams();
   c->pool_ = std::make_unique<ThreadPool>(params.n_threads);
   c->kv_ = std::make_unique<KvCache>(hp.n_layer, hp.n_embd_kv(), params.n_ctx, params.kv_block_size);
@@ -181,6 +185,10 @@ void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_
   const int64_t group = hp.n_head / hp.n_head_kv;
   const int64_t bs = kv_->block_size();
   AttnFn kernel = (D % 16 == 0 && bs == 16) ? attention_kernel() : attention_ref;
+  AttnFn small_kernel = D % 16 == 0 ? attention_f16acc_kernel(best_kernel_level()) : attention_f16acc_ref;
+  // llama.cpp picks its flash-attention path by the ubatch's query count (per sequence here, so a
+  // sequence's result never depends on which other sequences share the batch).
+  constexpr size_t kTiledMinTokens = 64;
 
   // Tokens of each sequence, in batch order, cut into chunks.
   std::unordered_map<int32_t, std::vector<int64_t>> by_seq;
@@ -189,11 +197,14 @@ void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_
     int32_t seq;
     const int64_t* tokens;
     int64_t n;
+    AttnFn fn;
   };
   std::vector<Chunk> chunks;
-  for (const auto& [seq, toks] : by_seq)
+  for (const auto& [seq, toks] : by_seq) {
+    const AttnFn fn = params_.llamacpp_attention && toks.size() < kTiledMinTokens ? small_kernel : kernel;
     for (size_t i = 0; i < toks.size(); i += kAttnTokens)
-      chunks.push_back({seq, toks.data() + i, std::min<int64_t>(kAttnTokens, static_cast<int64_t>(toks.size() - i))});
+      chunks.push_back({seq, toks.data() + i, std::min<int64_t>(kAttnTokens, static_cast<int64_t>(toks.size() - i)), fn});
+  }
   const int64_t n_tasks = static_cast<int64_t>(chunks.size()) * hp.n_head_kv;
   const int max_q = static_cast<int>(kAttnTokens * group);
   pool_->parallel_for(n_tasks, 1, [&](int64_t b, int64_t e, int tid) {
@@ -242,7 +253,7 @@ void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_
       args.scale = 1.0f / std::sqrt(static_cast<float>(D));
       args.out = out.data();
       args.scratch = scratch.data();
-      kernel(args);
+      c.fn(args);
     }
   });
 }
