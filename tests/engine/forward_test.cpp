@@ -63,9 +63,9 @@ std::vector<int32_t> tokens(int n, int64_t n_vocab, uint32_t seed = 7) {
 }
 
 std::vector<float> run_batch(const Model& m, const std::vector<int32_t>& toks, int64_t ubatch = 512, int threads = 2,
-                             bool llamacpp_attention = true) {
+                             bool llamacpp_numerics = true) {
   ContextParams cp;
-  cp.llamacpp_attention = llamacpp_attention;
+  cp.llamacpp_numerics = llamacpp_numerics;
   cp.n_ctx = 256;
   cp.n_ubatch = ubatch;
   cp.n_threads = threads;
@@ -95,7 +95,7 @@ TEST_P(ForwardVsReference, LogitsAgree) {
   auto ref = reference_forward(**m, toks);
   ASSERT_TRUE(ref.is_ok());
   // The f32 attention kernel against the oracle.
-  const auto got = run_batch(**m, toks, 512, 2, /*llamacpp_attention=*/false);
+  const auto got = run_batch(**m, toks, 512, 2, /*llamacpp_numerics=*/false);
   const Cmp r = compare(got, *ref, (*m)->hparams().n_vocab);
   EXPECT_LE(r.rel, c.max_rel) << c.type << " " << c.arch;
   EXPECT_GE(r.top1, 0.95) << c.type << " " << c.arch;

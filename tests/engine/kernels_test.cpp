@@ -205,20 +205,82 @@ TEST(Kernels, PackedTilesMatchScalar) {
             ref.quantize_act(x.data(), A_ref.data() + c * ref.act_bytes(n), n);
           }
           const size_t ldo = 48;
-          std::vector<float> out(cols * ldo, -12345.0f);
-          k.gemm_packed(n, P.data(), gb, static_cast<int>(groups), static_cast<int>(rows), A.data(), k.act_bytes(n),
-                        cols, out.data(), ldo);
-          for (int c = 0; c < cols; ++c) {
-            for (int64_t r = 0; r < rows; ++r) {
-              const float v = ref.vec_dot(n, W.data() + r * rb, A_ref.data() + c * ref.act_bytes(n));
-              ASSERT_NEAR(out[c * ldo + r], v, 1e-4 * std::fabs(v) + 1e-3)
-                  << ggml_type_name(t) << " rows=" << rows << " r=" << r << " c=" << c;
+          for (auto fn : {k.gemm_packed, k.gemm_packed_fast}) {
+            if (fn == nullptr) continue;
+            const int max_cols = fn == k.gemm_packed ? k.gemm_packed_max_cols : k.gemm_packed_fast_max_cols;
+            std::vector<float> out(cols * ldo, -12345.0f);
+            for (int c0 = 0; c0 < cols; c0 += max_cols)
+              fn(n, P.data(), gb, static_cast<int>(groups), static_cast<int>(rows), A.data() + c0 * k.act_bytes(n),
+                 k.act_bytes(n), std::min(max_cols, cols - c0), out.data() + c0 * ldo, ldo);
+            for (int c = 0; c < cols; ++c) {
+              for (int64_t r = 0; r < rows; ++r) {
+                const float v = ref.vec_dot(n, W.data() + r * rb, A_ref.data() + c * ref.act_bytes(n));
+                ASSERT_NEAR(out[c * ldo + r], v, 1e-4 * std::fabs(v) + 1e-3)
+                    << ggml_type_name(t) << " rows=" << rows << " r=" << r << " c=" << c;
+              }
+              for (size_t r = rows; r < ldo; ++r) ASSERT_EQ(out[c * ldo + r], -12345.0f) << "wrote past the valid rows";
             }
-            for (size_t r = rows; r < ldo; ++r) ASSERT_EQ(out[c * ldo + r], -12345.0f) << "wrote past the valid rows";
           }
         }
       }
     }
+  }
+}
+
+// llama.cpp's Q8_0 dot product (ggml_vec_dot_q8_0_q8_0, AVX2 branch; tinyBLAS_Q0_AVX sums the same
+// way), emulated: eight f32 lanes, lane k += d_w*d_a * Σ(bytes 4k..4k+3) fused, blocks in order,
+// then ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
+float ggml_dot_q8_0(int64_t n, const BlockQ8_0* x, const BlockQ8_0* y) {
+  float lane[8] = {};
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float d = fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d);
+    for (int k = 0; k < 8; ++k) {
+      int s = 0;
+      for (int i = 4 * k; i < 4 * k + 4; ++i) s += x[b].qs[i] * y[b].qs[i];
+      lane[k] = std::fma(d, static_cast<float>(s), lane[k]);
+    }
+  }
+  return ((lane[4] + lane[0]) + (lane[6] + lane[2])) + ((lane[5] + lane[1]) + (lane[7] + lane[3]));
+}
+
+// The AVX-512 Q8_0 packed kernel used for small batches and the AVX2 dot product must be
+// bit-identical to llama.cpp's sums.
+TEST(Kernels, Q8_0PackedKernelIsBitIdenticalToGgmlOrder) {
+  if (best_kernel_level() != KernelLevel::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(11);
+  const TypeKernels& k = type_kernels(GgmlType::kQ8_0, KernelLevel::kAvx512);
+  const TypeKernels& g = type_kernels(GgmlType::kQ8_0, KernelLevel::kAvx2);
+  const TypeKernels& sref = type_kernels(GgmlType::kQ8_0, KernelLevel::kScalar);
+  const int64_t n = 2048, rows = 37;
+  const size_t rb = ggml_row_bytes(GgmlType::kQ8_0, n);
+  std::vector<uint8_t> W;
+  for (int64_t r = 0; r < rows; ++r) {
+    auto row = random_row(GgmlType::kQ8_0, n, rng);
+    W.insert(W.end(), row.begin(), row.end());
+  }
+  std::vector<uint8_t> P(k.packed_bytes(rows, n));
+  k.pack(W.data(), rb, rows, n, P.data());
+  const size_t gb = P.size() / ((rows + 15) / 16);
+  for (int cols : {1, 2}) {
+    std::vector<uint8_t> A(cols * k.act_bytes(n)), Ag(cols * g.act_bytes(n));
+    for (int c = 0; c < cols; ++c) {
+      auto x = random_acts(n, rng);
+      k.quantize_act(x.data(), A.data() + c * k.act_bytes(n), n);
+      g.quantize_act(x.data(), Ag.data() + c * g.act_bytes(n), n);
+    }
+    std::vector<float> out(cols * 48);
+    k.gemm_packed(n, P.data(), gb, static_cast<int>((rows + 15) / 16), static_cast<int>(rows), A.data(), k.act_bytes(n),
+                  cols, out.data(), 48);
+    ASSERT_TRUE(g.act_is_ggml);  // the AVX2 activations are ggml's block_q8_0 rows
+    for (int c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto* wr = reinterpret_cast<const BlockQ8_0*>(W.data() + r * rb);
+        const auto* ar = reinterpret_cast<const BlockQ8_0*>(Ag.data() + c * g.act_bytes(n));
+        const float want = ggml_dot_q8_0(n, wr, ar);
+        ASSERT_EQ(out[c * 48 + r], want) << "avx512 packed r=" << r << " c=" << c;
+        ASSERT_EQ(g.vec_dot(n, W.data() + r * rb, Ag.data() + c * g.act_bytes(n)), want) << "avx2 r=" << r;
+      }
+    (void)sref;
   }
 }
 

@@ -51,6 +51,11 @@ struct TypeKernels {
   void (*gemm_packed)(int64_t n, const uint8_t* packed, size_t group_bytes, int n_groups, int n_rows_valid,
                       const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) = nullptr;
   int gemm_packed_max_cols = 0;
+  // Optional faster packed kernel that sums in another order than llama.cpp (gemm_packed keeps
+  // llama.cpp's order where the two differ). matmul uses it for columns past ActBuffer::n_exact.
+  void (*gemm_packed_fast)(int64_t n, const uint8_t* packed, size_t group_bytes, int n_groups, int n_rows_valid,
+                           const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) = nullptr;
+  int gemm_packed_fast_max_cols = 0;
   // Weight row -> f32 (for embeddings lookup and the reference forward pass).
   void (*dequantize_row)(const void* w_row, float* out, int64_t n) = nullptr;
 };

@@ -110,29 +110,20 @@ float dot_bf16_avx2(int64_t n, const void* w, const void* a) {
   return s;
 }
 
+// In ggml_vec_dot_q8_0_q8_0's order (one 8-lane accumulator, blocks in order, hsum_float_8), so
+// results are bit-identical to llama.cpp's.
 float dot_q8_0_avx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ8_0*>(w);
   const auto* y = static_cast<const BlockQ8_0*>(a);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
   const int64_t nb = n / kQK8_0;
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m256 d0 = _mm256_set1_ps(fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d));
-    const __m256 d1 = _mm256_set1_ps(fp16_to_fp32(x[b + 1].d) * fp16_to_fp32(y[b + 1].d));
-    const __m256i p0 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)),
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs)));
-    const __m256i p1 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b + 1].qs)),
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs)));
-    acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
-    acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(p1), acc1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d));
+    const __m256i p = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)),
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs)));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
   }
-  for (; b < nb; ++b) {
-    const __m256 d0 = _mm256_set1_ps(fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d));
-    const __m256i p0 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)),
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs)));
-    acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(p0), acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
+  return simd::hsum_ggml(acc);
 }
 
 float dot_q4_0_avx2(int64_t n, const void* w, const void* a) {

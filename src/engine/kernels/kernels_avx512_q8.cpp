@@ -330,8 +330,6 @@ void gemm_packed_q8_0_ggml_tile(int64_t n, const uint8_t* pw, size_t group_bytes
       for (size_t off = 0; off < PB; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(blk + 8 * PB + off), _MM_HINT_T0);
       const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
-      __m512i wv[8];
-      for (int k = 0; k < 8; ++k) wv[k] = _mm512_loadu_si512(blk + 32 + 64 * k);
       for (int c = 0; c < NR; ++c) {
         const uint8_t* ac = a + c * a_stride;
         const int8_t* q = reinterpret_cast<const int8_t*>(ac) + b * 32;
@@ -340,7 +338,10 @@ void gemm_packed_q8_0_ggml_tile(int64_t n, const uint8_t* pw, size_t group_bytes
         const __m512 d = _mm512_mul_ps(ws, _mm512_set1_ps(da));
 #pragma GCC unroll 8
         for (int k = 0; k < 8; ++k) {
-          const __m512i l = _mm512_dpbusd_epi32(_mm512_set1_epi32(c8[k]), wv[k], bcast4(q + 4 * k));
+          // Weights straight from memory (L1 for the second column): keeping eight of them in
+          // registers makes the compiler spill them.
+          const __m512i w = _mm512_loadu_si512(blk + 32 + 64 * k);
+          const __m512i l = _mm512_dpbusd_epi32(_mm512_set1_epi32(c8[k]), w, bcast4(q + 4 * k));
           acc[c][k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(l), acc[c][k]);
         }
       }
@@ -357,12 +358,10 @@ void gemm_packed_q8_0_ggml_tile(int64_t n, const uint8_t* pw, size_t group_bytes
 
 void gemm_packed_q8_0_ggml(int64_t n, const uint8_t* pw, size_t group_bytes, int n_groups, int n_rows_valid,
                            const uint8_t* a, size_t a_stride, int n_cols, float* out, size_t ldo) {
-  for (int c = 0; c < n_cols; c += 2) {
-    if (n_cols - c >= 2) {
-      gemm_packed_q8_0_ggml_tile<2>(n, pw, group_bytes, n_groups, n_rows_valid, a + c * a_stride, a_stride, out + c * ldo, ldo);
-    } else {
-      gemm_packed_q8_0_ggml_tile<1>(n, pw, group_bytes, n_groups, n_rows_valid, a + c * a_stride, a_stride, out + c * ldo, ldo);
-    }
+  if (n_cols >= 2) {
+    gemm_packed_q8_0_ggml_tile<2>(n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
+  } else {
+    gemm_packed_q8_0_ggml_tile<1>(n, pw, group_bytes, n_groups, n_rows_valid, a, a_stride, out, ldo);
   }
 }
 
@@ -391,8 +390,15 @@ void fill_q8_0_q4_0(TypeKernels& k) {
   k.pack_rows = kPackRows;
   k.packed_bytes = q8 ? packed_bytes<GgmlType::kQ8_0> : packed_bytes<GgmlType::kQ4_0>;
   k.pack = q8 ? pack_rows<GgmlType::kQ8_0> : pack_rows<GgmlType::kQ4_0>;
-  k.gemm_packed = q8 ? gemm_packed_q8_0_ggml : gemm_packed<GgmlType::kQ4_0>;
-  k.gemm_packed_max_cols = 8;
+  if (q8) {
+    k.gemm_packed = gemm_packed_q8_0_ggml;
+    k.gemm_packed_max_cols = 2;
+    k.gemm_packed_fast = gemm_packed<GgmlType::kQ8_0>;
+    k.gemm_packed_fast_max_cols = 8;
+  } else {
+    k.gemm_packed = gemm_packed<GgmlType::kQ4_0>;
+    k.gemm_packed_max_cols = 8;
+  }
 }
 
 }  // namespace nc::engine::avx512

@@ -6,10 +6,11 @@
 namespace nc::engine {
 
 void matmul_prepare(GgmlType weight_type, const float* x, int64_t n_tokens, int64_t n_cols, int64_t ldx,
-                    ActBuffer& out, ThreadPool& pool) {
+                    ActBuffer& out, ThreadPool& pool, int64_t n_exact) {
   const TypeKernels& k = type_kernels(weight_type);
   out.act_type = k.act_type;
   out.n_tokens = n_tokens;
+  out.n_exact = n_exact < 0 ? n_tokens : std::min(n_exact, n_tokens);
   out.n_cols = n_cols;
   out.row_bytes = k.act_bytes(n_cols);
   const size_t need = out.row_bytes * static_cast<size_t>(n_tokens);
@@ -37,12 +38,18 @@ void run_rows(const MatmulJob& job, const TypeKernels& k, const ActBuffer& acts,
     // r0 is a multiple of the group size; the last group may be partial (r1 == n_rows).
     const int64_t G = k.pack_rows;
     const int64_t g0 = r0 / G, g1 = (r1 + G - 1) / G;
-    for (int64_t t0 = 0; t0 < T; t0 += k.gemm_packed_max_cols) {
-      const int nc = static_cast<int>(std::min<int64_t>(k.gemm_packed_max_cols, T - t0));
-      k.gemm_packed(n, w.packed + g0 * w.packed_group_bytes, w.packed_group_bytes, static_cast<int>(g1 - g0),
-                    static_cast<int>(r1 - g0 * G), acts.row(t0), acts.row_bytes, nc, job.y + t0 * job.ldy + g0 * G,
-                    static_cast<size_t>(job.ldy));
-    }
+    // Columns [0, n_exact) with the llama.cpp-order kernel, the rest with the fast one if there is one.
+    const int64_t split = k.gemm_packed_fast ? acts.n_exact : T;
+    auto run = [&](auto fn, int max_cols, int64_t c0, int64_t c1) {
+      for (int64_t t0 = c0; t0 < c1; t0 += max_cols) {
+        const int nc = static_cast<int>(std::min<int64_t>(max_cols, c1 - t0));
+        fn(n, w.packed + g0 * w.packed_group_bytes, w.packed_group_bytes, static_cast<int>(g1 - g0),
+           static_cast<int>(r1 - g0 * G), acts.row(t0), acts.row_bytes, nc, job.y + t0 * job.ldy + g0 * G,
+           static_cast<size_t>(job.ldy));
+      }
+    };
+    run(k.gemm_packed, k.gemm_packed_max_cols, 0, split);
+    if (split < T) run(k.gemm_packed_fast, k.gemm_packed_fast_max_cols, split, T);
     return;
   }
   if (k.gemm != nullptr) {
@@ -134,8 +141,8 @@ void matmul_run(std::span<const MatmulJob> jobs, const ActBuffer& acts, ThreadPo
 }
 
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, int64_t ldx, float* y, int64_t ldy,
-            ActBuffer& scratch, ThreadPool& pool) {
-  matmul_prepare(w.type, x, n_tokens, w.n_cols, ldx, scratch, pool);
+            ActBuffer& scratch, ThreadPool& pool, int64_t n_exact) {
+  matmul_prepare(w.type, x, n_tokens, w.n_cols, ldx, scratch, pool, n_exact);
   const MatmulJob job{&w, y, ldy};
   matmul_run(std::span<const MatmulJob>(&job, 1), scratch, pool);
 }

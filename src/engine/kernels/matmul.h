@@ -34,13 +34,16 @@ struct ActBuffer {
   int64_t n_tokens = 0;
   int64_t n_cols = 0;
   size_t row_bytes = 0;
+  int64_t n_exact = 0;  // the first n_exact rows need llama.cpp-identical sums (TypeKernels::gemm_packed)
   std::vector<uint8_t> data;
   const uint8_t* row(int64_t t) const { return data.data() + static_cast<size_t>(t) * row_bytes; }
 };
 
-// Converts x [n_tokens][n_cols] (row stride ldx floats) for weights of type `weight_type`.
+// Converts x [n_tokens][n_cols] (row stride ldx floats) for weights of type `weight_type`. The
+// first `n_exact` rows (-1: all) are computed in llama.cpp's summation order; the others may use a
+// faster kernel that sums in another order (TypeKernels::gemm_packed_fast).
 void matmul_prepare(GgmlType weight_type, const float* x, int64_t n_tokens, int64_t n_cols, int64_t ldx,
-                    ActBuffer& out, ThreadPool& pool);
+                    ActBuffer& out, ThreadPool& pool, int64_t n_exact = -1);
 
 struct MatmulJob {
   const WeightView* w;
@@ -53,6 +56,6 @@ void matmul_run(std::span<const MatmulJob> jobs, const ActBuffer& acts, ThreadPo
 
 // Convenience: prepare + run for one weight.
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, int64_t ldx, float* y, int64_t ldy,
-            ActBuffer& scratch, ThreadPool& pool);
+            ActBuffer& scratch, ThreadPool& pool, int64_t n_exact = -1);
 
 }  // namespace nc::engine

@@ -8,6 +8,15 @@
 
 namespace nc::engine::simd {
 
+// ggml's hsum_float_8: ((x0+x4)+(x2+x6)) + ((x1+x5)+(x3+x7)).
+inline float hsum_ggml(__m256 x) {
+  __m128 res = _mm256_extractf128_ps(x, 1);
+  res = _mm_add_ps(res, _mm256_castps256_ps128(x));
+  res = _mm_add_ps(res, _mm_movehl_ps(res, res));
+  res = _mm_add_ss(res, _mm_movehdup_ps(res));
+  return _mm_cvtss_f32(res);
+}
+
 inline float hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);
   __m128 hi = _mm256_extractf128_ps(v, 1);

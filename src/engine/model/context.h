@@ -26,12 +26,18 @@ struct ContextParams {
   int64_t n_ubatch = 512;        // tokens per internal forward chunk (bounds scratch memory)
   int64_t kv_block_size = 16;
   int n_threads = 0;             // 0: all hardware threads
-  // Attention numerics. true: as llama.cpp on the CPU — a sequence with fewer than 64 tokens in a
-  // ubatch (decode steps included) uses the one-chunk path with an fp16 V accumulator
-  // (attention_f16acc), so greedy generation follows llama.cpp's token for token; 64 or more use the
-  // f32 blocked kernel (llama.cpp's tiled path). false: always the f32 blocked kernel.
-  bool llamacpp_attention = true;
+  // Numerics of small batches. true: as llama.cpp on the CPU — the tokens of a sequence with fewer
+  // than 64 tokens in a ubatch (every decode step) use llama.cpp's one-chunk attention with an fp16
+  // V accumulator (attention_f16acc) and matmul kernels that sum in ggml's order where they differ
+  // (Q8_0), so greedy generation follows llama.cpp token for token; a sequence's larger chunks use
+  // the f32 blocked attention and the fastest kernels (llama.cpp's tiled path is f32 too).
+  // false: always the f32 attention and fastest kernels. Either way a token's result depends only on
+  // its own sequence, never on the rest of the batch.
+  bool llamacpp_numerics = true;
 };
+
+// llama.cpp's CPU flash attention switches to its tiled f32 path for ubatches of this many queries.
+constexpr int64_t kTiledMinTokens = 64;
 
 class Context {
  public:
@@ -52,8 +58,9 @@ class Context {
   Context(const Model& model, const ContextParams& params);
   // Validates the batch and returns each sequence's length after it.
   Result<std::unordered_map<int32_t, int64_t>> check_batch(const Batch& batch) const;
-  void forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std::vector<float>& logits);
-  void attention(int64_t layer, const Batch& batch, int64_t begin, int64_t n_tokens);
+  // `n_exact`: the first n_exact tokens of [begin, end) need llama.cpp-identical numerics.
+  void forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int64_t n_exact, std::vector<float>& logits);
+  void attention(int64_t layer, const Batch& batch, int64_t begin, int64_t n_tokens, int64_t n_exact);
 
   const Model& model_;
   ContextParams params_;

@@ -22,7 +22,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   if (params.n_ubatch <= 0) return invalid_argument("ubatch size must be positive");
   std::unique_ptr<Context> c(new Context(model, params));
   // NEOCLOUD_ATTENTION=f32 forces the f32 attention kernel everywhere (for numerics experiments).
-  if (const char* a = std::getenv("NEOCLOUD_ATTENTION"); a && std::string_view(a) == "f32") c->params_.llamacpp_attention = false;
+  if (const char* a = std::getenv("NEOCLOUD_ATTENTION"); a && std::string_view(a) == "f32") c->params_.llamacpp_numerics = false;
   const HParams& hp = model.hparams();
   c->pool_ = std::make_unique<ThreadPool>(params.n_threads);
   c->kv_ = std::make_unique<KvCache>(hp.n_layer, hp.n_embd_kv(), params.n_ctx, params.kv_block_size);
@@ -76,10 +76,41 @@ Status Context::decode(const Batch& batch, std::vector<float>& logits) {
   // Final length of every sequence in the batch; reserving them cannot fail after the check.
   NC_ASSIGN_OR_RETURN(const auto final_len, check_batch(batch));
   for (const auto& [seq, len] : final_len) NC_RETURN_IF_ERROR(kv_->reserve(seq, len));
-  logits.reserve(logits.size() + batch.n_outputs() * model_.hparams().n_vocab);
+  const int64_t V = model_.hparams().n_vocab;
+  logits.reserve(logits.size() + batch.n_outputs() * V);
+  Batch ub;
+  std::vector<int64_t> order;
+  std::vector<float> ub_logits;
   for (int64_t b = 0; b < batch.size(); b += params_.n_ubatch) {
     const int64_t e = std::min(batch.size(), b + params_.n_ubatch);
-    forward_ubatch(batch, b, e, logits);
+    // Tokens of sequences with fewer than kTiledMinTokens tokens in this ubatch get llama.cpp's
+    // small-batch numerics; they go first so that the kernels see them as one column range.
+    std::unordered_map<int32_t, int64_t> count;
+    for (int64_t i = b; i < e; ++i) ++count[batch.seq[i]];
+    auto small = [&](int64_t i) { return params_.llamacpp_numerics && count[batch.seq[i]] < kTiledMinTokens; };
+    order.clear();
+    for (int64_t i = b; i < e; ++i)
+      if (small(i)) order.push_back(i);
+    const int64_t n_exact = static_cast<int64_t>(order.size());
+    for (int64_t i = b; i < e; ++i)
+      if (!small(i)) order.push_back(i);
+    bool identity = true;
+    for (int64_t k = 0; k < e - b; ++k) identity &= order[k] == b + k;
+    if (identity) {
+      forward_ubatch(batch, b, e, n_exact, logits);
+    } else {
+      ub.clear();
+      for (int64_t i : order) ub.add(batch.tokens[i], batch.pos[i], batch.seq[i], batch.want_logits[i] != 0);
+      ub_logits.clear();
+      forward_ubatch(ub, 0, ub.size(), n_exact, ub_logits);
+      // Output rows back in batch order.
+      std::vector<int64_t> row_of(e - b, -1);
+      int64_t r = 0;
+      for (int64_t i : order)
+        if (batch.want_logits[i]) row_of[i - b] = r++;
+      for (int64_t i = b; i < e; ++i)
+        if (batch.want_logits[i]) logits.insert(logits.end(), ub_logits.begin() + row_of[i - b] * V, ub_logits.begin() + (row_of[i - b] + 1) * V);
+    }
     // Sequences grow as their positions are written, so later ubatches attend to earlier ones.
     for (int64_t i = b; i < e; ++i)
       if (batch.pos[i] + 1 > kv_->length(batch.seq[i])) kv_->set_length(batch.seq[i], batch.pos[i] + 1);
@@ -87,7 +118,7 @@ Status Context::decode(const Batch& batch, std::vector<float>& logits) {
   return Status::ok();
 }
 
-void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std::vector<float>& logits) {
+void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int64_t n_exact, std::vector<float>& logits) {
   const HParams& hp = model_.hparams();
   const ModelWeights& W = model_.weights();
   ThreadPool& pool = *pool_;
@@ -110,14 +141,14 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std
     // h = rms_norm(x) * attn_norm                                   // [T, E]
     for (int64_t t = 0; t < T; ++t) rms_norm(&x_[t * E], L.attn_norm, &h_[t * E], E, hp.rms_eps);
     // q = h Wq^T (+bq), k = h Wk^T (+bk), v = h Wv^T (+bv)          // [T, Eq], [T, Ekv], [T, Ekv]
-    matmul_prepare(L.wq.type, h_.data(), T, E, E, acts_, pool);
+    matmul_prepare(L.wq.type, h_.data(), T, E, E, acts_, pool, n_exact);
     if (L.wk.type == L.wq.type && L.wv.type == L.wq.type) {
       const MatmulJob jobs[3] = {{&L.wq, q_.data(), Eq}, {&L.wk, k_.data(), Ekv}, {&L.wv, v_.data(), Ekv}};
       matmul_run(jobs, acts_, pool);
     } else {
-      matmul(L.wq, h_.data(), T, E, q_.data(), Eq, acts_, pool);
-      matmul(L.wk, h_.data(), T, E, k_.data(), Ekv, acts_, pool);
-      matmul(L.wv, h_.data(), T, E, v_.data(), Ekv, acts_, pool);
+      matmul(L.wq, h_.data(), T, E, q_.data(), Eq, acts_, pool, n_exact);
+      matmul(L.wk, h_.data(), T, E, k_.data(), Ekv, acts_, pool, n_exact);
+      matmul(L.wv, h_.data(), T, E, v_.data(), Ekv, acts_, pool, n_exact);
     }
     for (int64_t t = 0; t < T; ++t) {
       if (L.bq) add_inplace(&q_[t * Eq], L.bq, Eq);
@@ -137,25 +168,25 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std
       vk.f32_to_f16(&k_[t * Ekv], kv_->k(il, cell), Ekv);
       vk.f32_to_f16(&v_[t * Ekv], kv_->v(il, cell), Ekv);
     }
-    attention(il, batch, begin, T);                                  // att: [T, Eq]
+    attention(il, batch, begin, T, n_exact);                                  // att: [T, Eq]
     // x += att Wo^T (+bo)                                           // [T, E]
-    matmul(L.wo, att_.data(), T, Eq, h_.data(), E, acts_, pool);
+    matmul(L.wo, att_.data(), T, Eq, h_.data(), E, acts_, pool, n_exact);
     for (int64_t t = 0; t < T; ++t) {
       if (L.bo) add_inplace(&h_[t * E], L.bo, E);
       add_inplace(&x_[t * E], &h_[t * E], E);
     }
     // h = rms_norm(x) * ffn_norm; x += Wdown (silu(Wgate h) * (Wup h))
     for (int64_t t = 0; t < T; ++t) rms_norm(&x_[t * E], L.ffn_norm, &h_[t * E], E, hp.rms_eps);
-    matmul_prepare(L.gate.type, h_.data(), T, E, E, acts_, pool);
+    matmul_prepare(L.gate.type, h_.data(), T, E, E, acts_, pool, n_exact);
     if (L.up.type == L.gate.type) {
       const MatmulJob jobs[2] = {{&L.gate, gate_.data(), F}, {&L.up, up_.data(), F}};
       matmul_run(jobs, acts_, pool);
     } else {
-      matmul(L.gate, h_.data(), T, E, gate_.data(), F, acts_, pool);
-      matmul(L.up, h_.data(), T, E, up_.data(), F, acts_, pool);
+      matmul(L.gate, h_.data(), T, E, gate_.data(), F, acts_, pool, n_exact);
+      matmul(L.up, h_.data(), T, E, up_.data(), F, acts_, pool, n_exact);
     }
     for (int64_t t = 0; t < T; ++t) vk.swiglu(&gate_[t * F], &up_[t * F], &gate_[t * F], F);  // [T, F]
-    matmul(L.down, gate_.data(), T, F, h_.data(), E, acts_, pool);
+    matmul(L.down, gate_.data(), T, F, h_.data(), E, acts_, pool, n_exact);
     for (int64_t t = 0; t < T; ++t) add_inplace(&x_[t * E], &h_[t * E], E);
   }
 
@@ -170,7 +201,9 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std
   const int64_t V = hp.n_vocab;
   const size_t base = logits.size();
   logits.resize(base + n_out * V);
-  matmul(W.output, out_h_.data(), n_out, E, logits.data() + base, V, acts_, pool);
+  int64_t n_out_exact = 0;  // output rows of small-batch tokens (they come first)
+  for (int64_t o = 0; o < n_out; ++o) n_out_exact += rows[o] < n_exact;
+  matmul(W.output, out_h_.data(), n_out, E, logits.data() + base, V, acts_, pool, n_out_exact);
   if (W.output_bias)
     for (int64_t o = 0; o < n_out; ++o) add_inplace(logits.data() + base + o * V, W.output_bias, V);
 }
@@ -178,7 +211,7 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, std
 // att[t, head h] = softmax(q·K^T * 1/sqrt(D)) · V over the cells of positions 0..pos[t] of the
 // token's sequence. Query head h reads KV head h / (n_head / n_head_kv). Work items are (up to
 // kAttnTokens tokens of one sequence) x (one KV head): all their query heads share each K/V block.
-void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_t T) {
+void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_t T, int64_t n_exact) {
   constexpr int64_t kAttnTokens = 16;
   const HParams& hp = model_.hparams();
   const int64_t D = hp.head_dim, Eq = hp.n_embd_q(), Ekv = hp.n_embd_kv();
@@ -186,9 +219,6 @@ void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_
   const int64_t bs = kv_->block_size();
   AttnFn kernel = (D % 16 == 0 && bs == 16) ? attention_kernel() : attention_ref;
   AttnFn small_kernel = D % 16 == 0 ? attention_f16acc_kernel(best_kernel_level()) : attention_f16acc_ref;
-  // llama.cpp picks its flash-attention path by the ubatch's query count (per sequence here, so a
-  // sequence's result never depends on which other sequences share the batch).
-  constexpr size_t kTiledMinTokens = 64;
 
   // Tokens of each sequence, in batch order, cut into chunks.
   std::unordered_map<int32_t, std::vector<int64_t>> by_seq;
@@ -201,7 +231,8 @@ void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_
   };
   std::vector<Chunk> chunks;
   for (const auto& [seq, toks] : by_seq) {
-    const AttnFn fn = params_.llamacpp_attention && toks.size() < kTiledMinTokens ? small_kernel : kernel;
+    // The first n_exact tokens belong to sequences with llama.cpp's small-batch numerics (decode).
+    const AttnFn fn = toks.front() < n_exact ? small_kernel : kernel;
     for (size_t i = 0; i < toks.size(); i += kAttnTokens)
       chunks.push_back({seq, toks.data() + i, std::min<int64_t>(kAttnTokens, static_cast<int64_t>(toks.size() - i)), fn});
   }
