@@ -35,9 +35,10 @@ test-asan: deps fetch asan
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNC_FUZZ=ON -DNC_TESTS=OFF -DNC_SANITIZE=ON >/dev/null
-	@cmake --build build/fuzz -j $(JOBS) --target fuzz_gguf
-	@bash tools/fuzz-corpus.sh build/fuzz/corpus/gguf
-	@build/fuzz/bin/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 build/fuzz/corpus/gguf 2>&1 | tail -12
+	@cmake --build build/fuzz -j $(JOBS) --target fuzz_gguf fuzz_tokenizer
+	@bash tools/fuzz-corpus.sh build/fuzz/corpus/gguf build/fuzz/corpus/tokenizer
+	@cd build/fuzz && bin/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 corpus/gguf >gguf.log 2>&1; rc=$$?; tail -40 gguf.log; exit $$rc
+	@cd build/fuzz && bin/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=4096 -print_final_stats=1 corpus/tokenizer >tokenizer.log 2>&1; rc=$$?; tail -40 tokenizer.log; exit $$rc
 
 # Until the serving API lands (issue 4), the "main job" makes a small demo model and benchmarks it.
 run: deps fetch release

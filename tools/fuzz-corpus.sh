@@ -4,6 +4,17 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:?corpus dir}
+TOK=${2:-}
+# Tokenizer corpus: every case of the differential test corpus, one file each.
+if [ -n "$TOK" ] && [ ! -d "$TOK" ]; then
+  mkdir -p "$TOK"
+  python3 - "$ROOT/tests/data/tokenizer/corpus.txt" "$TOK" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read().split(b"\n__ggml_vocab_test__\n")
+for i, c in enumerate(data):
+    open(f"{sys.argv[2]}/case-{i:04d}", "wb").write(c)
+PY
+fi
 mkdir -p "$OUT"
 [ -z "$(ls -A "$OUT")" ] || exit 0
 SRC=$(bash "$ROOT/tools/llama-cpp.sh" --fetch)

@@ -225,6 +225,16 @@ TEST(ModelLoad, ClearErrorsForUnusableFiles) {
                       }))
                 .find("has type f32, expected u32"),
             std::string::npos);
+  // A block count the file cannot back is refused before anything is allocated for it (found by fuzzing).
+  EXPECT_NE(err(write("hugelayers.gguf",
+                      [&](GgufWriter& w) {
+                        base(w);
+                        w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+                        w.set_u32("llama.block_count", 2000000000u);
+                        w.add_tensor("token_embd.weight", GgmlType::kF32, {32, 10}, nullptr);
+                      }))
+                .find("block_count is 2000000000 but the file has only 1 tensors"),
+            std::string::npos);
   EXPECT_NE(err(write("notensors.gguf",
                       [&](GgufWriter& w) {
                         base(w);

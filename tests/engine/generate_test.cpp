@@ -401,6 +401,25 @@ TEST_F(GenerateLoop, StopStringEndsGenerationAndIsNotEmitted) {
   EXPECT_EQ(r->text, full->text.substr(0, full->text.find(stop)));
 }
 
+TEST_F(GenerateLoop, EndOfGenerationTokenStopsAndPrintsNothing) {
+  auto ctx = context(64);
+  const auto prompt = vocab_->tokenize("Hello", true, true);
+  GenerateParams gp;
+  gp.max_tokens = 10;
+  gp.sampling.temperature = 0;
+  gp.sampling.logit_bias = {{vocab_->eos(), 100.0f}};  // force </s>
+  auto r = generate(*ctx, *vocab_, prompt, gp);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->finish, FinishReason::kStop);
+  EXPECT_EQ(r->tokens, (std::vector<TokenId>{vocab_->eos()}));
+  EXPECT_EQ(r->text, "");
+  gp.ignore_eos = true;  // now it is just another token
+  r = generate(*ctx, *vocab_, prompt, gp);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->finish, FinishReason::kLength);
+  EXPECT_EQ(r->tokens.size(), 10u);
+}
+
 TEST_F(GenerateLoop, CancelAndBadPrompts) {
   auto ctx = context(32);
   const auto prompt = vocab_->tokenize("Hello", true, true);

@@ -187,6 +187,123 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, Differential,
                            return n;
                          });
 
+// ---------------------------------------------------------------- malformed vocabularies ----------
+
+// A small valid BPE vocabulary: bytes of "ab" plus merges, written with the project's GGUF writer.
+struct VocabSpec {
+  std::string model = "gpt2";
+  std::string pre = "gpt-2";
+  std::vector<std::string> tokens = {"a", "b", "ab", "<|endoftext|>"};
+  std::vector<int32_t> types = {1, 1, 1, 3};
+  std::vector<float> scores;
+  std::vector<std::string> merges = {"a b"};
+  bool with_types = true, with_merges = true, with_scores = false;
+};
+
+Result<std::unique_ptr<Vocab>> load_spec(const VocabSpec& v, const std::string& name) {
+  GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  w.set_string("tokenizer.ggml.model", v.model);
+  if (!v.pre.empty()) w.set_string("tokenizer.ggml.pre", v.pre);
+  w.set_array_string("tokenizer.ggml.tokens", v.tokens);
+  if (v.with_types) w.set_array_i32("tokenizer.ggml.token_type", v.types);
+  if (v.with_scores) w.set_array_f32("tokenizer.ggml.scores", v.scores);
+  if (v.with_merges) w.set_array_string("tokenizer.ggml.merges", v.merges);
+  const std::string path = test::tmp_dir() + "/" + name + ".gguf";
+  NC_RETURN_IF_ERROR(w.write(path));
+  NC_ASSIGN_OR_RETURN(auto g, GgufFile::open(path));
+  return Vocab::load(*g);
+}
+
+void expect_error(const VocabSpec& v, const std::string& name, const std::string& needle) {
+  auto r = load_spec(v, name);
+  ASSERT_FALSE(r.is_ok()) << name << " was accepted";
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().to_string();
+  EXPECT_NE(r.status().message().find(needle), std::string::npos) << name << ": " << r.status().message();
+}
+
+TEST(MalformedVocab, ValidSmallVocabLoadsAndTokenizes) {
+  auto r = load_spec(VocabSpec{}, "valid");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ((*r)->tokenize("abab", false, false), (std::vector<TokenId>{2, 2}));
+  EXPECT_EQ((*r)->tokenize("<|endoftext|>", false, true), (std::vector<TokenId>{3}));
+  EXPECT_TRUE((*r)->is_eog(3));
+}
+
+TEST(MalformedVocab, ClearErrors) {
+  VocabSpec v;
+  v.merges = {"a c"};
+  expect_error(v, "merge-unknown", "not in the vocabulary ('c')");
+  v = {};
+  v.merges = {"ab"};
+  expect_error(v, "merge-no-space", "not two tokens");
+  v = {};
+  v.tokens = {"a", "b", "<|endoftext|>"};
+  v.types = {1, 1, 3};
+  expect_error(v, "merge-result-unknown", "not in the vocabulary ('ab')");
+  v = {};
+  v.with_merges = false;
+  expect_error(v, "no-merges", "without tokenizer.ggml.merges");
+  v = {};
+  v.types = {1, 1, 9, 3};
+  expect_error(v, "bad-type", "token_type[2] = 9");
+  v = {};
+  v.types = {1, 1};
+  expect_error(v, "short-types", "2 entries for 4 tokens");
+  v = {};
+  v.types = {1, 6, 1, 3};
+  expect_error(v, "bad-byte-token", "not <0xNN>");
+  v = {};
+  v.pre = "no-such-pre";
+  expect_error(v, "bad-pre", "unknown pre-tokenizer type");
+  v = {};
+  v.model = "sentencepiece-ish";
+  expect_error(v, "bad-model", "unknown tokenizer model");
+  v = {};
+  v.tokens.clear();
+  v.types.clear();
+  expect_error(v, "empty-tokens", "is empty");
+  // SPM needs scores.
+  v = {};
+  v.model = "llama";
+  v.pre.clear();
+  v.tokens = {"<unk>", "<s>", "</s>", "a"};
+  v.types = {2, 3, 3, 1};
+  v.with_merges = false;
+  expect_error(v, "spm-no-scores", "without tokenizer.ggml.scores");
+  v.with_scores = true;
+  v.scores = {0, 0};
+  expect_error(v, "spm-short-scores", "2 entries for 4 tokens");
+  v.scores = {0, 0, 0, -1};
+  EXPECT_TRUE(load_spec(v, "spm-ok").is_ok());
+}
+
+TEST(MalformedVocab, MissingTokenList) {
+  GgufWriter w;
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  const std::string path = test::tmp_dir() + "/no-tokens.gguf";
+  ASSERT_TRUE(w.write(path).is_ok());
+  auto g = GgufFile::open(path);
+  ASSERT_TRUE(g.is_ok());
+  auto r = Vocab::load(**g);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("no token list"), std::string::npos) << r.status().message();
+}
+
+TEST(Tokenizer, InvalidUtf8AndEmptyInputAreHandled) {
+  auto v = load_vocab(test::vocab_path("llama-bpe"));
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(v->tokenize("", false, false).empty());
+  EXPECT_EQ(v->tokenize("", true, false), (std::vector<TokenId>{v->bos()}));
+  // Invalid bytes tokenize (as U+FFFD, like llama.cpp) and never crash; detokenizing gives valid pieces back.
+  const auto ids = v->tokenize(std::string("a\xff\xc3(b\xed\xa0\x80", 8), false, false);
+  EXPECT_FALSE(ids.empty());
+  EXPECT_EQ(v->detokenize(ids, false, false).find('a'), 0u);
+  // Out-of-range ids detokenize to nothing rather than crashing.
+  EXPECT_EQ(v->token_to_piece(-5, true), "");
+  EXPECT_EQ(v->token_to_piece(v->n_tokens(), true), "");
+}
+
 TEST(ReferenceTokenization, AllReferenceVocabsPresent) {
   // The llama.cpp bundle ships these; a missing one means the fetch is incomplete.
   EXPECT_GE(reference_vocabs().size(), 15u);

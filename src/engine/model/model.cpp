@@ -117,6 +117,11 @@ Status ModelLoader::load_common_tensors(bool require_qkv_bias) {
   }
   NC_RETURN_IF_ERROR(matrix("token_embd.weight", h.n_embd, h.n_vocab, mw.token_embd));
   const int64_t nq = h.n_embd_q(), nkv = h.n_embd_kv();
+  // Every layer has tensors of its own: a block_count the file cannot back is an error, not a huge
+  // allocation (a missing tensor of a smaller count is reported by name below).
+  if (h.n_layer > static_cast<int64_t>(file().tensors().size()))
+    return invalid_argument(fmt::format("block_count is {} but the file has only {} tensors", h.n_layer,
+                                        file().tensors().size()));
   mw.layers.resize(h.n_layer);
   for (int64_t il = 0; il < h.n_layer; ++il) {
     LayerWeights& L = mw.layers[il];

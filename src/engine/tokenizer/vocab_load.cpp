@@ -43,9 +43,6 @@ Status read_bool(const GgufFile& g, std::string_view k, bool& out) {
   return Status::ok();
 }
 
-bool one_of(std::string_view s, std::initializer_list<std::string_view> names) {
-  return std::find(names.begin(), names.end(), s) != names.end();
-}
 
 }  // namespace
 
