@@ -38,6 +38,8 @@ struct ContextParams {
 
 // llama.cpp's CPU flash attention switches to its tiled f32 path for ubatches of this many queries.
 constexpr int64_t kTiledMinTokens = 64;
+// ... and single-token decode switches to split-KV once the position reaches this.
+constexpr int64_t kLlamaSplitKvMinPos = 256;
 
 class Context {
  public:

@@ -231,8 +231,12 @@ void Context::attention(int64_t layer, const Batch& batch, int64_t begin, int64_
   };
   std::vector<Chunk> chunks;
   for (const auto& [seq, toks] : by_seq) {
-    // The first n_exact tokens belong to sequences with llama.cpp's small-batch numerics (decode).
-    const AttnFn fn = toks.front() < n_exact ? small_kernel : kernel;
+    // The first n_exact tokens belong to sequences with llama.cpp's small-batch numerics. A single
+    // token past position 255 is where llama.cpp's decode switches to its split-KV path (its KV
+    // view, padded to 256 cells, reaches 512), which depends on its thread count: we do not imitate
+    // that and use the fast f32 kernel there.
+    const bool split_kv = toks.size() == 1 && batch.pos[begin + toks.front()] >= kLlamaSplitKvMinPos;
+    const AttnFn fn = toks.front() < n_exact && !split_kv ? small_kernel : kernel;
     for (size_t i = 0; i < toks.size(); i += kAttnTokens)
       chunks.push_back({seq, toks.data() + i, std::min<int64_t>(kAttnTokens, static_cast<int64_t>(toks.size() - i)), fn});
   }

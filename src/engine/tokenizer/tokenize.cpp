@@ -1,4 +1,5 @@
 // Vocab::tokenize: special-token partition, then SPM / BPE / WordPiece per raw-text fragment.
+#include <array>
 #include <queue>
 
 #include "engine/tokenizer/unicode.h"
@@ -214,15 +215,21 @@ void Vocab::tokenize_bpe(std::string_view text, std::vector<TokenId>& out) const
     }
     offsets.swap(next);
   }
-  std::string word;
+  // The GPT-2 byte map as UTF-8 strings, one per byte value.
+  static const std::array<std::string, 256> kByteUtf8 = [] {
+    std::array<std::string, 256> t;
+    for (int b = 0; b < 256; ++b) unicode::append_utf8(t[b], unicode::byte_to_cp(static_cast<uint8_t>(b)));
+    return t;
+  }();
+  std::string word, utf8;
   size_t start = 0;
   for (size_t len : offsets) {
     word.clear();
     for (size_t i = start; i < start + len; ++i) {
       if (byte_encode_) {
-        std::string tmp;
-        unicode::append_utf8(tmp, cps[i]);
-        for (char c : tmp) unicode::append_utf8(word, unicode::byte_to_cp(static_cast<uint8_t>(c)));
+        utf8.clear();
+        unicode::append_utf8(utf8, cps[i]);
+        for (char c : utf8) word += kByteUtf8[static_cast<uint8_t>(c)];
       } else {
         unicode::append_utf8(word, cps[i]);
       }
