@@ -431,6 +431,12 @@ TEST_F(GenerateLoop, CancelAndBadPrompts) {
   EXPECT_EQ(r->tokens.size(), 1u);
   EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
   EXPECT_EQ(generate(*ctx, *vocab_, {}, gp).status().code(), StatusCode::kInvalidArgument);
+  gp.max_tokens = 0;  // evaluates the prompt, generates nothing
+  auto r0 = generate(*ctx, *vocab_, prompt, gp);
+  ASSERT_TRUE(r0.is_ok());
+  EXPECT_TRUE(r0->tokens.empty());
+  EXPECT_EQ(r0->finish, FinishReason::kLength);
+  gp.max_tokens = 10;
   std::vector<TokenId> too_long(32, 1);
   EXPECT_EQ(generate(*ctx, *vocab_, too_long, gp).status().code(), StatusCode::kOutOfRange);
   std::vector<TokenId> bad{1, 99999999};

@@ -52,6 +52,10 @@ Result<GenerateResult> generate(Context& ctx, const Vocab& vocab, std::span<cons
   const double t1 = now_s();
   res.prompt_seconds = t1 - t0;
 
+  if (params.max_tokens == 0) {  // prompt evaluation only
+    res.finish = FinishReason::kLength;
+    return res;
+  }
   // `pos` is where the sampled token would be evaluated; once it reaches n_ctx the context is full and
   // the token just sampled is the last one.
   int64_t pos = static_cast<int64_t>(prompt.size());
