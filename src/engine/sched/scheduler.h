@@ -1,0 +1,111 @@
+// Scheduler: continuous batching over one Context (vLLM V1 style). Requests join and leave at step
+// boundaries; every step builds one batch under a token budget that mixes the decode tokens of
+// running sequences with chunks of prompts being prefilled; when KV blocks run out the newest running
+// sequence is preempted (its cache freed) and recomputed later instead of failing; a cancelled
+// request leaves at the next step.
+//
+// Determinism: a prompt is cut into chunks at fixed multiples of `prefill_chunk` (a chunk waits for a
+// step with room rather than being cut differently), and kernels never mix sequences, so a request's
+// tokens do not depend on what else runs with it (preemption excepted: a recomputed sequence re-reads
+// its own tokens in prefill chunks, which can change later tokens slightly, as in vLLM).
+//
+// Ownership: borrows the Context and Vocab (both must outlive it); owns the requests' state.
+// Thread-safety: `submit`, `cancel` and `stats` may be called from any thread; `step` only from the
+// one engine thread that owns the Context. Callbacks run on the engine thread, inside `step`.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/generate/generate.h"
+#include "engine/generate/sampler.h"
+#include "engine/generate/text_stream.h"
+#include "engine/model/context.h"
+#include "engine/tokenizer/vocab.h"
+
+namespace nc::engine {
+
+struct SchedulerParams {
+  int max_running = 16;          // sequences generating at once
+  int64_t token_budget = 512;    // tokens per step; must not exceed the Context's n_ubatch
+  int64_t prefill_chunk = 512;   // prompt chunk size; <= token_budget
+  int64_t max_seq_len = 0;       // 0: the Context's n_ctx
+};
+
+using RequestId = uint64_t;
+
+struct Request {
+  std::vector<TokenId> prompt;
+  GenerateParams gen;  // sampling, max_tokens, stop, ignore_eos (seq and keep_logits are ignored)
+};
+
+struct SchedEvent {
+  enum class Kind { kToken, kDone };
+  Kind kind = Kind::kToken;
+  RequestId id = 0;
+  GeneratedToken token;                      // kToken: the token, its released text and logprobs
+  FinishReason finish = FinishReason::kLength;  // kDone
+  bool context_full = false;
+  std::string stop_matched;
+  Status error;                              // kDone: non-OK if the request failed
+  int32_t n_prompt = 0, n_generated = 0;
+};
+
+using SchedCallback = std::function<void(const SchedEvent&)>;
+
+class Scheduler {
+ public:
+  Scheduler(Context& ctx, const Vocab& vocab, const SchedulerParams& params);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Validates and queues a request. InvalidArgument for bad tokens or sampling parameters,
+  // OutOfRange if the prompt cannot fit one sequence.
+  Result<RequestId> submit(Request request, SchedCallback callback);
+  // The request stops at the next step and gets a kDone event with FinishReason::kCancelled.
+  void cancel(RequestId id);
+
+  // One engine step. Returns true if it did any work (false: idle). A failed forward pass ends the
+  // requests of that step with the error.
+  bool step();
+
+  struct Stats {
+    int running = 0, waiting = 0;
+    int64_t kv_blocks_used = 0, kv_blocks_total = 0;
+    int64_t preemptions = 0, steps = 0;
+    int64_t prompt_tokens = 0, generated_tokens = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Seq;
+  void admit_incoming();
+  void finish(Seq& s, FinishReason reason, const Status& error = Status::ok());
+  void preempt(Seq& s);
+  int64_t blocks_for(const Seq& s, int64_t extra) const;
+
+  Context& ctx_;
+  const Vocab& vocab_;
+  SchedulerParams p_;
+  int32_t n_vocab_;
+
+  mutable std::mutex mu_;  // guards incoming_, cancelled_, next_id_ and stats_
+  std::deque<std::unique_ptr<Seq>> incoming_;
+  std::unordered_set<RequestId> cancelled_;
+  RequestId next_id_ = 1;
+  Stats stats_;
+
+  // Engine thread only.
+  std::deque<std::unique_ptr<Seq>> waiting_;  // FIFO; preempted sequences go back to the front
+  std::vector<std::unique_ptr<Seq>> running_;
+  std::vector<int32_t> free_slots_;           // KV sequence ids
+};
+
+}  // namespace nc::engine
