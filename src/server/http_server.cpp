@@ -1,0 +1,475 @@
+#include "server/http_server.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <cctype>
+#include <deque>
+#include <optional>
+#include <map>
+#include <mutex>
+
+#include "core/log.h"
+#include "server/openai.h"
+
+namespace nc::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr size_t kMaxBodyBytes = 8 << 20;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Engine events for one HTTP request, handed from the engine thread to the I/O thread.
+class EventQueue : public std::enable_shared_from_this<EventQueue> {
+ public:
+  explicit EventQueue(asio::any_io_executor ex) : timer_(ex) { timer_.expires_at(asio::steady_timer::time_point::max()); }
+  void push(int choice, const engine::SchedEvent& e) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      q_.emplace_back(choice, e);
+    }
+    asio::post(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
+  }
+  awaitable<std::deque<std::pair<int, engine::SchedEvent>>> next() {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!q_.empty()) {
+          std::deque<std::pair<int, engine::SchedEvent>> out;
+          out.swap(q_);
+          co_return out;
+        }
+      }
+      boost::system::error_code ec;
+      co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+      timer_.expires_at(asio::steady_timer::time_point::max());
+    }
+  }
+
+ private:
+  asio::steady_timer timer_;
+  std::mutex mu_;
+  std::deque<std::pair<int, engine::SchedEvent>> q_;
+};
+
+struct Reply {
+  http::status status = http::status::ok;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+Reply json_reply(int status, const json& j) { return {static_cast<http::status>(status), dump(j), "application/json"}; }
+Reply error_reply(const ApiError& e) { return json_reply(e.status, error_body(e)); }
+
+// Builds an error (a function, not braces: GCC 12 miscompiles aggregate temporaries in co_await).
+Reply err_reply(int status, const std::string& message, const std::string& param = "", const std::string& code = "",
+                const std::string& type = "invalid_request_error") {
+  ApiError e;
+  e.status = status;
+  e.message = message;
+  e.param = param;
+  e.code = code;
+  e.type = type;
+  return error_reply(e);
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  explicit Impl(std::vector<EngineService*> m) : models(std::move(m)) {}
+  std::vector<EngineService*> models;
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+
+  EngineService* find_model(const std::string& id) {
+    for (auto* m : models)
+      if (m->id() == id) return m;
+    return nullptr;
+  }
+
+  awaitable<void> accept_loop() {
+    for (;;) {
+      boost::system::error_code ec;
+      tcp::socket sock = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (!acceptor.is_open()) co_return;
+        continue;
+      }
+      asio::co_spawn(ioc, session(std::move(sock)), asio::detached);
+    }
+  }
+
+  awaitable<bool> write_reply(beast::tcp_stream& stream, const http::request<http::string_body>& req, const Reply& r,
+                              const std::string& request_id) {
+    http::response<http::string_body> res{r.status, req.version()};
+    res.set(http::field::server, "neocloud");
+    res.set(http::field::content_type, r.content_type);
+    res.set("x-request-id", request_id);
+    res.keep_alive(req.keep_alive());
+    res.body() = r.body;
+    res.prepare_payload();
+    boost::system::error_code ec;
+    co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+    co_return !ec && req.keep_alive();
+  }
+
+  awaitable<void> session(tcp::socket sock) {
+    beast::tcp_stream stream(std::move(sock));
+    beast::flat_buffer buf;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(kMaxBodyBytes);
+      boost::system::error_code ec;
+      co_await http::async_read(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        http::request<http::string_body> dummy;
+        dummy.version(11);
+        co_await write_reply(stream, dummy, err_reply(413, fmt::format("the request body exceeds {} bytes", kMaxBodyBytes)),
+                             random_id("req_", 32));
+        break;
+      }
+      if (ec) break;
+      http::request<http::string_body> req = parser.release();
+      const bool keep = co_await handle(stream, req);
+      if (!keep) break;
+    }
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  // Answers every route but the streaming-capable ones; for those, sets *body and *model and
+  // returns nothing. (Not a coroutine: GCC 12 miscompiles initializer lists inside coroutines.)
+  std::optional<Reply> route(const http::request<http::string_body>& req, json* body, EngineService** model) {
+    const std::string target(req.target());
+    const std::string path = target.substr(0, target.find('?'));
+    const auto method = req.method();
+    if (method == http::verb::get && path == "/health") return json_reply(200, {{"status", "ok"}});
+    if (method == http::verb::get && path == "/v1/models") return models_reply();
+    if (method == http::verb::get && path.rfind("/v1/models/", 0) == 0) {
+      std::string id;
+      for (size_t i = 11; i < path.size(); ++i) {  // percent-decode
+        if (path[i] == '%' && i + 2 < path.size() && std::isxdigit(static_cast<unsigned char>(path[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(path[i + 2]))) {
+          id += static_cast<char>(std::stoi(path.substr(i + 1, 2), nullptr, 16));
+          i += 2;
+        } else {
+          id += path[i];
+        }
+      }
+      EngineService* m = find_model(id);
+      if (!m) return err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+      return json_reply(200, model_json(*m));
+    }
+    if (method == http::verb::get && path == "/metrics") return metrics_reply();
+    if (method == http::verb::post && (path == "/v1/completions" || path == "/tokenize" || path == "/detokenize")) {
+      *body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+      if (body->is_discarded() || !body->is_object()) {
+        return err_reply(400, "We could not parse the JSON body of your request: it must be a JSON object.");
+      }
+      EngineService* m = nullptr;
+      if (auto it = body->find("model"); it != body->end() && it->is_string()) {
+        m = find_model(it->get<std::string>());
+        if (!m) {
+          return err_reply(404, fmt::format("The model `{}` does not exist.", it->get<std::string>()), "model",
+                           "model_not_found");
+        }
+      } else if (path == "/v1/completions") {
+        return err_reply(400, "you must provide a model parameter", "model");
+      } else {
+        m = models.front();
+      }
+      if (path == "/tokenize") return tokenize_reply(*m, *body);
+      if (path == "/detokenize") return detokenize_reply(*m, *body);
+      *model = m;
+      return std::nullopt;
+    }
+    return err_reply(404, fmt::format("Invalid URL ({} {})", std::string(req.method_string()), path));
+  }
+
+  awaitable<bool> handle(beast::tcp_stream& stream, http::request<http::string_body>& req) {
+    const std::string request_id = random_id("req_", 32);
+    json body;
+    EngineService* m = nullptr;
+    std::optional<Reply> simple = route(req, &body, &m);
+    if (simple) co_return co_await write_reply(stream, req, *simple, request_id);
+    co_return co_await completions(stream, req, *m, body, request_id);
+  }
+
+  json model_json(const EngineService& m) {
+    return {{"id", m.id()}, {"object", "model"}, {"created", m.created()}, {"owned_by", "neocloud"},
+            {"max_model_len", m.n_ctx()}};
+  }
+
+  Reply models_reply() {
+    json data = json::array();
+    for (auto* m : models) data.push_back(model_json(*m));
+    return json_reply(200, {{"object", "list"}, {"data", data}});
+  }
+
+  Reply metrics_reply() {
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, const std::string& model, double v) {
+      out += fmt::format("# HELP neocloud:{} {}\n# TYPE neocloud:{} {}\nneocloud:{}{{model_name=\"{}\"}} {}\n", name, help, name,
+                         type, name, model, v);
+    };
+    for (auto* m : models) {
+      const auto s = m->stats();
+      metric("num_requests_running", "gauge", "Requests generating.", m->id(), s.running);
+      metric("num_requests_waiting", "gauge", "Requests waiting for a slot or KV blocks.", m->id(), s.waiting);
+      metric("kv_blocks_used", "gauge", "KV cache blocks in use.", m->id(), static_cast<double>(s.kv_blocks_used));
+      metric("kv_blocks_total", "gauge", "KV cache blocks in all.", m->id(), static_cast<double>(s.kv_blocks_total));
+      metric("prompt_tokens_total", "counter", "Prompt tokens evaluated.", m->id(), static_cast<double>(s.prompt_tokens));
+      metric("generation_tokens_total", "counter", "Tokens generated.", m->id(), static_cast<double>(s.generated_tokens));
+      metric("num_preemptions_total", "counter", "Sequences preempted for KV blocks.", m->id(), static_cast<double>(s.preemptions));
+    }
+    return {http::status::ok, out, "text/plain; version=0.0.4"};
+  }
+
+  Reply tokenize_reply(const EngineService& m, const json& body) {
+    std::string text;
+    if (auto it = body.find("content"); it != body.end() && it->is_string()) text = it->get<std::string>();
+    else if (auto p = body.find("prompt"); p != body.end() && p->is_string()) text = p->get<std::string>();
+    else return err_reply(400, "'content' (a string) is required", "content");
+    const bool add_special = body.value("add_special", true);
+    const bool parse_special = body.value("parse_special", true);
+    const auto ids = m.vocab().tokenize(text, add_special, parse_special);
+    json j = {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", m.n_ctx()}};
+    if (body.value("with_pieces", false)) {
+      json pieces = json::array();
+      for (auto id : ids) pieces.push_back({{"id", id}, {"piece", m.vocab().token_to_piece(id, true)}});
+      j["tokens"] = pieces;
+    }
+    return json_reply(200, j);
+  }
+
+  Reply detokenize_reply(const EngineService& m, const json& body) {
+    auto it = body.find("tokens");
+    if (it == body.end() || !it->is_array()) return err_reply(400, "'tokens' (an array of ids) is required", "tokens");
+    std::vector<engine::TokenId> ids;
+    for (const auto& x : *it) {
+      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= m.vocab().n_tokens())
+        return err_reply(400, "'tokens' holds an id outside the vocabulary", "tokens");
+      ids.push_back(static_cast<engine::TokenId>(x.get<int64_t>()));
+    }
+    return json_reply(200, {{"content", m.vocab().detokenize(ids, false, false)}});
+  }
+
+  // POST /v1/completions.
+  awaitable<bool> completions(beast::tcp_stream& stream, http::request<http::string_body>& req, EngineService& m,
+                              const json& body, const std::string& request_id) {
+    CompletionOptions opt;
+    ApiError err;
+    std::vector<std::vector<engine::TokenId>> prompts;
+    if (!parse_completion_options(body, m.vocab(), 16, &opt, &err) || !parse_prompts(body, m.vocab(), &prompts, &err)) {
+      co_return co_await write_reply(stream, req, error_reply(err), request_id);
+    }
+    for (const auto& p : prompts) {
+      const int64_t want = static_cast<int64_t>(p.size()) + std::max(opt.gen.max_tokens, 0);
+      if (want > m.n_ctx()) {
+        co_return co_await write_reply(
+            stream, req,
+            err_reply(400,
+                      fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens "
+                                  "({} in your prompt; {} for the completion). Please reduce your prompt; or completion length.",
+                                  m.n_ctx(), want, p.size(), opt.gen.max_tokens),
+                      "prompt", "context_length_exceeded"),
+            request_id);
+      }
+    }
+    const int n_choices = static_cast<int>(prompts.size()) * opt.n;
+    auto queue = std::make_shared<EventQueue>(stream.get_executor());
+    std::vector<engine::RequestId> ids;
+    int64_t prompt_tokens = 0;
+    for (size_t pi = 0; pi < prompts.size(); ++pi) {
+      prompt_tokens += static_cast<int64_t>(prompts[pi].size());
+      for (int j = 0; j < opt.n; ++j) {
+        engine::Request r;
+        r.prompt = prompts[pi];
+        r.gen = opt.gen;
+        if (r.gen.sampling.seed && j > 0) r.gen.sampling.seed = *r.gen.sampling.seed + j;
+        const int choice = static_cast<int>(pi) * opt.n + j;
+        auto id = m.submit(std::move(r), [queue, choice](const engine::SchedEvent& e) { queue->push(choice, e); });
+        if (!id.is_ok()) {
+          for (auto x : ids) m.cancel(x);
+          co_return co_await write_reply(stream, req, error_reply(from_status(id.status(), "prompt")), request_id);
+        }
+        ids.push_back(*id);
+      }
+    }
+    auto cancel_all = [&] {
+      for (auto x : ids) m.cancel(x);
+    };
+    const std::string cmpl_id = random_id("cmpl-", 24);
+    const int64_t created = unix_now();
+    struct Choice {
+      std::string text;
+      int32_t n_generated = 0;
+      bool done = false;
+      std::string finish;
+      json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), text_offset = json::array();
+      size_t offset = 0;
+    };
+    std::vector<Choice> choices(n_choices);
+    auto add_logprobs = [&](Choice& c, const engine::GeneratedToken& g) {
+      const std::string piece = m.vocab().token_to_piece(g.id, true);
+      c.tokens.push_back(piece);
+      c.token_logprobs.push_back(g.sample.logprob);
+      json top = json::object();
+      for (const auto& t : g.sample.top) top[m.vocab().token_to_piece(t.token, true)] = t.logprob;
+      c.top_logprobs.push_back(top);
+      c.text_offset.push_back(c.offset);
+      c.offset += piece.size();
+    };
+    Status failure;
+    if (!opt.stream) {
+      int remaining = n_choices;
+      while (remaining > 0) {
+        auto events = co_await queue->next();
+        for (auto& [ci, e] : events) {
+          Choice& c = choices[ci];
+          if (e.kind == engine::SchedEvent::Kind::kToken) {
+            c.text += e.token.text;
+            if (opt.logprobs >= 0) add_logprobs(c, e.token);
+          } else {
+            c.done = true;
+            c.n_generated = e.n_generated;
+            c.finish = e.finish == engine::FinishReason::kStop ? "stop" : "length";
+            if (!e.error.is_ok()) failure = e.error;
+            --remaining;
+          }
+        }
+      }
+      if (!failure.is_ok()) co_return co_await write_reply(stream, req, error_reply(from_status(failure)), request_id);
+      json cs = json::array();
+      int64_t completion_tokens = 0;
+      for (int i = 0; i < n_choices; ++i) {
+        json lp = nullptr;
+        if (opt.logprobs >= 0) {
+          lp = {{"tokens", choices[i].tokens}, {"token_logprobs", choices[i].token_logprobs},
+                {"top_logprobs", choices[i].top_logprobs}, {"text_offset", choices[i].text_offset}};
+        }
+        cs.push_back({{"index", i}, {"text", choices[i].text}, {"logprobs", lp}, {"finish_reason", choices[i].finish}});
+        completion_tokens += choices[i].n_generated;
+      }
+      json res = {{"id", cmpl_id}, {"object", "text_completion"}, {"created", created}, {"model", m.id()},
+                  {"choices", cs},
+                  {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
+                             {"total_tokens", prompt_tokens + completion_tokens}}}};
+      co_return co_await write_reply(stream, req, json_reply(200, res), request_id);
+    }
+
+    // Streaming: headers, then one SSE event per token with new text, a final chunk per choice,
+    // the usage chunk if asked, and [DONE]. A failed write means the client left: cancel.
+    std::string head = fmt::format(
+        "HTTP/1.1 200 OK\r\nServer: neocloud\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+        "x-request-id: {}\r\nTransfer-Encoding: chunked\r\nConnection: {}\r\n\r\n",
+        request_id, req.keep_alive() ? "keep-alive" : "close");
+    boost::system::error_code ec;
+    co_await asio::async_write(stream.socket(), asio::buffer(head), asio::redirect_error(use_awaitable, ec));
+    auto send = [&](const std::string& data) -> awaitable<bool> {
+      const std::string chunk = fmt::format("{:x}\r\n{}\r\n", data.size(), data);
+      boost::system::error_code wec;
+      co_await asio::async_write(stream.socket(), asio::buffer(chunk), asio::redirect_error(use_awaitable, wec));
+      co_return !wec;
+    };
+    auto event = [&](const json& j) { return "data: " + dump(j) + "\n\n"; };
+    auto chunk_json = [&](int index, const std::string& text, const json& lp, const json& finish) {
+      json c = {{"id", cmpl_id}, {"object", "text_completion"}, {"created", created}, {"model", m.id()},
+                {"choices", json::array({{{"index", index}, {"text", text}, {"logprobs", lp}, {"finish_reason", finish}}})}};
+      if (opt.include_usage) c["usage"] = nullptr;
+      return c;
+    };
+    bool alive = !ec;
+    int remaining = n_choices;
+    int64_t completion_tokens = 0;
+    while (alive && remaining > 0) {
+      auto events = co_await queue->next();
+      for (auto& [ci, e] : events) {
+        if (!alive) break;
+        if (e.kind == engine::SchedEvent::Kind::kToken) {
+          json lp = nullptr;
+          if (opt.logprobs >= 0) {
+            Choice tmp;
+            tmp.offset = choices[ci].offset;
+            add_logprobs(tmp, e.token);
+            choices[ci].offset = tmp.offset;
+            lp = {{"tokens", tmp.tokens}, {"token_logprobs", tmp.token_logprobs}, {"top_logprobs", tmp.top_logprobs},
+                  {"text_offset", tmp.text_offset}};
+          }
+          if (!e.token.text.empty() || opt.logprobs >= 0) alive = co_await send(event(chunk_json(ci, e.token.text, lp, nullptr)));
+        } else {
+          --remaining;
+          completion_tokens += e.n_generated;
+          if (!e.error.is_ok()) {
+            ApiError ae = from_status(e.error);
+            ae.type = "server_error";
+            alive = co_await send(event(error_body(ae)));
+            continue;
+          }
+          alive = co_await send(event(chunk_json(ci, "", nullptr, e.finish == engine::FinishReason::kStop ? "stop" : "length")));
+        }
+      }
+    }
+    if (!alive) {
+      cancel_all();
+      co_return false;
+    }
+    if (opt.include_usage) {
+      json u = {{"id", cmpl_id}, {"object", "text_completion"}, {"created", created}, {"model", m.id()},
+                {"choices", json::array()},
+                {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
+                           {"total_tokens", prompt_tokens + completion_tokens}}}};
+      alive = co_await send(event(u));
+    }
+    if (alive) alive = co_await send("data: [DONE]\n\n");
+    if (alive) {
+      boost::system::error_code wec;
+      co_await asio::async_write(stream.socket(), asio::buffer(std::string("0\r\n\r\n")), asio::redirect_error(use_awaitable, wec));
+      alive = !wec;
+    }
+    co_return alive && req.keep_alive();
+  }
+};
+
+HttpServer::HttpServer(std::vector<EngineService*> models) : impl_(std::make_unique<Impl>(std::move(models))) {}
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::listen(const std::string& host, uint16_t port) {
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (ec) return invalid_argument(fmt::format("--host '{}' is not an IP address", host));
+  tcp::endpoint ep(addr, port);
+  impl_->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(ep, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return unavailable(fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()));
+  asio::co_spawn(impl_->ioc, impl_->accept_loop(), asio::detached);
+  return Status::ok();
+}
+
+uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void HttpServer::run() { impl_->ioc.run(); }
+
+void HttpServer::stop() {
+  asio::post(impl_->ioc, [this] {
+    boost::system::error_code ec;
+    impl_->acceptor.close(ec);
+    impl_->ioc.stop();
+  });
+}
+
+}  // namespace nc::server

@@ -1,0 +1,233 @@
+#include "server/openai.h"
+
+#include <fmt/format.h>
+
+#include <random>
+
+namespace nc::server {
+
+json error_body(const ApiError& e) {
+  json err = {{"message", e.message}, {"type", e.type}, {"param", nullptr}, {"code", nullptr}};
+  if (!e.param.empty()) err["param"] = e.param;
+  if (!e.code.empty()) err["code"] = e.code;
+  return json{{"error", err}};
+}
+
+ApiError from_status(const Status& s, const std::string& param) {
+  ApiError e;
+  e.message = s.message();
+  e.param = param;
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument: e.status = 400; break;
+    case StatusCode::kOutOfRange: e.status = 400; e.code = "context_length_exceeded"; break;
+    case StatusCode::kNotFound: e.status = 404; break;
+    case StatusCode::kResourceExhausted: e.status = 429; e.type = "requests"; e.code = "rate_limit_exceeded"; break;
+    case StatusCode::kUnavailable: e.status = 503; e.type = "server_error"; break;
+    case StatusCode::kUnimplemented: e.status = 400; e.code = "unsupported_parameter"; break;
+    default: e.status = 500; e.type = "server_error"; break;
+  }
+  return e;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string random_id(const std::string& prefix, int hex_chars) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* hex = "0123456789abcdef";
+  std::string s = prefix;
+  for (int i = 0; i < hex_chars; ++i) s += hex[rng() & 15];
+  return s;
+}
+
+namespace {
+
+bool bad(ApiError* err, const std::string& param, const std::string& message, const std::string& code = "") {
+  err->status = 400;
+  err->param = param;
+  err->message = message;
+  err->code = code;
+  return false;
+}
+
+// Reads an optional number field; null counts as absent.
+bool get_number(const json& b, const char* key, double lo, double hi, double* out, ApiError* err) {
+  auto it = b.find(key);
+  if (it == b.end() || it->is_null()) return true;
+  if (!it->is_number()) return bad(err, key, fmt::format("'{}' must be a number", key));
+  const double v = it->get<double>();
+  if (!(v >= lo && v <= hi)) return bad(err, key, fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, v));
+  *out = v;
+  return true;
+}
+
+bool get_int(const json& b, const char* key, int64_t lo, int64_t hi, int64_t* out, ApiError* err) {
+  auto it = b.find(key);
+  if (it == b.end() || it->is_null()) return true;
+  if (!it->is_number_integer()) return bad(err, key, fmt::format("'{}' must be an integer", key));
+  const int64_t v = it->get<int64_t>();
+  if (v < lo || v > hi) return bad(err, key, fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, v));
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max_tokens_default, CompletionOptions* o,
+                              ApiError* err) {
+  // Features that do not exist yet get a clear 400 rather than being ignored.
+  for (const char* key : {"tools", "tool_choice", "functions", "function_call", "suffix", "audio", "modalities",
+                          "prediction", "web_search_options"}) {
+    auto it = b.find(key);
+    if (it != b.end() && !it->is_null()) {
+      return bad(err, key, fmt::format("'{}' is not supported yet", key), "unsupported_parameter");
+    }
+  }
+  if (auto it = b.find("response_format"); it != b.end() && !it->is_null()) {
+    if (!it->is_object() || it->value("type", "") != "text") {
+      return bad(err, "response_format", "'response_format' other than {\"type\": \"text\"} is not supported yet",
+                 "unsupported_parameter");
+    }
+  }
+  if (auto it = b.find("echo"); it != b.end() && it->is_boolean() && it->get<bool>()) {
+    return bad(err, "echo", "'echo' is not supported yet", "unsupported_parameter");
+  }
+  auto& s = o->gen.sampling;
+  // OpenAI defaults: temperature 1, top_p 1, no top-k/min-p.
+  s.temperature = 1.0f;
+  s.top_p = 1.0f;
+  s.top_k = 0;
+  s.min_p = 0.0f;
+  s.penalty_last_n = -1;  // penalties look at everything generated so far
+  double d;
+  d = s.temperature;
+  if (!get_number(b, "temperature", 0, 2, &d, err)) return false;
+  s.temperature = static_cast<float>(d);
+  d = s.top_p;
+  if (!get_number(b, "top_p", 0, 1, &d, err)) return false;
+  if (d <= 0) return bad(err, "top_p", "'top_p' must be greater than 0");
+  s.top_p = static_cast<float>(d);
+  d = s.min_p;
+  if (!get_number(b, "min_p", 0, 1, &d, err)) return false;
+  s.min_p = static_cast<float>(d);
+  int64_t i64 = 0;
+  if (!get_int(b, "top_k", -1, 1 << 30, &i64, err)) return false;
+  s.top_k = static_cast<int32_t>(i64);
+  d = 0;
+  if (!get_number(b, "presence_penalty", -2, 2, &d, err)) return false;
+  s.presence_penalty = static_cast<float>(d);
+  d = 0;
+  if (!get_number(b, "frequency_penalty", -2, 2, &d, err)) return false;
+  s.frequency_penalty = static_cast<float>(d);
+  d = 1;
+  if (!get_number(b, "repetition_penalty", 0.01, 100, &d, err)) return false;
+  s.repeat_penalty = static_cast<float>(d);
+  if (auto it = b.find("seed"); it != b.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return bad(err, "seed", "'seed' must be an integer");
+    s.seed = static_cast<uint64_t>(it->get<int64_t>());
+  }
+  if (auto it = b.find("logit_bias"); it != b.end() && !it->is_null()) {
+    if (!it->is_object()) return bad(err, "logit_bias", "'logit_bias' must be an object of token id -> bias");
+    for (auto& [k, v] : it->items()) {
+      char* end = nullptr;
+      const long id = std::strtol(k.c_str(), &end, 10);
+      if (k.empty() || *end != '\0' || id < 0 || id >= vocab.n_tokens()) {
+        return bad(err, "logit_bias", fmt::format("logit_bias: '{}' is not a token id of this model", k));
+      }
+      if (!v.is_number() || v.get<double>() < -100 || v.get<double>() > 100) {
+        return bad(err, "logit_bias", "logit_bias values must be numbers between -100 and 100");
+      }
+      s.logit_bias.emplace_back(static_cast<int32_t>(id), v.get<float>());
+    }
+  }
+  // max_completion_tokens wins over max_tokens (as vLLM).
+  int64_t max_tokens = max_tokens_default;
+  if (!get_int(b, "max_tokens", 0, 1 << 30, &max_tokens, err)) return false;
+  if (!get_int(b, "max_completion_tokens", 0, 1 << 30, &max_tokens, err)) return false;
+  o->gen.max_tokens = static_cast<int32_t>(max_tokens);
+  int64_t n = 1;
+  if (!get_int(b, "n", 1, 128, &n, err)) return false;
+  o->n = static_cast<int>(n);
+  if (auto it = b.find("best_of"); it != b.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() != n) {
+      return bad(err, "best_of", "'best_of' other than n is not supported yet", "unsupported_parameter");
+    }
+  }
+  if (auto it = b.find("stop"); it != b.end() && !it->is_null()) {
+    if (it->is_string()) {
+      o->gen.stop.push_back(it->get<std::string>());
+    } else if (it->is_array() && it->size() <= 4) {
+      for (const auto& x : *it) {
+        if (!x.is_string()) return bad(err, "stop", "'stop' must be a string or an array of up to 4 strings");
+        o->gen.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      return bad(err, "stop", "'stop' must be a string or an array of up to 4 strings");
+    }
+  }
+  if (auto it = b.find("stream"); it != b.end() && !it->is_null()) {
+    if (!it->is_boolean()) return bad(err, "stream", "'stream' must be a boolean");
+    o->stream = it->get<bool>();
+  }
+  if (auto it = b.find("stream_options"); it != b.end() && !it->is_null()) {
+    if (!o->stream) return bad(err, "stream_options", "'stream_options' is only allowed with stream: true");
+    if (!it->is_object()) return bad(err, "stream_options", "'stream_options' must be an object");
+    if (auto u = it->find("include_usage"); u != it->end() && !u->is_null()) {
+      if (!u->is_boolean()) return bad(err, "stream_options.include_usage", "'include_usage' must be a boolean");
+      o->include_usage = u->get<bool>();
+    }
+  }
+  if (auto it = b.find("logprobs"); it != b.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 5) {
+      return bad(err, "logprobs", "'logprobs' must be an integer between 0 and 5");
+    }
+    o->logprobs = static_cast<int>(it->get<int64_t>());
+    s.n_logprobs = o->logprobs;
+  }
+  if (auto it = b.find("user"); it != b.end() && !it->is_null() && !it->is_string()) {
+    return bad(err, "user", "'user' must be a string");
+  }
+  return true;
+}
+
+bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
+                   ApiError* err) {
+  auto it = b.find("prompt");
+  auto tokenize = [&](const std::string& text) { return vocab.tokenize(text, true, true); };
+  auto token_array = [&](const json& a, std::vector<engine::TokenId>* ids) {
+    for (const auto& x : a) {
+      if (!x.is_number_integer()) return false;
+      const int64_t v = x.get<int64_t>();
+      if (v < 0 || v >= vocab.n_tokens()) return false;
+      ids->push_back(static_cast<engine::TokenId>(v));
+    }
+    return true;
+  };
+  if (it == b.end() || it->is_null()) {
+    out->push_back(tokenize("<|endoftext|>"));
+  } else if (it->is_string()) {
+    out->push_back(tokenize(it->get<std::string>()));
+  } else if (it->is_array() && !it->empty() && (*it)[0].is_string()) {
+    for (const auto& x : *it) {
+      if (!x.is_string()) return bad(err, "prompt", "'prompt' array must hold only strings");
+      out->push_back(tokenize(x.get<std::string>()));
+    }
+  } else if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) {
+    std::vector<engine::TokenId> ids;
+    if (!token_array(*it, &ids)) return bad(err, "prompt", "'prompt' holds a token id outside the vocabulary");
+    out->push_back(std::move(ids));
+  } else if (it->is_array() && !it->empty() && (*it)[0].is_array()) {
+    for (const auto& x : *it) {
+      std::vector<engine::TokenId> ids;
+      if (!x.is_array() || !token_array(x, &ids)) return bad(err, "prompt", "'prompt' holds a token id outside the vocabulary");
+      out->push_back(std::move(ids));
+    }
+  } else {
+    return bad(err, "prompt", "'prompt' must be a string, an array of strings, or token ids");
+  }
+  for (const auto& p : *out) {
+    if (p.empty()) return bad(err, "prompt", "the prompt has no tokens");
+  }
+  return true;
+}
+
+}  // namespace nc::server

@@ -1,0 +1,52 @@
+// OpenAI wire format helpers: error bodies, request-field parsing into engine requests, ids.
+// Pure functions; any thread.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/sched/scheduler.h"
+#include "engine/tokenizer/vocab.h"
+
+namespace nc::server {
+
+using json = nlohmann::json;
+
+// An error to send: HTTP status and OpenAI's error object.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // empty: null
+  std::string code;   // empty: null
+};
+json error_body(const ApiError& e);
+ApiError from_status(const Status& s, const std::string& param = "");
+
+// Serializes without throwing on invalid UTF-8 (replaced by U+FFFD).
+std::string dump(const json& j);
+
+// "cmpl-<24 hex>", "chatcmpl-...", "req_<32 hex>".
+std::string random_id(const std::string& prefix, int hex_chars);
+
+// Fields shared by /v1/completions and /v1/chat/completions.
+struct CompletionOptions {
+  engine::GenerateParams gen;
+  int n = 1;
+  bool stream = false;
+  bool include_usage = false;
+  int logprobs = -1;  // completions: 0..5 alternatives; -1: none
+};
+
+// Reads sampling, limits, stop, n, stream, logprobs. `max_tokens_default` is 16 for completions.
+// Returns ApiError (as Status payload through `err`) on invalid or unsupported fields.
+bool parse_completion_options(const json& body, const engine::Vocab& vocab, int max_tokens_default,
+                              CompletionOptions* out, ApiError* err);
+
+// The prompt field of /v1/completions: string | string[] | int[] | int[][] (default "<|endoftext|>").
+bool parse_prompts(const json& body, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
+                   ApiError* err);
+
+}  // namespace nc::server

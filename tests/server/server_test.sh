@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `neocloud serve` over HTTP with curl: health, models, completions (plain, streamed with usage, n=2,
+# stop, seed determinism, logprobs), OpenAI error objects (404 model, 400 JSON/field/context, 413 body),
+# tokenize/detokenize, and clients that disconnect mid-stream (the KV cache returns to empty).
+# Usage: server_test.sh NEOCLOUD_BIN LLAMA_SRC TMPDIR
+set -euo pipefail
+NC=$1; SRC=$2; TMP=$3
+mkdir -p "$TMP"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+m="$TMP/serve-tiny.gguf"
+"$NC" model synth --vocab "$SRC/models/ggml-vocab-llama-spm.gguf" --shape tiny --type q8_0 --seed 5 --out "$m" >/dev/null
+"$NC" serve -m "$m:tiny" --port 0 --parallel 4 -c 2048 -t 2 2>"$TMP/serve.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "serving model" "$TMP/serve.log" && break; sleep 0.1; done
+PORT=$(sed -n 's/.*127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$TMP/serve.log")
+[ -n "$PORT" ] || fail "server did not start: $(cat "$TMP/serve.log")"
+U="http://127.0.0.1:$PORT"
+post() { curl -s -w '\n%{http_code}' "$U$1" -H 'Content-Type: application/json' -d "$2"; }
+py() { local body=$1; shift; python3 -c "import json,sys; lines=sys.stdin.read().rsplit('\n',1); r=json.loads(lines[0]); code=int(lines[1]); $body" "$@"; }
+
+[ "$(curl -s "$U/health")" = '{"status":"ok"}' ] || fail "health"
+curl -s "$U/v1/models" | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["object"]=="list" and r["data"][0]["id"]=="tiny" and r["data"][0]["object"]=="model"' || fail "models"
+curl -s "$U/v1/models/tiny" | grep -q '"id":"tiny"' || fail "model by id"
+
+# Plain completion: usage equals the tokenizer's count.
+n_prompt=$(curl -s "$U/tokenize" -d '{"content":"Once upon a time"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+post /v1/completions '{"model":"tiny","prompt":"Once upon a time","max_tokens":7,"seed":11}' | py "
+assert code==200, code
+assert r['object']=='text_completion' and r['id'].startswith('cmpl-')
+c=r['choices'][0]; assert c['finish_reason']=='length' and c['index']==0
+u=r['usage']; assert u['prompt_tokens']==$n_prompt and u['completion_tokens']==7 and u['total_tokens']==$n_prompt+7, u" || fail "completion"
+a=$(post /v1/completions '{"model":"tiny","prompt":"Seeded","max_tokens":12,"seed":42,"temperature":1.0}' | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+b=$(post /v1/completions '{"model":"tiny","prompt":"Seeded","max_tokens":12,"seed":42,"temperature":1.0}' | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+[ "$a" = "$b" ] || fail "same seed, different text"
+# n=2 and two prompts: four choices, indexes 0..3.
+post /v1/completions '{"model":"tiny","prompt":["a","b"],"n":2,"max_tokens":3,"seed":1}' | py "
+assert code==200 and sorted(c['index'] for c in r['choices'])==[0,1,2,3] and r['usage']['completion_tokens']==12, r" || fail "n and prompt arrays"
+# Stop string: the text ends before it.
+full=$(post /v1/completions '{"model":"tiny","prompt":"Stop test","max_tokens":20,"temperature":0}' | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
+stop=$(python3 -c 'import sys; t=sys.argv[1]; print(t[len(t)//2:len(t)//2+3])' "$full")
+post /v1/completions "$(python3 -c 'import json,sys; print(json.dumps({"model":"tiny","prompt":"Stop test","max_tokens":20,"temperature":0,"stop":[sys.argv[1]]}))' "$stop")" | py "
+c=r['choices'][0]; assert c['finish_reason']=='stop', c
+assert c['text']==sys.argv[1][:sys.argv[1].find(sys.argv[2])], (c['text'], sys.argv[1], sys.argv[2])" "$full" "$stop" || fail "stop string"
+# Logprobs: chosen token first in top_logprobs at temperature 0.
+post /v1/completions '{"model":"tiny","prompt":"lp","max_tokens":3,"temperature":0,"logprobs":2}' | py "
+lp=r['choices'][0]['logprobs']; assert len(lp['tokens'])==3 and all(len(t)==2 for t in lp['top_logprobs'])
+assert all(v<=0 for v in lp['token_logprobs'])" || fail "logprobs"
+# Streaming with usage: text chunks, a finish chunk, the usage chunk with empty choices, then [DONE].
+curl -sN "$U/v1/completions" -d '{"model":"tiny","prompt":"Stream","max_tokens":5,"stream":true,"stream_options":{"include_usage":true}}' > "$TMP/sse.txt"
+python3 - "$TMP/sse.txt" <<'PY' || fail "stream shape"
+import json, sys
+events = [l[6:] for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+assert events[-1] == "[DONE]", events[-1]
+chunks = [json.loads(e) for e in events[:-1]]
+assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 5
+assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+assert all(c["usage"] is None for c in chunks[:-1])
+assert len({c["id"] for c in chunks}) == 1
+PY
+# Errors as OpenAI error objects.
+post /v1/completions '{"model":"nope","prompt":"x"}' | py "assert code==404 and r['error']['code']=='model_not_found'" || fail "404"
+post /v1/completions '{not json' | py "assert code==400 and r['error']['type']=='invalid_request_error'" || fail "bad json"
+post /v1/completions '{"model":"tiny","prompt":"x","temperature":5}' | py "assert code==400 and r['error']['param']=='temperature'" || fail "bad field"
+post /v1/completions '{"model":"tiny","prompt":"x","tools":[]}' | py "assert code==400 and r['error']['param']=='tools' and r['error']['code']=='unsupported_parameter'" || fail "unsupported field"
+post /v1/completions '{"model":"tiny","prompt":"x","max_tokens":100000}' | py "assert code==400 and r['error']['code']=='context_length_exceeded'" || fail "context"
+python3 -c 'print("{\"model\":\"tiny\",\"prompt\":\"" + "a"*(9<<20) + "\"}")' > "$TMP/big.json"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/completions" --data-binary @"$TMP/big.json")" = "413" ] || fail "413"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/nothing")" = "404" ] || fail "unknown route"
+[ "$(curl -s "$U/detokenize" -d '{"tokens":[15043,3186]}')" = '{"content":"Hello world"}' ] || fail "detokenize"
+# Clients that leave mid-stream: generation is cancelled and the KV cache empties.
+for i in $(seq 12); do
+  curl -sN --max-time 0.$((RANDOM % 8 + 1)) "$U/v1/completions" -d "{\"model\":\"tiny\",\"prompt\":\"bye $i\",\"max_tokens\":500,\"stream\":true}" >/dev/null 2>&1 &
+done
+wait $(jobs -p | grep -v "^$PID$") 2>/dev/null || true
+for _ in $(seq 100); do
+  used=$(curl -s "$U/metrics" | sed -n 's/^neocloud:kv_blocks_used{model_name="tiny"} //p')
+  running=$(curl -s "$U/metrics" | sed -n 's/^neocloud:num_requests_running{model_name="tiny"} //p')
+  [ "$used" = "0" ] && [ "$running" = "0" ] && break
+  sleep 0.1
+done
+[ "$used" = "0" ] || fail "KV blocks still in use after disconnects: $used"
+[ "$(curl -s "$U/health")" = '{"status":"ok"}' ] || fail "server died"
+echo "server ok"
