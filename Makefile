@@ -12,6 +12,7 @@ deps:
 # Test data (real tokenizers) comes from llama.cpp's source in the node-llama-cpp npm package.
 fetch:
 	@bash tools/llama-cpp.sh --fetch >/dev/null
+	@bash tools/sdk.sh >/dev/null
 
 release:
 	@cmake -S . -B build/release $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -81,4 +81,8 @@ for _ in $(seq 100); do
 done
 [ "$used" = "0" ] || fail "KV blocks still in use after disconnects: $used"
 [ "$(curl -s "$U/health")" = '{"status":"ok"}' ] || fail "server died"
+# The official openai SDK (installed by tools/sdk.sh into .cache/sdk).
+SDK=${NC_SDK_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/sdk}
+[ -d "$SDK/node_modules/openai" ] || fail "openai SDK not installed in $SDK (run tools/sdk.sh)"
+node "$(dirname "$0")/sdk_test.mjs" "$U/v1" "$SDK" || fail "openai SDK suite"
 echo "server ok"

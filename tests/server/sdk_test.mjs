@@ -1,0 +1,72 @@
+// The official `openai` npm SDK (5.23.2) against `neocloud serve`: models list, completions (plain,
+// streamed with usage, n=2, stop, seed determinism, logprobs) and the error classes the SDK derives
+// from our status codes. Usage: node sdk_test.mjs BASE_URL SDK_DIR
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+const [baseURL, sdkDir] = process.argv.slice(2);
+const require = createRequire(sdkDir + "/");
+const OpenAI = require("openai").default ?? require("openai");
+const client = new OpenAI({ baseURL, apiKey: "sk-test", maxRetries: 0 });
+
+const models = await client.models.list();
+assert.equal(models.data[0].id, "tiny");
+assert.equal((await client.models.retrieve("tiny")).object, "model");
+
+const c = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 6, seed: 3 });
+assert.equal(c.object, "text_completion");
+assert.equal(c.choices.length, 1);
+assert.equal(c.choices[0].finish_reason, "length");
+assert.equal(c.usage.completion_tokens, 6);
+assert.equal(c.usage.total_tokens, c.usage.prompt_tokens + 6);
+
+const again = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 6, seed: 3 });
+assert.equal(again.choices[0].text, c.choices[0].text, "same seed, same text");
+
+const two = await client.completions.create({ model: "tiny", prompt: "Hi", max_tokens: 4, n: 2, seed: 9 });
+assert.deepEqual(two.choices.map((x) => x.index).sort(), [0, 1]);
+assert.equal(two.usage.completion_tokens, 8);
+
+const lp = await client.completions.create({ model: "tiny", prompt: "Hi", max_tokens: 3, temperature: 0, logprobs: 2 });
+assert.equal(lp.choices[0].logprobs.tokens.length, 3);
+
+// Streaming with usage: text deltas joined equal the non-streamed text (same seed).
+let text = "";
+let usage = null;
+let finish = null;
+const stream = await client.completions.create({
+  model: "tiny", prompt: "Once upon a time", max_tokens: 6, seed: 3, stream: true, stream_options: { include_usage: true },
+});
+for await (const chunk of stream) {
+  if (chunk.usage) usage = chunk.usage;
+  for (const ch of chunk.choices) {
+    text += ch.text;
+    if (ch.finish_reason) finish = ch.finish_reason;
+  }
+}
+assert.equal(text, c.choices[0].text);
+assert.equal(finish, "length");
+assert.equal(usage.completion_tokens, 6);
+
+// Breaking out of a stream closes the connection; the server keeps serving.
+const long = await client.completions.create({ model: "tiny", prompt: "Go", max_tokens: 400, stream: true });
+let n = 0;
+for await (const _ of long) if (++n === 3) break;
+assert.equal((await client.models.list()).data.length, 1);
+
+// Errors: the SDK picks its class from our status codes and copies code/param.
+await assert.rejects(client.completions.create({ model: "missing", prompt: "x" }), (e) => {
+  assert.ok(e instanceof OpenAI.NotFoundError, e.constructor.name);
+  assert.equal(e.code, "model_not_found");
+  return true;
+});
+await assert.rejects(client.completions.create({ model: "tiny", prompt: "x", temperature: 9 }), (e) => {
+  assert.ok(e instanceof OpenAI.BadRequestError);
+  assert.equal(e.param, "temperature");
+  return true;
+});
+await assert.rejects(client.completions.create({ model: "tiny", prompt: "x", max_tokens: 1000000 }), (e) => {
+  assert.equal(e.code, "context_length_exceeded");
+  return true;
+});
+console.log("sdk ok");
