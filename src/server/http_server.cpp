@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "core/log.h"
+#include "engine/gguf/gguf.h"
 #include "server/openai.h"
 
 namespace nc::server {
@@ -173,7 +174,8 @@ struct HttpServer::Impl {
       return json_reply(200, model_json(*m));
     }
     if (method == http::verb::get && path == "/metrics") return metrics_reply();
-    if (method == http::verb::post && (path == "/v1/completions" || path == "/tokenize" || path == "/detokenize")) {
+    if (method == http::verb::post && (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/tokenize" ||
+                                       path == "/detokenize")) {
       *body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
       if (body->is_discarded() || !body->is_object()) {
         return err_reply(400, "We could not parse the JSON body of your request: it must be a JSON object.");
@@ -185,7 +187,7 @@ struct HttpServer::Impl {
           return err_reply(404, fmt::format("The model `{}` does not exist.", it->get<std::string>()), "model",
                            "model_not_found");
         }
-      } else if (path == "/v1/completions") {
+      } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
         return err_reply(400, "you must provide a model parameter", "model");
       } else {
         m = models.front();
@@ -204,7 +206,8 @@ struct HttpServer::Impl {
     EngineService* m = nullptr;
     std::optional<Reply> simple = route(req, &body, &m);
     if (simple) co_return co_await write_reply(stream, req, *simple, request_id);
-    co_return co_await completions(stream, req, *m, body, request_id);
+    const bool chat = std::string(req.target()).rfind("/v1/chat/completions", 0) == 0;
+    co_return co_await completions(stream, req, *m, body, request_id, chat);
   }
 
   json model_json(const EngineService& m) {
@@ -266,17 +269,32 @@ struct HttpServer::Impl {
     return json_reply(200, {{"content", m.vocab().detokenize(ids, false, false)}});
   }
 
-  // POST /v1/completions.
+  // The chat prompt: messages rendered with the model's template family, tokenized as llama.cpp's
+  // server does (BOS as the model asks, special-token text parsed).
+  bool chat_prompt(const EngineService& m, const json& body, std::vector<std::vector<engine::TokenId>>* prompts,
+                   ApiError* err) {
+    std::vector<ChatMessage> msgs;
+    if (!parse_messages(body, &msgs, err)) return false;
+    std::string tmpl;
+    if (const auto* v = m.model().gguf().find("tokenizer.chat_template"); v && v->type == engine::GgufType::kString) {
+      tmpl = std::string(v->str);
+    }
+    const std::string text = render_chat(chat_template_family(m.vocab(), tmpl), msgs, true);
+    prompts->push_back(m.vocab().tokenize(text, true, true));
+    return true;
+  }
+
+  // POST /v1/completions and /v1/chat/completions.
   awaitable<bool> completions(beast::tcp_stream& stream, http::request<http::string_body>& req, EngineService& m,
-                              const json& body, const std::string& request_id) {
+                              const json& body, const std::string& request_id, bool chat) {
     CompletionOptions opt;
     ApiError err;
     std::vector<std::vector<engine::TokenId>> prompts;
-    if (!parse_completion_options(body, m.vocab(), 16, &opt, &err) || !parse_prompts(body, m.vocab(), &prompts, &err)) {
-      co_return co_await write_reply(stream, req, error_reply(err), request_id);
-    }
+    const bool ok = parse_completion_options(body, m.vocab(), chat ? -1 : 16, chat, &opt, &err) &&
+                    (chat ? chat_prompt(m, body, &prompts, &err) : parse_prompts(body, m.vocab(), &prompts, &err));
+    if (!ok) co_return co_await write_reply(stream, req, error_reply(err), request_id);
     for (const auto& p : prompts) {
-      const int64_t want = static_cast<int64_t>(p.size()) + std::max(opt.gen.max_tokens, 0);
+      const int64_t want = static_cast<int64_t>(p.size()) + std::max(opt.gen.max_tokens, 1);
       if (want > m.n_ctx()) {
         co_return co_await write_reply(
             stream, req,
@@ -311,10 +329,12 @@ struct HttpServer::Impl {
     auto cancel_all = [&] {
       for (auto x : ids) m.cancel(x);
     };
-    const std::string cmpl_id = random_id("cmpl-", 24);
+    const std::string cmpl_id = random_id(chat ? "chatcmpl-" : "cmpl-", 24);
+    const char* object = chat ? "chat.completion" : "text_completion";
     const int64_t created = unix_now();
     struct Choice {
       std::string text;
+      json chat_logprobs = json::array();
       int32_t n_generated = 0;
       bool done = false;
       std::string finish;
@@ -322,6 +342,19 @@ struct HttpServer::Impl {
       size_t offset = 0;
     };
     std::vector<Choice> choices(n_choices);
+    auto chat_logprob = [&](const engine::GeneratedToken& g) {
+      auto entry = [&](engine::TokenId id, float lp) {
+        const std::string piece = m.vocab().token_to_piece(id, true);
+        json bytes = json::array();
+        for (unsigned char ch : piece) bytes.push_back(ch);
+        return json{{"token", piece}, {"logprob", lp}, {"bytes", bytes}};
+      };
+      json e = entry(g.id, g.sample.logprob);
+      json top = json::array();
+      for (const auto& t : g.sample.top) top.push_back(entry(t.token, t.logprob));
+      e["top_logprobs"] = top;
+      return e;
+    };
     auto add_logprobs = [&](Choice& c, const engine::GeneratedToken& g) {
       const std::string piece = m.vocab().token_to_piece(g.id, true);
       c.tokens.push_back(piece);
@@ -341,7 +374,10 @@ struct HttpServer::Impl {
           Choice& c = choices[ci];
           if (e.kind == engine::SchedEvent::Kind::kToken) {
             c.text += e.token.text;
-            if (opt.logprobs >= 0) add_logprobs(c, e.token);
+            if (opt.logprobs >= 0) {
+              if (chat) c.chat_logprobs.push_back(chat_logprob(e.token));
+              else add_logprobs(c, e.token);
+            }
           } else {
             c.done = true;
             c.n_generated = e.n_generated;
@@ -356,14 +392,23 @@ struct HttpServer::Impl {
       int64_t completion_tokens = 0;
       for (int i = 0; i < n_choices; ++i) {
         json lp = nullptr;
-        if (opt.logprobs >= 0) {
+        if (opt.logprobs >= 0 && chat) {
+          lp = {{"content", choices[i].chat_logprobs}, {"refusal", nullptr}};
+        } else if (opt.logprobs >= 0) {
           lp = {{"tokens", choices[i].tokens}, {"token_logprobs", choices[i].token_logprobs},
                 {"top_logprobs", choices[i].top_logprobs}, {"text_offset", choices[i].text_offset}};
         }
-        cs.push_back({{"index", i}, {"text", choices[i].text}, {"logprobs", lp}, {"finish_reason", choices[i].finish}});
+        if (chat) {
+          cs.push_back({{"index", i},
+                        {"message", {{"role", "assistant"}, {"content", choices[i].text}, {"refusal", nullptr}}},
+                        {"logprobs", lp},
+                        {"finish_reason", choices[i].finish}});
+        } else {
+          cs.push_back({{"index", i}, {"text", choices[i].text}, {"logprobs", lp}, {"finish_reason", choices[i].finish}});
+        }
         completion_tokens += choices[i].n_generated;
       }
-      json res = {{"id", cmpl_id}, {"object", "text_completion"}, {"created", created}, {"model", m.id()},
+      json res = {{"id", cmpl_id}, {"object", object}, {"created", created}, {"model", m.id()},
                   {"choices", cs},
                   {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
                              {"total_tokens", prompt_tokens + completion_tokens}}}};
@@ -385,22 +430,37 @@ struct HttpServer::Impl {
       co_return !wec;
     };
     auto event = [&](const json& j) { return "data: " + dump(j) + "\n\n"; };
-    auto chunk_json = [&](int index, const std::string& text, const json& lp, const json& finish) {
-      json c = {{"id", cmpl_id}, {"object", "text_completion"}, {"created", created}, {"model", m.id()},
-                {"choices", json::array({{{"index", index}, {"text", text}, {"logprobs", lp}, {"finish_reason", finish}}})}};
+    // Chat chunks carry a delta (role first, then content, then {} with the finish reason).
+    auto chunk_json = [&](int index, const std::string& text, const json& lp, const json& finish, bool role = false) {
+      json choice;
+      if (chat) {
+        json delta = json::object();
+        if (role) delta = {{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}};
+        else if (finish.is_null()) delta = {{"content", text}};
+        choice = {{"index", index}, {"delta", delta}, {"logprobs", lp}, {"finish_reason", finish}};
+      } else {
+        choice = {{"index", index}, {"text", text}, {"logprobs", lp}, {"finish_reason", finish}};
+      }
+      json c = {{"id", cmpl_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                {"model", m.id()}, {"choices", json::array({choice})}};
       if (opt.include_usage) c["usage"] = nullptr;
       return c;
     };
     bool alive = !ec;
     int remaining = n_choices;
     int64_t completion_tokens = 0;
+    if (chat) {
+      for (int i = 0; i < n_choices && alive; ++i) alive = co_await send(event(chunk_json(i, "", nullptr, nullptr, true)));
+    }
     while (alive && remaining > 0) {
       auto events = co_await queue->next();
       for (auto& [ci, e] : events) {
         if (!alive) break;
         if (e.kind == engine::SchedEvent::Kind::kToken) {
           json lp = nullptr;
-          if (opt.logprobs >= 0) {
+          if (opt.logprobs >= 0 && chat) {
+            lp = {{"content", json::array({chat_logprob(e.token)})}, {"refusal", nullptr}};
+          } else if (opt.logprobs >= 0) {
             Choice tmp;
             tmp.offset = choices[ci].offset;
             add_logprobs(tmp, e.token);
@@ -427,7 +487,8 @@ struct HttpServer::Impl {
       co_return false;
     }
     if (opt.include_usage) {
-      json u = {{"id", cmpl_id}, {"object", "text_completion"}, {"created", created}, {"model", m.id()},
+      json u = {{"id", cmpl_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+                {"model", m.id()},
                 {"choices", json::array()},
                 {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
                            {"total_tokens", prompt_tokens + completion_tokens}}}};

@@ -72,8 +72,8 @@ bool get_int(const json& b, const char* key, int64_t lo, int64_t hi, int64_t* ou
 
 }  // namespace
 
-bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max_tokens_default, CompletionOptions* o,
-                              ApiError* err) {
+bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max_tokens_default, bool chat,
+                              CompletionOptions* o, ApiError* err) {
   // Features that do not exist yet get a clear 400 rather than being ignored.
   for (const char* key : {"tools", "tool_choice", "functions", "function_call", "suffix", "audio", "modalities",
                           "prediction", "web_search_options"}) {
@@ -141,7 +141,7 @@ bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max
   }
   // max_completion_tokens wins over max_tokens (as vLLM).
   int64_t max_tokens = max_tokens_default;
-  if (!get_int(b, "max_tokens", 0, 1 << 30, &max_tokens, err)) return false;
+  if (!get_int(b, "max_tokens", chat ? 1 : 0, 1 << 30, &max_tokens, err)) return false;
   if (!get_int(b, "max_completion_tokens", 0, 1 << 30, &max_tokens, err)) return false;
   o->gen.max_tokens = static_cast<int32_t>(max_tokens);
   int64_t n = 1;
@@ -176,7 +176,22 @@ bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max
       o->include_usage = u->get<bool>();
     }
   }
-  if (auto it = b.find("logprobs"); it != b.end() && !it->is_null()) {
+  if (chat) {
+    bool want = false;
+    if (auto it = b.find("logprobs"); it != b.end() && !it->is_null()) {
+      if (!it->is_boolean()) return bad(err, "logprobs", "'logprobs' must be a boolean");
+      want = it->get<bool>();
+    }
+    int64_t top = 0;
+    if (!get_int(b, "top_logprobs", 0, 20, &top, err)) return false;
+    if (b.contains("top_logprobs") && !b["top_logprobs"].is_null() && !want) {
+      return bad(err, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    }
+    if (want) {
+      o->logprobs = static_cast<int>(top);
+      s.n_logprobs = o->logprobs;
+    }
+  } else if (auto it = b.find("logprobs"); it != b.end() && !it->is_null()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 5) {
       return bad(err, "logprobs", "'logprobs' must be an integer between 0 and 5");
     }
@@ -228,6 +243,81 @@ bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::v
     if (p.empty()) return bad(err, "prompt", "the prompt has no tokens");
   }
   return true;
+}
+
+bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* err) {
+  auto it = body.find("messages");
+  if (it == body.end() || !it->is_array() || it->empty()) {
+    return bad(err, "messages", "'messages' must be a non-empty array of messages");
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& m = (*it)[i];
+    const std::string where = fmt::format("messages[{}]", i);
+    if (!m.is_object()) return bad(err, where, where + " must be an object");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return bad(err, where + ".role", where + ".role must be a string");
+    ChatMessage cm;
+    cm.role = role->get<std::string>();
+    if (cm.role == "developer") cm.role = "system";
+    if (cm.role != "system" && cm.role != "user" && cm.role != "assistant" && cm.role != "tool") {
+      return bad(err, where + ".role", fmt::format("{}.role '{}' is not one of system, developer, user, assistant, tool", where, cm.role));
+    }
+    if (auto tc = m.find("tool_calls"); tc != m.end() && !tc->is_null()) {
+      return bad(err, where + ".tool_calls", "tool calls are not supported yet", "unsupported_parameter");
+    }
+    auto content = m.find("content");
+    if (content == m.end() || content->is_null()) {
+      if (cm.role != "assistant") return bad(err, where + ".content", where + ".content is required");
+    } else if (content->is_string()) {
+      cm.content = content->get<std::string>();
+    } else if (content->is_array()) {
+      for (const auto& part : *content) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
+          return bad(err, where + ".content", "only text content parts are supported", "unsupported_parameter");
+        }
+        cm.content += part["text"].get<std::string>();
+      }
+    } else {
+      return bad(err, where + ".content", where + ".content must be a string or an array of text parts");
+    }
+    out->push_back(std::move(cm));
+  }
+  return true;
+}
+
+std::string chat_template_family(const engine::Vocab& vocab, const std::string& t) {
+  if (t.find("<|start_header_id|>") != std::string::npos) return "llama3";
+  if (t.find("<|im_start|>") != std::string::npos) return "chatml";
+  if (t.find("[INST]") != std::string::npos) return "llama2";
+  if (t.empty() && vocab.find("<|start_header_id|>") != engine::kNoToken) return "llama3";
+  return "chatml";
+}
+
+std::string render_chat(const std::string& family, const std::vector<ChatMessage>& msgs, bool add_generation_prompt) {
+  std::string out;
+  if (family == "llama3") {
+    for (const auto& m : msgs) out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
+    if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  } else if (family == "llama2") {
+    std::string system;
+    bool first_user = true;
+    for (const auto& m : msgs) {
+      if (m.role == "system") {
+        system += m.content;
+      } else if (m.role == "user" || m.role == "tool") {
+        out += "[INST] ";
+        if (first_user && !system.empty()) out += "<<SYS>>\n" + system + "\n<</SYS>>\n\n";
+        first_user = false;
+        out += m.content + " [/INST]";
+      } else {
+        out += " " + m.content + " </s>";
+      }
+    }
+  } else {
+    for (const auto& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    if (add_generation_prompt) out += "<|im_start|>assistant\n";
+  }
+  return out;
 }
 
 }  // namespace nc::server

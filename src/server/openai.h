@@ -42,11 +42,21 @@ struct CompletionOptions {
 
 // Reads sampling, limits, stop, n, stream, logprobs. `max_tokens_default` is 16 for completions.
 // Returns ApiError (as Status payload through `err`) on invalid or unsupported fields.
-bool parse_completion_options(const json& body, const engine::Vocab& vocab, int max_tokens_default,
+// `chat`: logprobs is a bool with top_logprobs 0..20 (else an int 0..5), and echo does not exist.
+bool parse_completion_options(const json& body, const engine::Vocab& vocab, int max_tokens_default, bool chat,
                               CompletionOptions* out, ApiError* err);
 
 // The prompt field of /v1/completions: string | string[] | int[] | int[][] (default "<|endoftext|>").
 bool parse_prompts(const json& body, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
                    ApiError* err);
+
+// /v1/chat/completions messages -> prompt text. Until the Jinja engine lands (issue 4), the GGUF's
+// tokenizer.chat_template only selects a built-in family (llama3, chatml, llama2); no template: chatml.
+struct ChatMessage {
+  std::string role, content;
+};
+bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* err);
+std::string chat_template_family(const engine::Vocab& vocab, const std::string& gguf_template);
+std::string render_chat(const std::string& family, const std::vector<ChatMessage>& messages, bool add_generation_prompt);
 
 }  // namespace nc::server

@@ -54,6 +54,44 @@ let n = 0;
 for await (const _ of long) if (++n === 3) break;
 assert.equal((await client.models.list()).data.length, 1);
 
+// Chat: a message back, usage; streamed: the role first, content deltas, the finish chunk, usage.
+const chat = await client.chat.completions.create({
+  model: "tiny",
+  messages: [{ role: "system", content: "Be brief." }, { role: "user", content: [{ type: "text", text: "Hello" }] }],
+  max_tokens: 5, seed: 4, logprobs: true, top_logprobs: 2,
+});
+assert.equal(chat.object, "chat.completion");
+assert.ok(chat.id.startsWith("chatcmpl-"));
+assert.equal(chat.choices[0].message.role, "assistant");
+assert.equal(chat.choices[0].finish_reason, "length");
+assert.equal(chat.usage.completion_tokens, 5);
+assert.equal(chat.choices[0].logprobs.content.length, 5);
+assert.equal(chat.choices[0].logprobs.content[0].top_logprobs.length, 2);
+let roleFirst = null;
+let content = "";
+let chatUsage = null;
+const cs = await client.chat.completions.create({
+  model: "tiny", messages: [{ role: "user", content: "Hello" }], max_tokens: 5, seed: 4, stream: true,
+  stream_options: { include_usage: true },
+});
+for await (const chunk of cs) {
+  if (chunk.usage) chatUsage = chunk.usage;
+  for (const ch of chunk.choices) {
+    if (roleFirst === null) roleFirst = ch.delta.role;
+    if (ch.delta.content) content += ch.delta.content;
+  }
+}
+assert.equal(roleFirst, "assistant");
+assert.equal(chatUsage.completion_tokens, 5);
+const plain = await client.chat.completions.create({
+  model: "tiny", messages: [{ role: "user", content: "Hello" }], max_tokens: 5, seed: 4,
+});
+assert.equal(content, plain.choices[0].message.content, "streamed chat text equals the plain one");
+await assert.rejects(
+  client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "x" }], tools: [{ type: "function", function: { name: "f" } }] }),
+  (e) => { assert.equal(e.status, 400); assert.equal(e.param, "tools"); return true; });
+await assert.rejects(client.chat.completions.create({ model: "tiny", messages: [] }), (e) => e.status === 400);
+
 // Errors: the SDK picks its class from our status codes and copies code/param.
 await assert.rejects(client.completions.create({ model: "missing", prompt: "x" }), (e) => {
   assert.ok(e instanceof OpenAI.NotFoundError, e.constructor.name);
