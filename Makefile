@@ -41,7 +41,7 @@ fuzz: deps
 	@cd build/fuzz && bin/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 corpus/gguf >gguf.log 2>&1; rc=$$?; tail -40 gguf.log; exit $$rc
 	@cd build/fuzz && bin/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=4096 -print_final_stats=1 corpus/tokenizer >tokenizer.log 2>&1; rc=$$?; tail -40 tokenizer.log; exit $$rc
 
-# Until the serving API lands (issue 4), the "main job" makes a small demo model and benchmarks it.
+# Serves a small random-weight demo model with the OpenAI-compatible API (tools/demo.sh).
 run: deps fetch release
 	@bash tools/demo.sh
 
