@@ -2,7 +2,6 @@
 // the OpenAI-compatible API (see src/server/http_server.h) until SIGINT/SIGTERM.
 #include <fmt/format.h>
 
-#include <csignal>
 #include <filesystem>
 #include <thread>
 
@@ -20,8 +19,6 @@ struct ServeOptions {
   int64_t ctx = 4096, batch = 512;
 };
 
-server::HttpServer* g_server = nullptr;
-
 Status run_serve(const ServeOptions& o) {
   std::string path = o.model, id;
   if (auto colon = o.model.rfind(':'); colon != std::string::npos && !std::filesystem::exists(o.model)) {
@@ -38,11 +35,10 @@ Status run_serve(const ServeOptions& o) {
   server::HttpServer srv({svc.get()});
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   fmt::print(stderr, "neocloud: serving model '{}' at http://{}:{}/v1\n", id, o.host, srv.port());
-  g_server = &srv;
-  std::signal(SIGINT, [](int) { if (g_server) g_server->stop(); });
-  std::signal(SIGTERM, [](int) { if (g_server) g_server->stop(); });
   srv.run();
-  g_server = nullptr;
+  // Stop the engine (and drop its requests' callbacks) while the server's I/O context still exists:
+  // callbacks post to it.
+  svc.reset();
   return Status::ok();
 }
 

@@ -523,7 +523,14 @@ Status HttpServer::listen(const std::string& host, uint16_t port) {
 
 uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
-void HttpServer::run() { impl_->ioc.run(); }
+void HttpServer::run() {
+  // SIGINT/SIGTERM end run() (handled on the I/O thread, not in a signal handler).
+  asio::signal_set signals(impl_->ioc, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) stop();
+  });
+  impl_->ioc.run();
+}
 
 void HttpServer::stop() {
   asio::post(impl_->ioc, [this] {

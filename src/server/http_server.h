@@ -22,7 +22,7 @@ class HttpServer {
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;
-  // Serves until stop().
+  // Serves until stop() or SIGINT/SIGTERM.
   void run();
   void stop();
 
