@@ -236,6 +236,18 @@ struct HttpServer::Impl {
       metric("prompt_tokens_total", "counter", "Prompt tokens evaluated.", m->id(), static_cast<double>(s.prompt_tokens));
       metric("generation_tokens_total", "counter", "Tokens generated.", m->id(), static_cast<double>(s.generated_tokens));
       metric("num_preemptions_total", "counter", "Sequences preempted for KV blocks.", m->id(), static_cast<double>(s.preemptions));
+      metric("request_success_total", "counter", "Requests finished.", m->id(), static_cast<double>(s.requests_finished));
+      auto histogram = [&](const char* name, const char* help, const engine::Scheduler::Histogram& h) {
+        out += fmt::format("# HELP neocloud:{} {}\n# TYPE neocloud:{} histogram\n", name, help, name);
+        for (size_t i = 0; i < std::size(h.kBounds); ++i)
+          out += fmt::format("neocloud:{}_bucket{{le=\"{}\",model_name=\"{}\"}} {}\n", name, h.kBounds[i], m->id(), h.counts[i]);
+        out += fmt::format("neocloud:{}_bucket{{le=\"+Inf\",model_name=\"{}\"}} {}\n", name, m->id(), h.count);
+        out += fmt::format("neocloud:{}_sum{{model_name=\"{}\"}} {}\nneocloud:{}_count{{model_name=\"{}\"}} {}\n", name,
+                           m->id(), h.sum, name, m->id(), h.count);
+      };
+      histogram("time_to_first_token_seconds", "Time from submission to the first token.", s.time_to_first_token);
+      histogram("inter_token_latency_seconds", "Time between consecutive tokens of a request.", s.inter_token);
+      histogram("e2e_request_latency_seconds", "Time from submission to the end of the request.", s.e2e);
     }
     return {http::status::ok, out, "text/plain; version=0.0.4"};
   }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/timer.h"
+
 namespace nc::engine {
 
 struct Scheduler::Seq {
@@ -19,6 +21,7 @@ struct Scheduler::Seq {
   StopMatcher stops;
   bool done = false;
   int64_t planned = 0;          // tokens in this step's batch
+  double t_submit = 0, t_last = 0;  // seconds (now_s)
   int64_t logits_row = -1;      // this step's output row, if any
 
   int32_t n_generated() const { return static_cast<int32_t>(tokens.size()) - n_prompt; }
@@ -35,6 +38,13 @@ Scheduler::Scheduler(Context& ctx, const Vocab& vocab, const SchedulerParams& pa
 }
 
 Scheduler::~Scheduler() = default;
+
+void Scheduler::Histogram::observe(double seconds) {
+  for (size_t i = 0; i < std::size(kBounds); ++i)
+    if (seconds <= kBounds[i]) ++counts[i];
+  ++count;
+  sum += seconds;
+}
 
 Result<RequestId> Scheduler::submit(Request request, SchedCallback callback) {
   if (request.prompt.empty()) return invalid_argument("the prompt has no tokens");
@@ -54,6 +64,7 @@ Result<RequestId> Scheduler::submit(Request request, SchedCallback callback) {
   s->stops = StopMatcher(request.gen.stop);
   s->req = std::move(request);
   s->cb = std::move(callback);
+  s->t_submit = now_s();
   std::lock_guard<std::mutex> lock(mu_);
   s->id = next_id_++;
   const RequestId id = s->id;
@@ -81,6 +92,11 @@ int64_t Scheduler::blocks_for(const Seq& s, int64_t extra) const {
 void Scheduler::finish(Seq& s, FinishReason reason, const Status& error) {
   if (s.done) return;
   s.done = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.e2e.observe(now_s() - s.t_submit);
+    ++stats_.requests_finished;
+  }
   SchedEvent e;
   e.kind = SchedEvent::Kind::kDone;
   e.id = s.id;
@@ -241,6 +257,17 @@ bool Scheduler::step() {
       }
       e.n_prompt = s.n_prompt;
       e.n_generated = s.n_generated();
+      {
+        const double t = now_s();
+        std::lock_guard<std::mutex> lock(mu_);
+        if (s.n_generated() == 1) stats_.time_to_first_token.observe(t - s.t_submit);
+        else stats_.inter_token.observe(t - s.t_last);
+        if (done) {
+          stats_.e2e.observe(t - s.t_submit);
+          ++stats_.requests_finished;
+        }
+        s.t_last = t;
+      }
       if (s.cb) s.cb(e);
       if (done) {
         SchedEvent d;
