@@ -198,6 +198,11 @@ bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max
     o->logprobs = static_cast<int>(it->get<int64_t>());
     s.n_logprobs = o->logprobs;
   }
+  // vLLM / llama.cpp extension used by benchmarks: keep generating past end-of-generation tokens.
+  if (auto it = b.find("ignore_eos"); it != b.end() && !it->is_null()) {
+    if (!it->is_boolean()) return bad(err, "ignore_eos", "'ignore_eos' must be a boolean");
+    o->gen.ignore_eos = it->get<bool>();
+  }
   if (auto it = b.find("user"); it != b.end() && !it->is_null() && !it->is_string()) {
     return bad(err, "user", "'user' must be a string");
   }
