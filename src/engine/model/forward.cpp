@@ -21,7 +21,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   if (params.n_ctx <= 0) return invalid_argument("context size must be positive");
   if (params.n_ubatch <= 0) return invalid_argument("ubatch size must be positive");
   std::unique_ptr<Context> c(new Context(model, params));
-  // NEOCLOUD_ATTENTION=f32 forces the f32 attention kernel everywhere (for numerics experiments).
+  // NEOCLOUD_ATTENTION=f32 turns llama.cpp's small-batch numerics off (f32 attention and the fastest
+  // kernels everywhere), for numerics experiments.
   if (const char* a = std::getenv("NEOCLOUD_ATTENTION"); a && std::string_view(a) == "f32") c->params_.llamacpp_numerics = false;
   const HParams& hp = model.hparams();
   c->pool_ = std::make_unique<ThreadPool>(params.n_threads);
