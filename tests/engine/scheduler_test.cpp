@@ -3,6 +3,7 @@
 // the sequence at the next step, bad requests are refused at submit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 
 #include "engine/generate/generate.h"
@@ -119,6 +120,109 @@ TEST_F(SchedulerTest, ConcurrentRequestsEqualTheirSoloRuns) {
   for (const auto& r : reqs) total += r.gen.max_tokens;
   EXPECT_EQ(st.generated_tokens, total);
   EXPECT_LT(st.steps, total / 2) << "sequences were not batched together";
+}
+
+// The reference embedding: every token's final-norm state from one Context::decode, pooled in double
+// and L2-normalized — written out here, independent of the scheduler's chunked accumulation.
+std::vector<float> reference_embedding(Context& ctx, const std::vector<TokenId>& prompt, Pooling pooling) {
+  Batch b;
+  for (size_t i = 0; i < prompt.size(); ++i) b.add_output(prompt[i], static_cast<int32_t>(i), 0, Batch::kEmbedding);
+  std::vector<float> logits, embd;
+  EXPECT_TRUE(ctx.decode(b, logits, &embd).is_ok());
+  EXPECT_TRUE(logits.empty());
+  ctx.kv().free_seq(0);
+  const size_t E = embd.size() / prompt.size();
+  std::vector<double> acc(E, 0.0);
+  const size_t first = pooling == Pooling::kLast ? prompt.size() - 1 : 0;
+  const size_t last = pooling == Pooling::kCls ? 1 : prompt.size();
+  for (size_t t = first; t < last; ++t)
+    for (size_t k = 0; k < E; ++k) acc[k] += embd[t * E + k];
+  double norm = 0;
+  for (auto& v : acc) norm += (v / (last - first)) * (v / (last - first));
+  norm = std::sqrt(norm);
+  std::vector<float> out(E);
+  for (size_t k = 0; k < E; ++k) out[k] = static_cast<float>(acc[k] / (last - first) / norm);
+  return out;
+}
+
+TEST_F(SchedulerTest, EmbeddingsPoolChunkedPromptsAndIgnoreTheirNeighbours) {
+  // Short prompts (< 64 tokens per chunk, one numerics path): the embedding computed in chunks of 16,
+  // next to generating sequences, equals one whole-prompt decode.
+  std::string long_text;
+  for (int i = 0; i < 4; ++i) long_text += "The quick brown fox jumps over the lazy dog. ";
+  auto ctx = context(512);
+  SchedulerParams sp;
+  sp.max_running = 4;
+  sp.token_budget = 48;
+  sp.prefill_chunk = 16;
+  Scheduler sched(*ctx, *vocab_, sp);
+  struct Got {
+    std::vector<float> embedding;
+    int n_tokens = 0, n_prompt = 0;
+    bool done = false;
+    Status error;
+  };
+  std::map<RequestId, Got> got;
+  auto cb = [&got](const SchedEvent& e) {
+    Got& g = got[e.id];
+    if (e.kind == SchedEvent::Kind::kToken) {
+      ++g.n_tokens;
+      return;
+    }
+    g.done = true;
+    g.embedding = e.embedding;
+    g.n_prompt = e.n_prompt;
+    g.error = e.error;
+  };
+  std::vector<std::pair<RequestId, Request>> embeds;
+  for (Pooling p : {Pooling::kMean, Pooling::kCls, Pooling::kLast}) {
+    for (const std::string& text : {std::string("Hello world"), long_text}) {
+      Request r;
+      r.kind = RequestKind::kEmbed;
+      r.pooling = p;
+      r.prompt = vocab_->tokenize(text, true, true);
+      auto id = sched.submit(r, cb);
+      ASSERT_TRUE(id.is_ok());
+      embeds.emplace_back(*id, r);
+    }
+  }
+  ASSERT_GT(embeds[1].second.prompt.size(), 40u);  // three chunks
+  ASSERT_LT(embeds[1].second.prompt.size(), static_cast<size_t>(kTiledMinTokens));
+  auto gen_id = sched.submit(request("Once upon a time", 20, 5), cb);
+  ASSERT_TRUE(gen_id.is_ok());
+  int steps = 0;
+  while (sched.step()) ASSERT_LT(++steps, 10000);
+  EXPECT_EQ(got[*gen_id].n_tokens, 20);
+  for (auto& [id, r] : embeds) {
+    const Got& g = got[id];
+    ASSERT_TRUE(g.done);
+    ASSERT_TRUE(g.error.is_ok()) << g.error.to_string();
+    EXPECT_EQ(g.n_tokens, 0);
+    EXPECT_EQ(g.n_prompt, static_cast<int>(r.prompt.size()));
+    auto ref_ctx = context(512);
+    const auto ref = reference_embedding(*ref_ctx, r.prompt, r.pooling);
+    ASSERT_EQ(g.embedding.size(), ref.size());
+    double norm = 0, max_diff = 0;
+    for (size_t k = 0; k < ref.size(); ++k) {
+      norm += static_cast<double>(g.embedding[k]) * g.embedding[k];
+      max_diff = std::max(max_diff, std::fabs(static_cast<double>(g.embedding[k]) - ref[k]));
+    }
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+    // Each token's state is computed with the same kernels either way; only the pooling sum's
+    // order differs (double): far below float precision.
+    EXPECT_LT(max_diff, 1e-6) << pooling_name(r.pooling) << " " << r.prompt.size() << " tokens";
+  }
+  EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
+  Request bad;
+  bad.kind = RequestKind::kEmbed;
+  bad.pooling = Pooling::kRank;
+  bad.prompt = {1, 2};
+  EXPECT_EQ(sched.submit(bad, {}).status().code(), StatusCode::kInvalidArgument);
+  bad.pooling = Pooling::kMean;
+  bad.prompt.assign(512, 1);  // an embedding may fill the whole sequence
+  EXPECT_TRUE(sched.submit(bad, {}).is_ok());
+  bad.prompt.assign(513, 1);
+  EXPECT_EQ(sched.submit(bad, {}).status().code(), StatusCode::kOutOfRange);
 }
 
 TEST_F(SchedulerTest, PreemptionUnderKvPressureCompletesEveryRequest) {

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/timer.h"
-#include "engine/generate/text_stream.h"
+#include "engine/generate/sequence_output.h"
 
 namespace nc::engine {
 
@@ -33,10 +33,7 @@ Result<GenerateResult> generate(Context& ctx, const Vocab& vocab, std::span<cons
 
   GenerateResult res;
   res.n_prompt = static_cast<int32_t>(prompt.size());
-  Sampler sampler(params.sampling, n_vocab);
-  for (TokenId t : prompt) sampler.accept(t);
-  Utf8Stream utf8;
-  StopMatcher stops(params.stop);
+  SequenceOutput out(params, vocab, n_vocab, prompt);
   const int32_t seq = params.seq;
   struct FreeSeq {
     Context& c;
@@ -60,44 +57,21 @@ Result<GenerateResult> generate(Context& ctx, const Vocab& vocab, std::span<cons
   // the token just sampled is the last one.
   int64_t pos = static_cast<int64_t>(prompt.size());
   while (true) {
-    GeneratedToken g;
     if (params.keep_logits) res.step_logits.insert(res.step_logits.end(), logits.end() - n_vocab, logits.end());
-    g.sample = sampler.sample(logits.data() + logits.size() - n_vocab);
-    g.id = g.sample.token;
-    sampler.accept(g.id);
+    SequenceOutput::Step st = out.next(logits.data() + logits.size() - n_vocab, pos, n_ctx);
+    const GeneratedToken& g = st.token;
     res.tokens.push_back(g.id);
-    const bool eog = vocab.is_eog(g.id) && !params.ignore_eos;
-    bool stopped = false;
-    if (!eog) {
-      std::string text = utf8.push(vocab.token_to_piece(g.id, /*special=*/false));
-      g.text = stops.push(text, &stopped);
-    }
-    const bool at_max = params.max_tokens >= 0 && static_cast<int32_t>(res.tokens.size()) >= params.max_tokens;
-    if (eog || stopped) {
-      res.finish = FinishReason::kStop;
-      if (stopped) res.stop_matched = stops.matched();
-    } else if (at_max || pos >= n_ctx) {
-      res.finish = FinishReason::kLength;
-      res.context_full = !at_max;
-    }
-    const bool done = eog || stopped || at_max || pos >= n_ctx;
-    if (done && !stopped) {
-      // End of output: release what was held back.
-      std::string rest = utf8.flush();
-      bool s2 = false;
-      rest = stops.push(rest, &s2);
-      g.text += rest + (s2 ? std::string() : stops.flush());
-      if (s2) {
-        res.finish = FinishReason::kStop;
-        res.stop_matched = stops.matched();
-      }
-    }
     res.text += g.text;
+    if (st.done) {
+      res.finish = st.finish;
+      res.context_full = st.context_full;
+      res.stop_matched = st.stop_matched;
+    }
     if (on_token && !on_token(g)) {
       res.finish = FinishReason::kCancelled;
       break;
     }
-    if (done) break;
+    if (st.done) break;
     batch.clear();
     batch.add(g.id, static_cast<int32_t>(pos), seq, true);
     logits.clear();  // decode appends

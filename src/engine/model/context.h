@@ -47,9 +47,11 @@ class Context {
 
   // Evaluates every token of `batch`, writing K/V into the cache. For each token with want_logits,
   // in batch order, appends one row of n_vocab logits to `logits` ([n_outputs][n_vocab]).
+  // For each token marked Batch::kEmbedding, in batch order, appends its final hidden state after the
+  // output norm (n_embd floats, what llama.cpp pools for embeddings) to `*embeddings` (required then).
   // Positions of a sequence must continue it without gaps (a position below its length overwrites).
   // On InvalidArgument/ResourceExhausted nothing is evaluated.
-  Status decode(const Batch& batch, std::vector<float>& logits);
+  Status decode(const Batch& batch, std::vector<float>& logits, std::vector<float>* embeddings = nullptr);
 
   KvCache& kv() { return *kv_; }
   const Model& model() const { return model_; }
@@ -61,7 +63,8 @@ class Context {
   // Validates the batch and returns each sequence's length after it.
   Result<std::unordered_map<int32_t, int64_t>> check_batch(const Batch& batch) const;
   // `n_exact`: the first n_exact tokens of [begin, end) need llama.cpp-identical numerics.
-  void forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int64_t n_exact, std::vector<float>& logits);
+  void forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int64_t n_exact, std::vector<float>& logits,
+                      std::vector<float>& embeddings);
   void attention(int64_t layer, const Batch& batch, int64_t begin, int64_t n_tokens, int64_t n_exact);
 
   const Model& model_;

@@ -53,6 +53,8 @@ Result<std::unordered_map<int32_t, int64_t>> Context::check_batch(const Batch& b
       return invalid_argument(fmt::format("token id {} at batch index {} is outside the vocabulary [0, {})",
                                           batch.tokens[i], i, hp.n_vocab));
     if (batch.pos[i] < 0) return invalid_argument(fmt::format("negative position at batch index {}", i));
+    if (batch.want_logits[i] > Batch::kEmbedding)
+      return invalid_argument(fmt::format("unknown output kind {} at batch index {}", batch.want_logits[i], i));
     auto it = next.find(batch.seq[i]);
     const int64_t len = it == next.end() ? kv_->length(batch.seq[i]) : it->second;
     if (batch.pos[i] > len)
@@ -73,15 +75,20 @@ Result<std::unordered_map<int32_t, int64_t>> Context::check_batch(const Batch& b
   return next;
 }
 
-Status Context::decode(const Batch& batch, std::vector<float>& logits) {
+Status Context::decode(const Batch& batch, std::vector<float>& logits, std::vector<float>* embeddings) {
+  bool want_embd = false;
+  for (auto w : batch.want_logits) want_embd |= w == Batch::kEmbedding;
+  if (want_embd && !embeddings) return invalid_argument("the batch asks for embeddings but no buffer was given");
+  std::vector<float> no_embd;
+  std::vector<float>& embd = embeddings ? *embeddings : no_embd;
   // Final length of every sequence in the batch; reserving them cannot fail after the check.
   NC_ASSIGN_OR_RETURN(const auto final_len, check_batch(batch));
   for (const auto& [seq, len] : final_len) NC_RETURN_IF_ERROR(kv_->reserve(seq, len));
-  const int64_t V = model_.hparams().n_vocab;
+  const int64_t V = model_.hparams().n_vocab, E = model_.hparams().n_embd;
   logits.reserve(logits.size() + batch.n_outputs() * V);
   Batch ub;
   std::vector<int64_t> order;
-  std::vector<float> ub_logits;
+  std::vector<float> ub_logits, ub_embd;
   for (int64_t b = 0; b < batch.size(); b += params_.n_ubatch) {
     const int64_t e = std::min(batch.size(), b + params_.n_ubatch);
     // Tokens of sequences with fewer than kTiledMinTokens tokens in this ubatch get llama.cpp's
@@ -98,19 +105,27 @@ Status Context::decode(const Batch& batch, std::vector<float>& logits) {
     bool identity = true;
     for (int64_t k = 0; k < e - b; ++k) identity &= order[k] == b + k;
     if (identity) {
-      forward_ubatch(batch, b, e, n_exact, logits);
+      forward_ubatch(batch, b, e, n_exact, logits, embd);
     } else {
       ub.clear();
-      for (int64_t i : order) ub.add(batch.tokens[i], batch.pos[i], batch.seq[i], batch.want_logits[i] != 0);
+      for (int64_t i : order) ub.add_output(batch.tokens[i], batch.pos[i], batch.seq[i], batch.want_logits[i]);
       ub_logits.clear();
-      forward_ubatch(ub, 0, ub.size(), n_exact, ub_logits);
-      // Output rows back in batch order.
+      ub_embd.clear();
+      forward_ubatch(ub, 0, ub.size(), n_exact, ub_logits, ub_embd);
+      // Output rows back in batch order (logits and embeddings are numbered separately).
       std::vector<int64_t> row_of(e - b, -1);
-      int64_t r = 0;
-      for (int64_t i : order)
-        if (batch.want_logits[i]) row_of[i - b] = r++;
-      for (int64_t i = b; i < e; ++i)
-        if (batch.want_logits[i]) logits.insert(logits.end(), ub_logits.begin() + row_of[i - b] * V, ub_logits.begin() + (row_of[i - b] + 1) * V);
+      int64_t r = 0, re = 0;
+      for (int64_t i : order) {
+        if (batch.want_logits[i] == Batch::kLogits) row_of[i - b] = r++;
+        if (batch.want_logits[i] == Batch::kEmbedding) row_of[i - b] = re++;
+      }
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t row = row_of[i - b];
+        if (batch.want_logits[i] == Batch::kLogits)
+          logits.insert(logits.end(), ub_logits.begin() + row * V, ub_logits.begin() + (row + 1) * V);
+        if (batch.want_logits[i] == Batch::kEmbedding)
+          embd.insert(embd.end(), ub_embd.begin() + row * E, ub_embd.begin() + (row + 1) * E);
+      }
     }
     // Sequences grow as their positions are written, so later ubatches attend to earlier ones.
     for (int64_t i = b; i < e; ++i)
@@ -119,7 +134,8 @@ Status Context::decode(const Batch& batch, std::vector<float>& logits) {
   return Status::ok();
 }
 
-void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int64_t n_exact, std::vector<float>& logits) {
+void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int64_t n_exact, std::vector<float>& logits,
+                             std::vector<float>& embeddings) {
   const HParams& hp = model_.hparams();
   const ModelWeights& W = model_.weights();
   ThreadPool& pool = *pool_;
@@ -191,10 +207,17 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
     for (int64_t t = 0; t < T; ++t) add_inplace(&x_[t * E], &h_[t * E], E);
   }
 
+  // embeddings = rms_norm(x) * output_norm for the rows that want them   // [n_embd_out, E]
+  for (int64_t t = 0; t < T; ++t) {
+    if (batch.want_logits[begin + t] != Batch::kEmbedding) continue;
+    const size_t at = embeddings.size();
+    embeddings.resize(at + E);
+    rms_norm(&x_[t * E], W.output_norm, &embeddings[at], E, hp.rms_eps);
+  }
   // logits = rms_norm(x) * output_norm · Wout^T, only for the rows that want them   // [n_out, V]
   std::vector<int64_t> rows;
   for (int64_t t = 0; t < T; ++t)
-    if (batch.want_logits[begin + t]) rows.push_back(t);
+    if (batch.want_logits[begin + t] == Batch::kLogits) rows.push_back(t);
   if (rows.empty()) return;
   const int64_t n_out = static_cast<int64_t>(rows.size());
   out_h_.resize(n_out * E);

@@ -72,6 +72,12 @@ Status ModelLoader::load_common_hparams() {
   h.n_head_kv = n_head_kv;
   NC_ASSIGN_OR_RETURN(h.rms_eps, file().get_f32(a + "attention.layer_norm_rms_epsilon"));
   NC_ASSIGN_OR_RETURN(h.rope_freq_base, file().get_f32_or(a + "rope.freq_base", 10000.0f));
+  if (file().find(a + "pooling_type")) {
+    NC_ASSIGN_OR_RETURN(uint32_t pooling, file().get_u32(a + "pooling_type"));
+    if (pooling > static_cast<uint32_t>(Pooling::kRank))
+      return invalid_argument(fmt::format("{}pooling_type {} is not a known pooling type (0-4)", a, pooling));
+    h.pooling = static_cast<Pooling>(pooling);
+  }
   if (h.n_embd <= 0 || h.n_layer <= 0 || h.n_head <= 0 || h.n_head_kv <= 0 || h.n_ff <= 0)
     return invalid_argument("model hyper-parameters must be positive (embedding_length, block_count, head_count, "
                             "head_count_kv, feed_forward_length)");
@@ -241,6 +247,18 @@ size_t Model::weight_bytes_per_token() const {
   }
   n += w_.output.row_bytes * static_cast<size_t>(w_.output.n_rows);
   return n;
+}
+
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::kUnspecified: return "unspecified";
+    case Pooling::kNone: return "none";
+    case Pooling::kMean: return "mean";
+    case Pooling::kCls: return "cls";
+    case Pooling::kLast: return "last";
+    case Pooling::kRank: return "rank";
+  }
+  return "?";
 }
 
 }  // namespace nc::engine

@@ -22,6 +22,11 @@ namespace nc::engine {
 
 enum class RopeType { kNorm, kNeox };
 
+// How token states become one embedding ({arch}.pooling_type, llama.cpp's numbering). kUnspecified:
+// the file does not say (generative models); the server then pools by mean.
+enum class Pooling { kUnspecified = -1, kNone = 0, kMean = 1, kCls = 2, kLast = 3, kRank = 4 };
+const char* pooling_name(Pooling p);  // "unspecified", "none", "mean", "cls", "last", "rank"
+
 struct HParams {
   std::string arch;          // "llama" | "qwen2"
   std::string name;          // general.name, if any
@@ -38,6 +43,7 @@ struct HParams {
   float rope_freq_base = 10000.0f;
   float rope_freq_scale = 1.0f;
   RopeType rope_type = RopeType::kNorm;
+  Pooling pooling = Pooling::kUnspecified;
   int64_t n_embd_kv() const { return head_dim * n_head_kv; }
   int64_t n_embd_q() const { return head_dim * n_head; }
 };

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 
+#include <cmath>
+
 #include "core/timer.h"
+#include "engine/generate/sequence_output.h"
 
 namespace nc::engine {
 
@@ -16,13 +19,29 @@ struct Scheduler::Seq {
   int32_t n_prompt = 0;
   int64_t n_computed = 0;       // leading tokens whose K/V are in the cache
   int32_t slot = -1;            // KV sequence id while running
-  std::unique_ptr<Sampler> sampler;
-  Utf8Stream utf8;
-  StopMatcher stops;
+  std::unique_ptr<SequenceOutput> out;  // kGenerate
+  std::vector<double> embd_acc;         // kEmbed: pooled state so far ([n_embd], double for long prompts)
   bool done = false;
   int64_t planned = 0;          // tokens in this step's batch
   double t_submit = 0, t_last = 0;  // seconds (now_s)
-  int64_t logits_row = -1;      // this step's output row, if any
+  int64_t logits_row = -1;      // this step's logits row, if any
+  int64_t embd_row = -1, n_embd_rows = 0;  // this step's embedding rows
+
+  bool embed() const { return req.kind == RequestKind::kEmbed; }
+  // What the token at `pos` returns when evaluated.
+  uint8_t output_at(int64_t pos) const {
+    const bool last = pos + 1 == static_cast<int64_t>(tokens.size());
+    if (!embed()) return last ? Batch::kLogits : Batch::kNoOutput;
+    switch (req.pooling) {
+      case Pooling::kCls: return pos == 0 ? Batch::kEmbedding : Batch::kNoOutput;
+      case Pooling::kLast: return last ? Batch::kEmbedding : Batch::kNoOutput;
+      case Pooling::kMean:
+      case Pooling::kUnspecified:
+      case Pooling::kNone:
+      case Pooling::kRank: return Batch::kEmbedding;
+    }
+    return Batch::kNoOutput;
+  }
 
   int32_t n_generated() const { return static_cast<int32_t>(tokens.size()) - n_prompt; }
 };
@@ -51,18 +70,26 @@ Result<RequestId> Scheduler::submit(Request request, SchedCallback callback) {
   for (TokenId t : request.prompt) {
     if (t < 0 || t >= n_vocab_) return invalid_argument(fmt::format("prompt token {} is not in the vocabulary", t));
   }
-  if (static_cast<int64_t>(request.prompt.size()) >= p_.max_seq_len) {
-    return out_of_range(fmt::format("the prompt has {} tokens; a sequence holds at most {} (one must be left to generate)",
-                                    request.prompt.size(), p_.max_seq_len));
+  const bool embed = request.kind == RequestKind::kEmbed;
+  const int64_t n_prompt = static_cast<int64_t>(request.prompt.size());
+  if (embed && n_prompt > p_.max_seq_len) {
+    return out_of_range(fmt::format("the input has {} tokens; a sequence holds at most {}", n_prompt, p_.max_seq_len));
   }
-  NC_RETURN_IF_ERROR(validate(request.gen.sampling, n_vocab_));
+  if (!embed && n_prompt >= p_.max_seq_len) {
+    return out_of_range(fmt::format("the prompt has {} tokens; a sequence holds at most {} (one must be left to generate)",
+                                    n_prompt, p_.max_seq_len));
+  }
+  if (embed && request.pooling != Pooling::kMean && request.pooling != Pooling::kCls &&
+      request.pooling != Pooling::kLast) {
+    return invalid_argument(fmt::format("pooling '{}' cannot make an embedding (mean, cls or last can)",
+                                        pooling_name(request.pooling)));
+  }
+  if (!embed) NC_RETURN_IF_ERROR(validate(request.gen.sampling, n_vocab_));
   auto s = std::make_unique<Seq>();
   s->tokens = request.prompt;
-  s->n_prompt = static_cast<int32_t>(request.prompt.size());
-  s->sampler = std::make_unique<Sampler>(request.gen.sampling, n_vocab_);
-  for (TokenId t : request.prompt) s->sampler->accept(t);
-  s->stops = StopMatcher(request.gen.stop);
+  s->n_prompt = static_cast<int32_t>(n_prompt);
   s->req = std::move(request);
+  if (!embed) s->out = std::make_unique<SequenceOutput>(s->req.gen, vocab_, n_vocab_, s->req.prompt);
   s->cb = std::move(callback);
   s->t_submit = now_s();
   std::lock_guard<std::mutex> lock(mu_);
@@ -107,11 +134,38 @@ void Scheduler::finish(Seq& s, FinishReason reason, const Status& error) {
   if (s.cb) s.cb(e);
 }
 
+void Scheduler::finish_embedding(Seq& s) {
+  // Mean of the rows (cls and last pool a single row), then L2-normalized as llama.cpp's
+  // embd_normalize = 2 (what llama-server's /v1/embeddings returns).
+  const double n = s.req.pooling == Pooling::kMean ? static_cast<double>(s.n_prompt) : 1.0;
+  double norm = 0;
+  for (double& v : s.embd_acc) {
+    v /= n;
+    norm += v * v;
+  }
+  norm = std::sqrt(norm);
+  SchedEvent e;
+  e.kind = SchedEvent::Kind::kDone;
+  e.id = s.id;
+  e.finish = FinishReason::kStop;
+  e.n_prompt = s.n_prompt;
+  e.embedding.resize(s.embd_acc.size());
+  for (size_t k = 0; k < s.embd_acc.size(); ++k) e.embedding[k] = static_cast<float>(norm > 0 ? s.embd_acc[k] / norm : 0.0);
+  s.done = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.e2e.observe(now_s() - s.t_submit);
+    ++stats_.requests_finished;
+  }
+  if (s.cb) s.cb(e);
+}
+
 void Scheduler::preempt(Seq& s) {
   ctx_.kv().free_seq(s.slot);
   free_slots_.push_back(s.slot);
   s.slot = -1;
   s.n_computed = 0;  // recomputed from its tokens (prompt + generated so far) when readmitted
+  s.embd_acc.clear();
 }
 
 void Scheduler::admit_incoming() {
@@ -205,56 +259,54 @@ bool Scheduler::step() {
   }
 
   Batch batch;
-  int64_t rows = 0;
+  int64_t rows = 0, embd_rows = 0;
   for (auto& sp : running_) {
     Seq& s = *sp;
     s.logits_row = -1;
+    s.embd_row = embd_rows;
+    s.n_embd_rows = 0;
     for (int64_t i = 0; i < s.planned; ++i) {
       const int64_t pos = s.n_computed + i;
-      const bool last = pos + 1 == static_cast<int64_t>(s.tokens.size());
-      batch.add(s.tokens[pos], static_cast<int32_t>(pos), s.slot, last);
-      if (last) s.logits_row = rows++;
+      const uint8_t output = s.output_at(pos);
+      batch.add_output(s.tokens[pos], static_cast<int32_t>(pos), s.slot, output);
+      if (output == Batch::kLogits) s.logits_row = rows++;
+      if (output == Batch::kEmbedding) ++s.n_embd_rows, ++embd_rows;
     }
   }
   int64_t prompt_tokens = 0, generated = 0;
   if (batch.size() > 0) {
-    std::vector<float> logits;
-    Status st = ctx_.decode(batch, logits);
+    std::vector<float> logits, embd;
+    Status st = ctx_.decode(batch, logits, &embd);
     if (!st.is_ok()) {
       for (auto& s : running_)
         if (s->planned > 0) finish(*s, FinishReason::kLength, st);
       drop_done();
       return true;
     }
+    const int64_t E = ctx_.model().hparams().n_embd;
     for (auto& sp : running_) {
       Seq& s = *sp;
       if (s.planned == 0) continue;
       if (s.n_computed < s.n_prompt) prompt_tokens += std::min<int64_t>(s.planned, s.n_prompt - s.n_computed);
       s.n_computed += s.planned;
+      if (s.embed()) {
+        if (s.embd_acc.empty()) s.embd_acc.assign(E, 0.0);
+        for (int64_t r = 0; r < s.n_embd_rows; ++r) {
+          const float* row = embd.data() + (s.embd_row + r) * E;
+          for (int64_t k = 0; k < E; ++k) s.embd_acc[k] += row[k];
+        }
+        if (s.n_computed == s.n_prompt) finish_embedding(s);
+        continue;
+      }
       if (s.logits_row < 0) continue;
+      // `pos`: where the new token would go.
+      SequenceOutput::Step out = s.out->next(logits.data() + s.logits_row * n_vocab_,
+                                             static_cast<int64_t>(s.tokens.size()), p_.max_seq_len);
+      s.tokens.push_back(out.token.id);
+      ++generated;
       SchedEvent e;
       e.id = s.id;
-      GeneratedToken& g = e.token;
-      g.sample = s.sampler->sample(logits.data() + s.logits_row * n_vocab_);
-      g.id = g.sample.token;
-      s.sampler->accept(g.id);
-      s.tokens.push_back(g.id);
-      ++generated;
-      const GenerateParams& gp = s.req.gen;
-      const bool eog = vocab_.is_eog(g.id) && !gp.ignore_eos;
-      bool stopped = false;
-      if (!eog) g.text = s.stops.push(s.utf8.push(vocab_.token_to_piece(g.id, false)), &stopped);
-      const bool at_max = gp.max_tokens >= 0 && s.n_generated() >= gp.max_tokens;
-      const int64_t pos = static_cast<int64_t>(s.tokens.size()) - 1;  // where the new token would go
-      const bool full = pos >= p_.max_seq_len;
-      const bool done = eog || stopped || at_max || full;
-      FinishReason reason = eog || stopped ? FinishReason::kStop : FinishReason::kLength;
-      if (done && !stopped) {
-        bool s2 = false;
-        const std::string rest = s.stops.push(s.utf8.flush(), &s2);
-        g.text += rest + (s2 ? std::string() : s.stops.flush());
-        if (s2) reason = FinishReason::kStop, stopped = true;
-      }
+      e.token = std::move(out.token);
       e.n_prompt = s.n_prompt;
       e.n_generated = s.n_generated();
       {
@@ -262,20 +314,20 @@ bool Scheduler::step() {
         std::lock_guard<std::mutex> lock(mu_);
         if (s.n_generated() == 1) stats_.time_to_first_token.observe(t - s.t_submit);
         else stats_.inter_token.observe(t - s.t_last);
-        if (done) {
+        if (out.done) {
           stats_.e2e.observe(t - s.t_submit);
           ++stats_.requests_finished;
         }
         s.t_last = t;
       }
       if (s.cb) s.cb(e);
-      if (done) {
+      if (out.done) {
         SchedEvent d;
         d.kind = SchedEvent::Kind::kDone;
         d.id = s.id;
-        d.finish = reason;
-        d.context_full = full && !at_max && !eog && !stopped;
-        d.stop_matched = stopped ? s.stops.matched() : std::string();
+        d.finish = out.finish;
+        d.context_full = out.context_full;
+        d.stop_matched = out.stop_matched;
         d.n_prompt = s.n_prompt;
         d.n_generated = s.n_generated();
         s.done = true;

@@ -41,9 +41,15 @@ struct SchedulerParams {
 
 using RequestId = uint64_t;
 
+enum class RequestKind { kGenerate, kEmbed };
+
 struct Request {
   std::vector<TokenId> prompt;
-  GenerateParams gen;  // sampling, max_tokens, stop, ignore_eos (seq and keep_logits are ignored)
+  GenerateParams gen;  // kGenerate: sampling, max_tokens, stop, ignore_eos (seq and keep_logits are ignored)
+  RequestKind kind = RequestKind::kGenerate;
+  // kEmbed: how the prompt's final-norm states are pooled (kMean, kCls or kLast); the result is
+  // L2-normalized. An embedding request only prefills; it ends with one kDone event.
+  Pooling pooling = Pooling::kMean;
 };
 
 struct SchedEvent {
@@ -56,6 +62,7 @@ struct SchedEvent {
   std::string stop_matched;
   Status error;                              // kDone: non-OK if the request failed
   int32_t n_prompt = 0, n_generated = 0;
+  std::vector<float> embedding;              // kDone of a successful kEmbed request: [n_embd]
 };
 
 using SchedCallback = std::function<void(const SchedEvent&)>;
@@ -67,8 +74,8 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Validates and queues a request. InvalidArgument for bad tokens or sampling parameters,
-  // OutOfRange if the prompt cannot fit one sequence.
+  // Validates and queues a request. InvalidArgument for bad tokens, sampling parameters or pooling,
+  // OutOfRange if the prompt cannot fit one sequence (a generating one needs room for one more token).
   Result<RequestId> submit(Request request, SchedCallback callback);
   // The request stops at the next step and gets a kDone event with FinishReason::kCancelled.
   void cancel(RequestId id);
@@ -102,6 +109,7 @@ class Scheduler {
   void admit_incoming();
   void finish(Seq& s, FinishReason reason, const Status& error = Status::ok());
   void preempt(Seq& s);
+  void finish_embedding(Seq& s);
   int64_t blocks_for(const Seq& s, int64_t extra) const;
 
   Context& ctx_;
