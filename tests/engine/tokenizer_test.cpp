@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -198,6 +199,7 @@ struct VocabSpec {
   std::vector<float> scores;
   std::vector<std::string> merges = {"a b"};
   bool with_types = true, with_merges = true, with_scores = false;
+  std::function<void(GgufWriter&)> extra;  // more metadata (special ids, add_* flags)
 };
 
 Result<std::unique_ptr<Vocab>> load_spec(const VocabSpec& v, const std::string& name) {
@@ -209,6 +211,7 @@ Result<std::unique_ptr<Vocab>> load_spec(const VocabSpec& v, const std::string& 
   if (v.with_types) w.set_array_i32("tokenizer.ggml.token_type", v.types);
   if (v.with_scores) w.set_array_f32("tokenizer.ggml.scores", v.scores);
   if (v.with_merges) w.set_array_string("tokenizer.ggml.merges", v.merges);
+  if (v.extra) v.extra(w);
   const std::string path = test::tmp_dir() + "/" + name + ".gguf";
   NC_RETURN_IF_ERROR(w.write(path));
   NC_ASSIGN_OR_RETURN(auto g, GgufFile::open(path));
@@ -288,6 +291,102 @@ TEST(MalformedVocab, MissingTokenList) {
   auto r = Vocab::load(**g);
   ASSERT_FALSE(r.is_ok());
   EXPECT_NE(r.status().message().find("no token list"), std::string::npos) << r.status().message();
+}
+
+// ---------------------------------------------------------------- SEP (add_sep) ----------
+// llama.cpp (src/llama-vocab.cpp, llama_vocab::impl::tokenize): a BPE vocab with add_special gets BOS
+// if add_bos and EOS if add_eos (llm_tokenizer_bpe_session::append_bos/append_eos), never SEP;
+// add_sep (set by the jina-v1-en / jina-v2-code / roberta-bpe pre-tokenizers or
+// tokenizer.ggml.add_sep_token) is only exposed as llama_vocab_get_add_sep for the callers that join
+// a query and a document (the server's rerank prompt). WordPiece with add_special always adds BOS
+// ([CLS]) and SEP, whatever add_bos/add_sep say. The expected ids below were checked against libllama
+// (tools/ref/llama_tokenize_dump.cpp) on the GGUFs these tests write.
+
+// A RoBERTa-style byte-level BPE vocab with a SEP distinct from EOS, so an appended SEP would show.
+VocabSpec roberta_like(const std::string& pre, int add_sep_key /* -1: absent */, bool add_eos = true) {
+  VocabSpec v;
+  v.pre = pre;
+  v.tokens = {"<s>", "<pad>", "</s>", "<unk>", "<sep>", "a", "b", "ab"};
+  v.types = {3, 3, 3, 2, 3, 1, 1, 1};
+  v.merges = {"a b"};
+  v.extra = [add_sep_key, add_eos](GgufWriter& w) {
+    w.set_u32("tokenizer.ggml.bos_token_id", 0);
+    w.set_u32("tokenizer.ggml.padding_token_id", 1);
+    w.set_u32("tokenizer.ggml.eos_token_id", 2);
+    w.set_u32("tokenizer.ggml.unknown_token_id", 3);
+    w.set_u32("tokenizer.ggml.seperator_token_id", 4);
+    w.set_bool("tokenizer.ggml.add_bos_token", true);
+    w.set_bool("tokenizer.ggml.add_eos_token", add_eos);
+    if (add_sep_key >= 0) w.set_bool("tokenizer.ggml.add_sep_token", add_sep_key != 0);
+  };
+  return v;
+}
+
+TEST(AddSep, BpeTokenizeNeverAppendsSepAsLlamaCpp) {
+  struct Case {
+    std::string pre;
+    int add_sep_key;
+    bool add_eos, want_add_sep;
+    std::vector<TokenId> want;  // tokenize("abab", add_special=true, parse_special=false)
+  };
+  const std::vector<Case> cases = {
+      {"roberta-bpe", -1, true, true, {0, 7, 7, 2}},   // the pre-tokenizer sets add_sep
+      {"jina-v1-en", -1, true, true, {0, 7, 7, 2}},
+      {"jina-v2-code", -1, true, true, {0, 7, 7, 2}},
+      {"roberta-bpe", -1, false, true, {0, 7, 7}},     // no EOS, and still no SEP
+      {"roberta-bpe", 0, true, false, {0, 7, 7, 2}},   // the GGUF key overrides the pre-tokenizer
+      {"gpt-2", 1, true, true, {0, 7, 7, 2}},          // add_sep from the GGUF key alone
+      {"gpt-2", -1, true, false, {0, 7, 7, 2}},
+  };
+  for (const Case& c : cases) {
+    const std::string name = "addsep-" + c.pre + "-" + std::to_string(c.add_sep_key) + (c.add_eos ? "-eos" : "-noeos");
+    auto r = load_spec(roberta_like(c.pre, c.add_sep_key, c.add_eos), name);
+    ASSERT_TRUE(r.is_ok()) << name << ": " << r.status().to_string();
+    const Vocab& v = **r;
+    EXPECT_EQ(v.add_sep(), c.want_add_sep) << name;
+    EXPECT_EQ(v.sep(), 4) << name;
+    EXPECT_EQ(v.tokenize("abab", true, false), c.want) << name;
+    EXPECT_EQ(v.tokenize("abab", false, false), (std::vector<TokenId>{7, 7})) << name;
+    // SEP written in the text is a control token: it becomes SEP only with parse_special.
+    std::vector<TokenId> want_parsed = {0, 7, 4, 7};
+    if (c.add_eos) want_parsed.push_back(2);
+    EXPECT_EQ(v.tokenize("ab<sep>ab", true, true), want_parsed) << name;
+  }
+}
+
+TEST(AddSep, WpmAppendsSepWithAddSpecialWhateverAddSepSays) {
+  // [CLS] and [SEP] come with add_special even when the GGUF turns add_bos and add_sep off.
+  VocabSpec v;
+  v.model = "bert";
+  v.pre.clear();
+  v.tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xe2\x96\x81" "a", "\xe2\x96\x81" "b"};
+  v.types = {3, 2, 3, 3, 1, 1};
+  v.with_merges = false;
+  v.extra = [](GgufWriter& w) {
+    w.set_u32("tokenizer.ggml.padding_token_id", 0);
+    w.set_u32("tokenizer.ggml.unknown_token_id", 1);
+    w.set_u32("tokenizer.ggml.bos_token_id", 2);
+    w.set_u32("tokenizer.ggml.seperator_token_id", 3);
+    w.set_bool("tokenizer.ggml.add_bos_token", false);
+    w.set_bool("tokenizer.ggml.add_sep_token", false);
+  };
+  auto r = load_spec(v, "addsep-wpm");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_FALSE((*r)->add_sep());
+  EXPECT_EQ((*r)->sep(), 3);
+  EXPECT_EQ((*r)->tokenize("a b", true, false), (std::vector<TokenId>{2, 4, 5, 3}));
+  EXPECT_EQ((*r)->tokenize("a b", false, false), (std::vector<TokenId>{4, 5}));
+  // A SEP already at the end of the text is not merged with the added one.
+  EXPECT_EQ((*r)->tokenize("a b[SEP]", true, true), (std::vector<TokenId>{2, 4, 5, 3, 3}));
+  // The real BERT vocab: add_sep defaults on, SEP is [SEP] (102) and ends every add_special input.
+  auto bge = load_vocab(test::vocab_path("bert-bge"));
+  ASSERT_NE(bge, nullptr);
+  EXPECT_TRUE(bge->add_sep());
+  EXPECT_EQ(bge->sep(), 102);
+  const auto ids = bge->tokenize("hello world", true, false);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids.front(), 101);
+  EXPECT_EQ(ids.back(), 102);
 }
 
 TEST(Tokenizer, InvalidUtf8AndEmptyInputAreHandled) {

@@ -29,7 +29,7 @@ NodeP make(Node::Kind k) {
 
 class RegexCompiler {
  public:
-  RegexCompiler(Regex& re, std::vector<uint32_t> p) : re_(re), p_(std::move(p)) {}
+  RegexCompiler(Regex& re, std::string_view pattern) : re_(re), pattern_(pattern), p_(unicode::decode_utf8(pattern)) {}
 
   Status compile() {
     NodeP root;
@@ -42,7 +42,7 @@ class RegexCompiler {
 
  private:
   Status err(std::string_view what) const {
-    return invalid_argument(fmt::format("regex '{}': {} at offset {}", re_.pattern_, what, i_));
+    return invalid_argument(fmt::format("regex '{}': {} at offset {}", pattern_, what, i_));
   }
   bool at_end() const { return i_ >= p_.size(); }
   uint32_t peek() const { return p_[i_]; }
@@ -375,14 +375,14 @@ class RegexCompiler {
   }
 
   Regex& re_;
+  std::string_view pattern_;  // the source, for error messages
   std::vector<uint32_t> p_;
   size_t i_ = 0;
 };
 
 Result<Regex> Regex::compile(std::string_view pattern) {
   Regex re;
-  re.pattern_ = std::string(pattern);
-  RegexCompiler c(re, unicode::decode_utf8(pattern));
+  RegexCompiler c(re, pattern);
   NC_RETURN_IF_ERROR(c.compile());
   return re;
 }

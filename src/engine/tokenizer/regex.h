@@ -10,7 +10,6 @@
 // Thread-safety: a compiled Regex is immutable; `search` may be called from any number of threads.
 #pragma once
 #include <cstdint>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,8 +24,6 @@ class Regex {
   // Searches cps[begin, end) (the subject; lookaheads, `$` and \b see only it) for the leftmost match
   // starting at or after `from`. On success sets [*mbegin, *mend) and returns true.
   bool search(const uint32_t* cps, size_t begin, size_t end, size_t from, size_t* mbegin, size_t* mend) const;
-
-  const std::string& pattern() const { return pattern_; }
 
   struct Class {
     std::vector<std::pair<uint32_t, uint32_t>> ranges;
@@ -45,7 +42,6 @@ class Regex {
   bool run(const uint32_t* cps, size_t begin, size_t end, uint32_t pc, size_t pos, size_t* out_end) const;
   bool class_match(const Class& c, uint32_t cp) const;
 
-  std::string pattern_;
   std::vector<Inst> prog_;
   std::vector<Class> classes_;
   friend class RegexCompiler;

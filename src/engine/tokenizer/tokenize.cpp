@@ -306,9 +306,7 @@ void Vocab::bpe_word(std::string_view word, std::vector<TokenId>& out) const {
         const char ch = static_cast<char>(c);
         id = find(std::string_view(&ch, 1));
       } else {
-        static const char* hex = "0123456789ABCDEF";
-        const char buf[6] = {'<', '0', 'x', hex[c >> 4], hex[c & 15], '>'};
-        id = find(std::string_view(buf, 6));
+        id = find_byte_token(c);
       }
       if (id != kNoToken) out.push_back(id);
     }

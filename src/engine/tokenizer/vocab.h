@@ -74,8 +74,14 @@ class Vocab {
   TokenId eos() const { return eos_; }
   TokenId eot() const { return eot_; }
   TokenId unk() const { return unk_; }
+  TokenId sep() const { return sep_; }
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
+  // Whether the model asks for SEP between the parts of a multi-part input (a rerank query and
+  // document). As in llama.cpp, `tokenize` never adds it for BPE: the caller that joins the parts does
+  // (llama.cpp's llama_vocab_get_add_sep, read by its server's rerank prompt builder). WordPiece's
+  // `tokenize(add_special)` ends every input with SEP regardless.
+  bool add_sep() const { return add_sep_; }
   bool is_eog(TokenId id) const { return eog_.count(id) != 0; }
   const std::unordered_set<TokenId>& eog_tokens() const { return eog_; }
   bool is_control(TokenId id) const { return (token(id).attr & kAttrControl) != 0; }
@@ -91,6 +97,9 @@ class Vocab {
   void tokenize_bpe(std::string_view text, std::vector<TokenId>& out) const;
   void tokenize_wpm(std::string_view text, std::vector<TokenId>& out) const;
   void bpe_word(std::string_view word, std::vector<TokenId>& out) const;
+  // The <0xNN> byte token for `b`, or kNoToken.
+  TokenId find_byte_token(uint8_t b) const;
+  // find_byte_token, else the byte as a 1-character token (llama.cpp's byte_to_token), else kNoToken.
   TokenId byte_to_token(uint8_t b) const;
   std::string piece_uncached(TokenId id) const;
 

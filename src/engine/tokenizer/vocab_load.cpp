@@ -51,10 +51,14 @@ TokenId Vocab::find(std::string_view text) const {
   return it == text_to_id_.end() ? kNoToken : it->second;
 }
 
-TokenId Vocab::byte_to_token(uint8_t b) const {
+TokenId Vocab::find_byte_token(uint8_t b) const {
   static const char* hex = "0123456789ABCDEF";
   const char buf[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
-  TokenId id = find(std::string_view(buf, 6));
+  return find(std::string_view(buf, 6));
+}
+
+TokenId Vocab::byte_to_token(uint8_t b) const {
+  const TokenId id = find_byte_token(b);
   if (id != kNoToken) return id;
   // Fallback: the byte as a 1-character token (as llama.cpp's byte_to_token).
   const char c = static_cast<char>(b);
