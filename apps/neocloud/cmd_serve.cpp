@@ -1,5 +1,6 @@
-// `neocloud serve -m MODEL[:ALIAS] [--host H] [--port 8080] [--parallel N] [--ctx N] [-t N]`: serves
-// the OpenAI-compatible API (see src/server/http_server.h) until SIGINT/SIGTERM.
+// `neocloud serve [-m MODEL[:ALIAS]]... [--host H] [--port 8080] [--parallel N] [--ctx N] [-t N]`: serves
+// the OpenAI-compatible API (see src/server/http_server.h) until SIGINT/SIGTERM. Several -m serve
+// several models, addressed by id; with none, a demo model with random weights (made on first start).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -7,39 +8,61 @@
 
 #include "apps/neocloud/commands.h"
 #include "core/log.h"
-#include "server/engine_service.h"
 #include "server/http_server.h"
+#include "server/model_registry.h"
 
 namespace nc::app {
 namespace {
 
 struct ServeOptions {
-  std::string model, host = "127.0.0.1";
+  std::vector<std::string> models;
+  std::string host = "127.0.0.1";
   int port = 8080, parallel = 4, threads = 0;
   int64_t ctx = 4096, batch = 512;
 };
 
 Status run_serve(const ServeOptions& o) {
-  std::string path = o.model, id;
-  if (auto colon = o.model.rfind(':'); colon != std::string::npos && !std::filesystem::exists(o.model)) {
-    path = o.model.substr(0, colon);
-    id = o.model.substr(colon + 1);
+  std::vector<server::ModelSpec> specs;
+  for (const auto& m : o.models) specs.push_back(server::parse_model_arg(m));
+  if (specs.empty()) specs.push_back(server::demo_model_spec());
+  for (const auto& s : specs) {
+    if (!s.make_demo && !std::filesystem::exists(s.path)) return not_found(fmt::format("model file '{}' does not exist", s.path));
   }
-  if (id.empty()) id = std::filesystem::path(path).stem().string();
   server::EngineOptions eo;
   eo.n_ctx = o.ctx;
   eo.parallel = o.parallel;
   eo.n_threads = o.threads;
   eo.token_budget = o.batch;
-  NC_ASSIGN_OR_RETURN(auto svc, server::EngineService::start(path, id, eo));
-  server::HttpServer srv({svc.get()});
+  if (o.models.size() > 1 && o.threads == 0) {
+    // Engines share the cores: each gets an equal part unless -t says otherwise.
+    eo.n_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / o.models.size()));
+  }
+  NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
+  server::HttpServer srv(*registry);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
-  fmt::print(stderr, "neocloud: serving model '{}' at http://{}:{}/v1\n", id, o.host, srv.port());
+  fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
+             srv.port());
+  Status load_error;
+  std::mutex mu;
+  registry->start_loading([&](const Status& st) {
+    if (st.is_ok()) {
+      std::string ids;
+      for (const auto& e : registry->entries()) ids += (ids.empty() ? "" : ", ") + e.spec.id;
+      fmt::print(stderr, "neocloud: serving {} at http://{}:{}/v1\n", ids, o.host, srv.port());
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      load_error = st;
+    }
+    srv.stop();  // a model named on the command line does not load: stop, say why
+  });
   srv.run();
-  // Stop the engine (and drop its requests' callbacks) while the server's I/O context still exists:
+  // Stop the engines (and drop their requests' callbacks) while the server's I/O context still exists:
   // callbacks post to it.
-  svc.reset();
-  return Status::ok();
+  registry->shutdown();
+  std::lock_guard<std::mutex> lock(mu);
+  return load_error;
 }
 
 }  // namespace
@@ -47,13 +70,16 @@ Status run_serve(const ServeOptions& o) {
 void add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "Serve the OpenAI-compatible API");
-  cmd->add_option("-m,--model", o->model, "GGUF model, optionally PATH:ALIAS (the id clients use)")->required();
+  cmd->add_option("-m,--model", o->models,
+                  "GGUF model, optionally PATH:ALIAS (the id clients use); repeat for several models. "
+                  "None: a demo model with random weights");
   cmd->add_option("--host", o->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
-  cmd->add_option("--parallel", o->parallel, "sequences generating at once")->capture_default_str();
-  cmd->add_option("-c,--ctx", o->ctx, "KV cache cells shared by all sequences")->capture_default_str();
+  cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")->capture_default_str();
+  cmd->add_option("-c,--ctx", o->ctx, "KV cache cells shared by all sequences, per model")->capture_default_str();
   cmd->add_option("-b,--batch", o->batch, "tokens per engine step")->capture_default_str();
-  cmd->add_option("-t,--threads", o->threads, "threads (0: all cores)")->capture_default_str();
+  cmd->add_option("-t,--threads", o->threads, "threads per model (0: the cores divided among the models)")
+      ->capture_default_str();
   cmd->callback([o] { report(run_serve(*o)); });
 }
 

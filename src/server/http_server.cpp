@@ -89,14 +89,27 @@ Reply err_reply(int status, const std::string& message, const std::string& param
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(std::vector<EngineService*> m) : models(std::move(m)) {}
-  std::vector<EngineService*> models;
+  explicit Impl(ModelRegistry& m) : models(m) {}
+  ModelRegistry& models;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
 
-  EngineService* find_model(const std::string& id) {
-    for (auto* m : models)
-      if (m->id() == id) return m;
+  // The ready model with this id, or the error to answer: 404 unknown, 503 still loading.
+  EngineService* find_model(const std::string& id, std::optional<Reply>* error) {
+    ModelRegistry::State state = ModelRegistry::State::kFailed;
+    bool known = false;
+    for (const auto& e : models.entries()) known |= e.spec.id == id;
+    EngineService* m = models.find(id, &state);
+    if (m) return m;
+    if (known && state == ModelRegistry::State::kLoading) {
+      *error = err_reply(503, fmt::format("The model `{}` is still loading; try again shortly.", id), "model",
+                         "model_loading", "server_error");
+    } else if (known) {
+      *error = err_reply(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable",
+                         "server_error");
+    } else {
+      *error = err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+    }
     return nullptr;
   }
 
@@ -156,7 +169,10 @@ struct HttpServer::Impl {
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
     const auto method = req.method();
-    if (method == http::verb::get && path == "/health") return json_reply(200, {{"status", "ok"}});
+    if (method == http::verb::get && path == "/health") {
+      if (models.all_ready()) return json_reply(200, {{"status", "ok"}});
+      return json_reply(503, {{"status", "loading"}});
+    }
     if (method == http::verb::get && path == "/v1/models") return models_reply();
     if (method == http::verb::get && path.rfind("/v1/models/", 0) == 0) {
       std::string id;
@@ -169,28 +185,27 @@ struct HttpServer::Impl {
           id += path[i];
         }
       }
-      EngineService* m = find_model(id);
-      if (!m) return err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
-      return json_reply(200, model_json(*m));
+      for (const auto& e : models.entries())
+        if (e.spec.id == id && e.state == ModelRegistry::State::kReady) return json_reply(200, model_json(e));
+      return err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
     }
     if (method == http::verb::get && path == "/metrics") return metrics_reply();
     if (method == http::verb::post && (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/tokenize" ||
-                                       path == "/detokenize")) {
+                                       path == "/detokenize" || path == "/v1/embeddings")) {
       *body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
       if (body->is_discarded() || !body->is_object()) {
         return err_reply(400, "We could not parse the JSON body of your request: it must be a JSON object.");
       }
       EngineService* m = nullptr;
       if (auto it = body->find("model"); it != body->end() && it->is_string()) {
-        m = find_model(it->get<std::string>());
-        if (!m) {
-          return err_reply(404, fmt::format("The model `{}` does not exist.", it->get<std::string>()), "model",
-                           "model_not_found");
-        }
-      } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
+        std::optional<Reply> error;
+        m = find_model(it->get<std::string>(), &error);
+        if (!m) return error;
+      } else if (path.rfind("/v1/", 0) == 0) {
         return err_reply(400, "you must provide a model parameter", "model");
       } else {
-        m = models.front();
+        m = models.first_ready();
+        if (!m) return err_reply(503, "no model is ready yet; try again shortly", "", "model_loading", "server_error");
       }
       if (path == "/tokenize") return tokenize_reply(*m, *body);
       if (path == "/detokenize") return detokenize_reply(*m, *body);
@@ -206,18 +221,27 @@ struct HttpServer::Impl {
     EngineService* m = nullptr;
     std::optional<Reply> simple = route(req, &body, &m);
     if (simple) co_return co_await write_reply(stream, req, *simple, request_id);
-    const bool chat = std::string(req.target()).rfind("/v1/chat/completions", 0) == 0;
+    const std::string target(req.target());
+    if (target.rfind("/v1/embeddings", 0) == 0) co_return co_await embeddings(stream, req, *m, body, request_id);
+    const bool chat = target.rfind("/v1/chat/completions", 0) == 0;
     co_return co_await completions(stream, req, *m, body, request_id, chat);
   }
 
-  json model_json(const EngineService& m) {
-    return {{"id", m.id()}, {"object", "model"}, {"created", m.created()}, {"owned_by", "neocloud"},
-            {"max_model_len", m.n_ctx()}};
+  json model_json(const ModelRegistry::Entry& e) {
+    const EngineService& m = *e.service;
+    json j = {{"id", m.id()}, {"object", "model"}, {"created", m.created()}, {"owned_by", "neocloud"},
+              {"max_model_len", m.n_ctx()}};
+    if (e.spec.random_weights) {
+      j["random_weights"] = true;
+      j["description"] = "Demo model generated by neocloud with random weights: its output is meaningless text.";
+    }
+    return j;
   }
 
   Reply models_reply() {
     json data = json::array();
-    for (auto* m : models) data.push_back(model_json(*m));
+    for (const auto& e : models.entries())
+      if (e.state == ModelRegistry::State::kReady) data.push_back(model_json(e));
     return json_reply(200, {{"object", "list"}, {"data", data}});
   }
 
@@ -227,7 +251,10 @@ struct HttpServer::Impl {
       out += fmt::format("# HELP neocloud:{} {}\n# TYPE neocloud:{} {}\nneocloud:{}{{model_name=\"{}\"}} {}\n", name, help, name,
                          type, name, model, v);
     };
-    for (auto* m : models) {
+    std::vector<EngineService*> ready;
+    for (const auto& e : models.entries())
+      if (e.state == ModelRegistry::State::kReady) ready.push_back(e.service);
+    for (auto* m : ready) {
       const auto s = m->stats();
       metric("num_requests_running", "gauge", "Requests generating.", m->id(), s.running);
       metric("num_requests_waiting", "gauge", "Requests waiting for a slot or KV blocks.", m->id(), s.waiting);
@@ -294,6 +321,75 @@ struct HttpServer::Impl {
     const std::string text = render_chat(chat_template_family(m.vocab(), tmpl), msgs, true);
     prompts->push_back(m.vocab().tokenize(text, true, true));
     return true;
+  }
+
+  // POST /v1/embeddings: one engine request per input, pooled as the model's GGUF says (mean when it
+  // does not say), L2-normalized; "float" arrays or little-endian float32 in base64.
+  awaitable<bool> embeddings(beast::tcp_stream& stream, http::request<http::string_body>& req, EngineService& m,
+                             const json& body, const std::string& request_id) {
+    EmbeddingOptions opt;
+    ApiError err;
+    const int64_t n_embd = m.model().hparams().n_embd;
+    if (!parse_embedding_request(body, m.vocab(), n_embd, &opt, &err))
+      co_return co_await write_reply(stream, req, error_reply(err), request_id);
+    engine::Pooling pooling = m.model().hparams().pooling;
+    if (pooling == engine::Pooling::kUnspecified || pooling == engine::Pooling::kNone) pooling = engine::Pooling::kMean;
+    if (pooling == engine::Pooling::kRank) {
+      co_return co_await write_reply(
+          stream, req, err_reply(400, "this model is a reranker (pooling 'rank'); it does not make embeddings", "model"),
+          request_id);
+    }
+    int64_t prompt_tokens = 0;
+    for (size_t i = 0; i < opt.inputs.size(); ++i) {
+      const int64_t n = static_cast<int64_t>(opt.inputs[i].size());
+      prompt_tokens += n;
+      if (n > m.n_ctx()) {
+        co_return co_await write_reply(
+            stream, req,
+            err_reply(400,
+                      fmt::format("This model's maximum context length is {} tokens, however you requested {} tokens "
+                                  "in input {}. Please reduce your input.",
+                                  m.n_ctx(), n, i),
+                      "input", "context_length_exceeded"),
+            request_id);
+      }
+    }
+    auto queue = std::make_shared<EventQueue>(stream.get_executor());
+    std::vector<engine::RequestId> ids;
+    for (size_t i = 0; i < opt.inputs.size(); ++i) {
+      engine::Request r;
+      r.kind = engine::RequestKind::kEmbed;
+      r.pooling = pooling;
+      r.prompt = std::move(opt.inputs[i]);
+      const int index = static_cast<int>(i);
+      auto id = m.submit(std::move(r), [queue, index](const engine::SchedEvent& e) { queue->push(index, e); });
+      if (!id.is_ok()) {
+        for (auto x : ids) m.cancel(x);
+        co_return co_await write_reply(stream, req, error_reply(from_status(id.status(), "input")), request_id);
+      }
+      ids.push_back(*id);
+    }
+    std::vector<std::vector<float>> vectors(ids.size());
+    Status failure;
+    size_t remaining = ids.size();
+    while (remaining > 0) {
+      auto events = co_await queue->next();
+      for (auto& [index, e] : events) {
+        if (e.kind != engine::SchedEvent::Kind::kDone) continue;
+        --remaining;
+        if (!e.error.is_ok()) failure = e.error;
+        vectors[index] = std::move(e.embedding);
+      }
+    }
+    if (!failure.is_ok()) co_return co_await write_reply(stream, req, error_reply(from_status(failure)), request_id);
+    json data = json::array();
+    for (size_t i = 0; i < vectors.size(); ++i) {
+      json emb = opt.base64 ? json(base64_floats(vectors[i])) : json(vectors[i]);
+      data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(emb)}});
+    }
+    json res = {{"object", "list"}, {"data", std::move(data)}, {"model", m.id()},
+                {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+    co_return co_await write_reply(stream, req, json_reply(200, res), request_id);
   }
 
   // POST /v1/completions and /v1/chat/completions.
@@ -516,7 +612,7 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(std::vector<EngineService*> models) : impl_(std::make_unique<Impl>(std::move(models))) {}
+HttpServer::HttpServer(ModelRegistry& models) : impl_(std::make_unique<Impl>(models)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::listen(const std::string& host, uint16_t port) {

@@ -1,8 +1,9 @@
 // HttpServer: the OpenAI-compatible HTTP API over Boost.Beast with C++20 coroutines, one I/O thread.
-// Endpoints so far: GET /health, GET /v1/models[/{id}], POST /v1/completions (streaming and not),
-// POST /tokenize, POST /detokenize, GET /metrics. Chat completions and embeddings come next (issue 4).
+// Endpoints: GET /health (503 while models load), GET /v1/models[/{id}], POST /v1/completions and
+// /v1/chat/completions (streaming and not), POST /v1/embeddings, POST /tokenize, POST /detokenize,
+// GET /metrics. Requests name their model by id; a model still loading answers 503.
 //
-// Ownership: borrows the EngineServices (they must outlive it). Thread-safety: `listen` and `run`
+// Ownership: borrows the ModelRegistry (it must outlive the server). Thread-safety: `listen` and `run`
 // from one thread; `stop` from any thread.
 #pragma once
 #include <cstdint>
@@ -11,13 +12,13 @@
 #include <vector>
 
 #include "core/status.h"
-#include "server/engine_service.h"
+#include "server/model_registry.h"
 
 namespace nc::server {
 
 class HttpServer {
  public:
-  explicit HttpServer(std::vector<EngineService*> models);
+  explicit HttpServer(ModelRegistry& models);
   ~HttpServer();
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);

@@ -1,5 +1,7 @@
 #include "server/openai.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include <random>
@@ -209,45 +211,111 @@ bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max
   return true;
 }
 
-bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
-                   ApiError* err) {
-  auto it = b.find("prompt");
+namespace {
+
+// A text-or-tokens input field: string | string[] | int[] | int[][], each tokenized as llama.cpp's
+// server does (special tokens added and parsed). Empty inputs are an error.
+bool parse_token_inputs(const json& v, const std::string& field, const engine::Vocab& vocab,
+                        std::vector<std::vector<engine::TokenId>>* out, ApiError* err) {
   auto tokenize = [&](const std::string& text) { return vocab.tokenize(text, true, true); };
   auto token_array = [&](const json& a, std::vector<engine::TokenId>* ids) {
     for (const auto& x : a) {
       if (!x.is_number_integer()) return false;
-      const int64_t v = x.get<int64_t>();
-      if (v < 0 || v >= vocab.n_tokens()) return false;
-      ids->push_back(static_cast<engine::TokenId>(v));
+      const int64_t t = x.get<int64_t>();
+      if (t < 0 || t >= vocab.n_tokens()) return false;
+      ids->push_back(static_cast<engine::TokenId>(t));
     }
     return true;
   };
-  if (it == b.end() || it->is_null()) {
-    out->push_back(tokenize("<|endoftext|>"));
-  } else if (it->is_string()) {
-    out->push_back(tokenize(it->get<std::string>()));
-  } else if (it->is_array() && !it->empty() && (*it)[0].is_string()) {
-    for (const auto& x : *it) {
-      if (!x.is_string()) return bad(err, "prompt", "'prompt' array must hold only strings");
+  const std::string bad_id = fmt::format("'{}' holds a token id outside the vocabulary", field);
+  if (v.is_string()) {
+    if (v.get_ref<const std::string&>().empty()) return bad(err, field, fmt::format("'{}' is an empty string", field));
+    out->push_back(tokenize(v.get<std::string>()));
+  } else if (v.is_array() && !v.empty() && v[0].is_string()) {
+    for (const auto& x : v) {
+      if (!x.is_string()) return bad(err, field, fmt::format("'{}' array must hold only strings", field));
+      if (x.get_ref<const std::string&>().empty()) return bad(err, field, fmt::format("'{}' holds an empty string", field));
       out->push_back(tokenize(x.get<std::string>()));
     }
-  } else if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) {
+  } else if (v.is_array() && !v.empty() && v[0].is_number_integer()) {
     std::vector<engine::TokenId> ids;
-    if (!token_array(*it, &ids)) return bad(err, "prompt", "'prompt' holds a token id outside the vocabulary");
+    if (!token_array(v, &ids)) return bad(err, field, bad_id);
     out->push_back(std::move(ids));
-  } else if (it->is_array() && !it->empty() && (*it)[0].is_array()) {
-    for (const auto& x : *it) {
+  } else if (v.is_array() && !v.empty() && v[0].is_array()) {
+    for (const auto& x : v) {
       std::vector<engine::TokenId> ids;
-      if (!x.is_array() || !token_array(x, &ids)) return bad(err, "prompt", "'prompt' holds a token id outside the vocabulary");
+      if (!x.is_array() || !token_array(x, &ids)) return bad(err, field, bad_id);
+      if (ids.empty()) return bad(err, field, fmt::format("'{}' holds an empty token array", field));
       out->push_back(std::move(ids));
     }
   } else {
-    return bad(err, "prompt", "'prompt' must be a string, an array of strings, or token ids");
+    return bad(err, field, fmt::format("'{}' must be a non-empty string, array of strings, or token ids", field));
   }
   for (const auto& p : *out) {
-    if (p.empty()) return bad(err, "prompt", "the prompt has no tokens");
+    if (p.empty()) return bad(err, field, fmt::format("'{}' has no tokens", field));
   }
   return true;
+}
+
+}  // namespace
+
+bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
+                   ApiError* err) {
+  auto it = b.find("prompt");
+  if (it == b.end() || it->is_null()) {
+    out->push_back(vocab.tokenize("<|endoftext|>", true, true));
+    return true;
+  }
+  return parse_token_inputs(*it, "prompt", vocab, out, err);
+}
+
+bool parse_embedding_request(const json& b, const engine::Vocab& vocab, int64_t n_embd, EmbeddingOptions* out,
+                             ApiError* err) {
+  auto it = b.find("input");
+  if (it == b.end() || it->is_null()) return bad(err, "input", "'input' is required");
+  if (it->is_array() && it->size() > kMaxEmbeddingInputs)
+    return bad(err, "input", fmt::format("'input' holds {} items; at most {} are allowed", it->size(), kMaxEmbeddingInputs));
+  if (!parse_token_inputs(*it, "input", vocab, &out->inputs, err)) return false;
+  if (auto f = b.find("encoding_format"); f != b.end() && !f->is_null()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64"))
+      return bad(err, "encoding_format", "'encoding_format' must be 'float' or 'base64'");
+    out->base64 = *f == "base64";
+  }
+  if (auto d = b.find("dimensions"); d != b.end() && !d->is_null()) {
+    if (!d->is_number_integer() || d->get<int64_t>() < 1)
+      return bad(err, "dimensions", "'dimensions' must be a positive integer");
+    if (d->get<int64_t>() != n_embd)
+      return bad(err, "dimensions",
+                 fmt::format("this model's embeddings have {} dimensions and cannot be shortened to {}", n_embd,
+                             d->get<int64_t>()),
+                 "unsupported_parameter");
+  }
+  if (auto u = b.find("user"); u != b.end() && !u->is_null() && !u->is_string())
+    return bad(err, "user", "'user' must be a string");
+  return true;
+}
+
+std::string base64_floats(const std::vector<float>& v) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(v.size() * sizeof(float), '\0');
+  for (size_t i = 0; i < v.size(); ++i) {  // little-endian float32, as OpenAI and numpy's frombuffer read it
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    for (int k = 0; k < 4; ++k) bytes[i * 4 + k] = static_cast<char>((u >> (8 * k)) & 0xFF);
+  }
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t b0 = static_cast<uint8_t>(bytes[i]);
+    const uint32_t b1 = i + 1 < bytes.size() ? static_cast<uint8_t>(bytes[i + 1]) : 0;
+    const uint32_t b2 = i + 2 < bytes.size() ? static_cast<uint8_t>(bytes[i + 2]) : 0;
+    const uint32_t n = (b0 << 16) | (b1 << 8) | b2;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+  }
+  return out;
 }
 
 bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* err) {

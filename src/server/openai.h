@@ -50,6 +50,18 @@ bool parse_completion_options(const json& body, const engine::Vocab& vocab, int 
 bool parse_prompts(const json& body, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
                    ApiError* err);
 
+// POST /v1/embeddings: input (string | string[] | int[] | int[][], at most kMaxEmbeddingInputs items),
+// encoding_format (float | base64), dimensions (only the model's own), user.
+constexpr size_t kMaxEmbeddingInputs = 2048;
+struct EmbeddingOptions {
+  std::vector<std::vector<engine::TokenId>> inputs;
+  bool base64 = false;
+};
+bool parse_embedding_request(const json& body, const engine::Vocab& vocab, int64_t n_embd, EmbeddingOptions* out,
+                             ApiError* err);
+// Little-endian float32 bytes in base64 (what encoding_format "base64" returns).
+std::string base64_floats(const std::vector<float>& v);
+
 // /v1/chat/completions messages -> prompt text. Until the Jinja engine lands (issue 4), the GGUF's
 // tokenizer.chat_template only selects a built-in family (llama3, chatml, llama2); no template: chatml.
 struct ChatMessage {

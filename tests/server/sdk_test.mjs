@@ -10,7 +10,7 @@ const OpenAI = require("openai").default ?? require("openai");
 const client = new OpenAI({ baseURL, apiKey: "sk-test", maxRetries: 0 });
 
 const models = await client.models.list();
-assert.equal(models.data[0].id, "tiny");
+assert.deepEqual(models.data.map((m) => m.id), ["tiny", "second"]);
 assert.equal((await client.models.retrieve("tiny")).object, "model");
 
 const c = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 6, seed: 3 });
@@ -52,7 +52,7 @@ assert.equal(usage.completion_tokens, 6);
 const long = await client.completions.create({ model: "tiny", prompt: "Go", max_tokens: 400, stream: true });
 let n = 0;
 for await (const _ of long) if (++n === 3) break;
-assert.equal((await client.models.list()).data.length, 1);
+assert.equal((await client.models.list()).data.length, 2);
 
 // Chat: a message back, usage; streamed: the role first, content deltas, the finish chunk, usage.
 const chat = await client.chat.completions.create({
@@ -91,6 +91,24 @@ await assert.rejects(
   client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "x" }], tools: [{ type: "function", function: { name: "f" } }] }),
   (e) => { assert.equal(e.status, 400); assert.equal(e.param, "tools"); return true; });
 await assert.rejects(client.chat.completions.create({ model: "tiny", messages: [] }), (e) => e.status === 400);
+
+// Embeddings: the SDK asks for base64 by default and decodes it; float arrays when asked. Both agree,
+// vectors are unit length, usage counts the input tokens.
+const e64 = await client.embeddings.create({ model: "tiny", input: ["Once upon a time", "Hello"] });
+const ef = await client.embeddings.create({ model: "tiny", input: ["Once upon a time", "Hello"], encoding_format: "float" });
+assert.equal(e64.object, "list");
+assert.equal(e64.data.length, 2);
+for (let i = 0; i < 2; ++i) {
+  const a = e64.data[i].embedding, b = ef.data[i].embedding;
+  assert.equal(a.length, 256);
+  assert.equal(b.length, 256);
+  assert.ok(a.every((x, k) => Math.abs(x - b[k]) <= 1e-6 * Math.max(1, Math.abs(x))));
+  assert.ok(Math.abs(Math.hypot(...a) - 1) < 1e-4);
+}
+const tok = await (await fetch(baseURL.replace(/\/v1$/, "") + "/tokenize", { method: "POST", body: JSON.stringify({ content: "Hello" }) })).json();
+assert.equal(e64.usage.prompt_tokens, tok.count + (await (await fetch(baseURL.replace(/\/v1$/, "") + "/tokenize", {
+  method: "POST", body: JSON.stringify({ content: "Once upon a time" }) })).json()).count);
+await assert.rejects(client.embeddings.create({ model: "tiny", input: "" }), (e) => e.status === 400 && e.param === "input");
 
 // Errors: the SDK picks its class from our status codes and copies code/param.
 await assert.rejects(client.completions.create({ model: "missing", prompt: "x" }), (e) => {

@@ -9,13 +9,11 @@ mkdir -p "$TMP"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 m="$TMP/serve-tiny.gguf"
 "$NC" model synth --vocab "$SRC/models/ggml-vocab-llama-spm.gguf" --shape tiny --type q8_0 --seed 5 --out "$m" >/dev/null
-"$NC" serve -m "$m:tiny" --port 0 --parallel 4 -c 2048 -t 2 2>"$TMP/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "serving model" "$TMP/serve.log" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$TMP/serve.log")
-[ -n "$PORT" ] || fail "server did not start: $(cat "$TMP/serve.log")"
-U="http://127.0.0.1:$PORT"
+# A second model (another tokenizer) in the same process, addressed by its own id.
+m2="$TMP/serve-qwen2.gguf"
+"$NC" model synth --vocab "$SRC/models/ggml-vocab-qwen2.gguf" --shape micro --arch qwen2 --type f16 --seed 7 --out "$m2" >/dev/null
+source "$(dirname "$0")/lib.sh"
+start_server "$TMP/serve.log" -m "$m:tiny" -m "$m2:second" --parallel 4 -c 2048 -t 2
 post() { curl -s -w '\n%{http_code}' "$U$1" -H 'Content-Type: application/json' -d "$2"; }
 py() { local body=$1; shift; python3 -c "import json,sys; lines=sys.stdin.read().rsplit('\n',1); r=json.loads(lines[0]); code=int(lines[1]); $body" "$@"; }
 
@@ -58,6 +56,46 @@ assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 assert all(c["usage"] is None for c in chunks[:-1])
 assert len({c["id"] for c in chunks}) == 1
 PY
+# Several models: both listed; each answers with its own tokenizer; usage counts that model's tokens.
+curl -s "$U/v1/models" | python3 -c 'import json,sys; r=json.load(sys.stdin); assert [m["id"] for m in r["data"]]==["tiny","second"], r' || fail "two models listed"
+n2=$(curl -s "$U/tokenize" -d '{"model":"second","content":"Once upon a time"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+[ "$n2" != "$n_prompt" ] || fail "the second model should tokenize differently"
+post /v1/completions '{"model":"second","prompt":"Once upon a time","max_tokens":3}' | py "
+assert code==200 and r['model']=='second' and r['usage']['prompt_tokens']==$n2, r" || fail "second model completion"
+# Embeddings: float and base64 encode the same unit vector; one per input, in order; usage = tokens.
+post /v1/embeddings '{"model":"tiny","input":["Once upon a time","Hello world"]}' > "$TMP/emb-float.json"
+post /v1/embeddings '{"model":"tiny","input":["Once upon a time","Hello world"],"encoding_format":"base64"}' > "$TMP/emb-b64.json"
+python3 - "$TMP/emb-float.json" "$TMP/emb-b64.json" "$n_prompt" <<'PY' || fail "embeddings"
+import base64, json, math, struct, sys
+def load(p):
+    body, code = open(p).read().rsplit("\n", 1)
+    assert int(code) == 200, (code, body)
+    return json.loads(body)
+f, b, n_prompt = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+assert f["object"] == "list" and f["model"] == "tiny" and [d["index"] for d in f["data"]] == [0, 1]
+assert all(d["object"] == "embedding" for d in f["data"])
+for df, db in zip(f["data"], b["data"]):
+    v = df["embedding"]
+    raw = base64.b64decode(db["embedding"])
+    w = list(struct.unpack("<%df" % (len(raw) // 4), raw))
+    assert len(v) == len(w) == 256, (len(v), len(w))
+    assert all(abs(x - y) <= 1e-6 * max(1.0, abs(x)) for x, y in zip(v, w))
+    assert abs(math.sqrt(sum(x * x for x in v)) - 1) < 1e-4
+assert f["data"][0]["embedding"] != f["data"][1]["embedding"]
+assert f["usage"]["prompt_tokens"] == f["usage"]["total_tokens"] > n_prompt
+PY
+# The same input alone, as token ids (BOS included), gives the same vector: batching changes nothing.
+ids=$(curl -s "$U/tokenize" -d '{"content":"Once upon a time"}' | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["tokens"]))')
+post /v1/embeddings "{\"model\":\"tiny\",\"input\":$ids}" | py "
+ref = json.loads(open(sys.argv[1]).read().rsplit('\\n', 1)[0])['data'][0]['embedding']
+one = r['data'][0]['embedding']
+assert code == 200 and len(one) == len(ref) and max(abs(a - b) for a, b in zip(one, ref)) < 1e-6" "$TMP/emb-float.json" || fail "embedding of token ids"
+post /v1/embeddings '{"model":"tiny","input":""}' | py "assert code==400 and r['error']['param']=='input'" || fail "empty embedding input"
+post /v1/embeddings '{"model":"tiny"}' | py "assert code==400 and r['error']['param']=='input'" || fail "missing embedding input"
+post /v1/embeddings '{"model":"tiny","input":"x","encoding_format":"hex"}' | py "assert code==400 and r['error']['param']=='encoding_format'" || fail "bad encoding_format"
+post /v1/embeddings '{"model":"tiny","input":"x","dimensions":64}' | py "assert code==400 and r['error']['param']=='dimensions'" || fail "dimensions"
+post /v1/embeddings '{"model":"nope","input":"x"}' | py "assert code==404 and r['error']['code']=='model_not_found'" || fail "embedding 404"
+post /v1/embeddings "$(python3 -c 'import json; print(json.dumps({"model":"tiny","input":"word "*3000}))')" | py "assert code==400 and r['error']['code']=='context_length_exceeded'" || fail "embedding context"
 # Errors as OpenAI error objects.
 post /v1/completions '{"model":"nope","prompt":"x"}' | py "assert code==404 and r['error']['code']=='model_not_found'" || fail "404"
 post /v1/completions '{not json' | py "assert code==400 and r['error']['type']=='invalid_request_error'" || fail "bad json"
@@ -85,4 +123,17 @@ done
 SDK=${NC_SDK_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/sdk}
 [ -d "$SDK/node_modules/openai" ] || fail "openai SDK not installed in $SDK (run tools/sdk.sh)"
 node "$(dirname "$0")/sdk_test.mjs" "$U/v1" "$SDK" || fail "openai SDK suite"
+kill -TERM $PID && wait $PID || fail "exit status $?"
+# No -m: serve makes its demo model (random weights, its own tokenizer and ChatML template) and says so.
+XDG_CACHE_HOME="$TMP/xdg" start_server "$TMP/demo.log" -t 2
+[ -f "$TMP/xdg/neocloud/demo-tiny-q8_0-v1.gguf" ] || fail "demo model file"
+curl -s "$U/v1/models" | python3 -c 'import json,sys; m=json.load(sys.stdin)["data"]; assert len(m)==1 and m[0]["id"]=="demo-random-weights" and m[0]["random_weights"] is True, m' || fail "demo model listed"
+post /v1/chat/completions '{"model":"demo-random-weights","messages":[{"role":"user","content":"Hello"}],"max_tokens":4}' | py "
+assert code==200 and r['usage']['completion_tokens']<=4 and r['choices'][0]['message']['role']=='assistant', r" || fail "demo chat"
+post /v1/embeddings '{"model":"demo-random-weights","input":"Hello"}' | py "assert code==200 and len(r['data'][0]['embedding'])>0" || fail "demo embeddings"
+kill -TERM $PID && wait $PID || fail "demo exit status $?"
+trap - EXIT
+# A model that cannot load stops the server with the reason.
+if "$NC" serve -m "$TMP/big.json:broken" --port 0 2>"$TMP/broken.log"; then fail "a broken model should stop serve"; fi
+grep -q "broken" "$TMP/broken.log" || fail "load error names the model: $(cat "$TMP/broken.log")"
 echo "server ok"

@@ -9,13 +9,9 @@ mkdir -p "$TMP"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 m="$TMP/soak-tiny.gguf"
 "$NC" model synth --vocab "$SRC/models/ggml-vocab-llama-spm.gguf" --shape tiny --type q8_0 --seed 6 --out "$m" >/dev/null
-"$NC" serve -m "$m:tiny" --port 0 --parallel 8 -c 4096 -t 2 2>"$TMP/serve.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "serving model" "$TMP/serve.log" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$TMP/serve.log")
-[ -n "$PORT" ] || fail "server did not start: $(cat "$TMP/serve.log")"
-python3 "$(dirname "$0")/soak_test.py" "http://127.0.0.1:$PORT" tiny "$N" || fail "soak"
+source "$(dirname "$0")/lib.sh"
+start_server "$TMP/serve.log" -m "$m:tiny" --parallel 8 -c 4096 -t 2
+python3 "$(dirname "$0")/soak_test.py" "$U" tiny "$N" || fail "soak"
 kill -TERM $PID
 wait $PID || fail "server exit status $?: $(tail -20 "$TMP/serve.log")"
 trap - EXIT

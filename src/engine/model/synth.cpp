@@ -1,4 +1,5 @@
 #include "engine/model/synth.h"
+#include "engine/model/demo_vocab.h"
 
 #include <fmt/format.h>
 
@@ -176,7 +177,10 @@ Status synth_model(const SynthOptions& o) {
   // "builtin:N" makes a placeholder vocabulary of N tokens (for fuzz seeds and tests of the loader).
   std::unique_ptr<GgufFile> vocab;
   int64_t n_vocab = 0;
-  if (o.vocab_path.rfind("builtin:", 0) == 0) {
+  const bool demo_vocab = o.vocab_path == "demo";
+  if (demo_vocab) {
+    n_vocab = 0;  // set when written
+  } else if (o.vocab_path.rfind("builtin:", 0) == 0) {
     n_vocab = std::atoll(o.vocab_path.c_str() + 8);
     if (n_vocab <= 0 || n_vocab > (1 << 20)) return invalid_argument("builtin:N needs 0 < N <= 2^20");
   } else {
@@ -207,8 +211,10 @@ Status synth_model(const SynthOptions& o) {
   w.set_u32(a + ".rope.dimension_count", static_cast<uint32_t>(D));
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
   w.set_f32(a + ".rope.freq_base", shape->rope_base);
+  if (demo_vocab) n_vocab = add_demo_tokenizer(w);
   w.set_u32(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
-  if (vocab) {
+  if (demo_vocab) {
+  } else if (vocab) {
     for (const auto& kv : vocab->kvs())
       if (kv.key.substr(0, 10) == "tokenizer.") w.set_value(std::string(kv.key), kv.value);
   } else {

@@ -23,7 +23,9 @@ struct SynthShape {
 const std::vector<SynthShape>& synth_shapes();
 
 struct SynthOptions {
-  std::string vocab_path;     // vocab-only GGUF to take tokenizer.* from, or "builtin:N" (placeholder tokens)
+  // Vocab-only GGUF to take tokenizer.* from; "demo": neocloud's own small SentencePiece vocabulary with
+  // a ChatML template (demo_vocab.h); "builtin:N": N placeholder tokens (no tokenizer).
+  std::string vocab_path;
   std::string shape = "tiny";
   std::string type = "q8_0";  // f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m
   std::string arch = "llama"; // llama | qwen2 (adds q/k/v biases, NEOX rope)

@@ -1,0 +1,154 @@
+#include "server/model_registry.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <cstdlib>
+#include <set>
+
+#include "core/log.h"
+#include "engine/model/synth.h"
+
+namespace nc::server {
+
+ModelSpec parse_model_arg(const std::string& arg) {
+  ModelSpec s;
+  s.path = arg;
+  if (auto colon = arg.rfind(':'); colon != std::string::npos && !std::filesystem::exists(arg)) {
+    s.path = arg.substr(0, colon);
+    s.id = arg.substr(colon + 1);
+  }
+  if (s.id.empty()) s.id = std::filesystem::path(s.path).stem().string();
+  return s;
+}
+
+ModelSpec demo_model_spec() {
+  std::filesystem::path dir;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = x;
+  else if (const char* h = std::getenv("HOME"); h && *h) dir = std::filesystem::path(h) / ".cache";
+  else dir = std::filesystem::temp_directory_path();
+  ModelSpec s;
+  // The version in the name changes whenever the demo model's recipe does.
+  s.path = (dir / "neocloud" / "demo-tiny-q8_0-v1.gguf").string();
+  s.id = "demo-random-weights";
+  s.random_weights = true;
+  s.make_demo = true;
+  return s;
+}
+
+namespace {
+
+Status make_demo_model(const std::string& path) {
+  if (std::filesystem::exists(path)) return Status::ok();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  if (ec) return unavailable(fmt::format("cannot create {}: {}", std::filesystem::path(path).parent_path().string(), ec.message()));
+  NC_LOG_INFO("writing the demo model (random weights) to {}", path);
+  engine::SynthOptions o;
+  o.vocab_path = "demo";
+  o.shape = "tiny";
+  o.type = "q8_0";
+  o.out_path = path;  // written atomically: a crash never leaves half a model
+  return engine::synth_model(o);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ModelRegistry>> ModelRegistry::create(std::vector<ModelSpec> specs, const EngineOptions& options) {
+  if (specs.empty()) return invalid_argument("no model to serve");
+  std::set<std::string> ids;
+  for (const auto& s : specs) {
+    if (s.id.empty()) return invalid_argument(fmt::format("model '{}' has an empty id", s.path));
+    if (!ids.insert(s.id).second)
+      return invalid_argument(fmt::format("two models have the id '{}': give one an alias with PATH:ALIAS", s.id));
+  }
+  std::unique_ptr<ModelRegistry> r(new ModelRegistry());
+  r->options_ = options;
+  for (auto& s : specs) {
+    Entry e;
+    e.spec = std::move(s);
+    r->entries_.push_back(std::move(e));
+  }
+  return r;
+}
+
+ModelRegistry::~ModelRegistry() { shutdown(); }
+
+void ModelRegistry::start_loading(std::function<void(const Status&)> on_done) {
+  loader_ = std::thread([this, on_done = std::move(on_done)] {
+    Status first;
+    size_t n;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      n = entries_.size();
+    }
+    for (size_t i = 0; i < n; ++i) {
+      ModelSpec spec;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        spec = entries_[i].spec;
+      }
+      const Status made = spec.make_demo ? make_demo_model(spec.path) : Status::ok();
+      Result<std::unique_ptr<EngineService>> svc =
+          made.is_ok() ? EngineService::start(spec.path, spec.id, options_) : Result<std::unique_ptr<EngineService>>(made);
+      std::lock_guard<std::mutex> lock(mu_);
+      Entry& e = entries_[i];
+      if (svc.is_ok()) {
+        e.service = svc->get();
+        e.state = State::kReady;
+        services_.push_back(std::move(*svc));
+        NC_LOG_INFO("model '{}' ready ({})", spec.id, spec.path);
+      } else {
+        e.state = State::kFailed;
+        e.error = svc.status().with_context(fmt::format("model '{}'", spec.id));
+        if (first.is_ok()) first = e.error;
+      }
+    }
+    if (on_done) on_done(first);
+  });
+}
+
+void ModelRegistry::shutdown() {
+  if (loader_.joinable()) loader_.join();
+  std::vector<std::unique_ptr<EngineService>> services;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& e : entries_) {
+      e.service = nullptr;
+      if (e.state == State::kReady) e.state = State::kFailed, e.error = unavailable("the server is shutting down");
+    }
+    services.swap(services_);
+  }
+  services.clear();  // stops the engine threads outside the lock
+}
+
+EngineService* ModelRegistry::find(const std::string& id, State* state) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : entries_) {
+    if (e.spec.id != id) continue;
+    if (state) *state = e.state;
+    return e.state == State::kReady ? e.service : nullptr;
+  }
+  return nullptr;
+}
+
+EngineService* ModelRegistry::first_ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : entries_)
+    if (e.state == State::kReady) return e.service;
+  return nullptr;
+}
+
+bool ModelRegistry::all_ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : entries_)
+    if (e.state != State::kReady) return false;
+  return true;
+}
+
+std::vector<ModelRegistry::Entry> ModelRegistry::entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_;
+}
+
+}  // namespace nc::server

@@ -1,0 +1,71 @@
+// ModelRegistry: the models one `neocloud serve` process serves, addressed by id. Models load on a
+// background thread after the server starts listening, so /health can answer 503 while they load;
+// a model that fails to load stops the server (its command line named something that does not work).
+//
+// Ownership: owns the EngineServices. A pointer from `find` stays valid until `shutdown`.
+// Thread-safety: every method may be called from any thread.
+#pragma once
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "server/engine_service.h"
+
+namespace nc::server {
+
+struct ModelSpec {
+  std::string path;
+  std::string id;            // the name clients send as "model"
+  bool random_weights = false;  // labelled so in /v1/models
+  bool make_demo = false;       // write neocloud's demo model (random weights, demo tokenizer) to `path` if absent
+};
+
+// The demo model `serve` uses when given no model: $XDG_CACHE_HOME/neocloud (or ~/.cache/neocloud).
+ModelSpec demo_model_spec();
+
+// Parses "PATH[:ALIAS]" (a path that exists with a colon in it is taken whole). The id defaults to the
+// file name without ".gguf".
+ModelSpec parse_model_arg(const std::string& arg);
+
+class ModelRegistry {
+ public:
+  enum class State { kLoading, kReady, kFailed };
+  struct Entry {
+    ModelSpec spec;
+    State state = State::kLoading;
+    Status error;                  // kFailed
+    EngineService* service = nullptr;  // kReady
+  };
+
+  // InvalidArgument if two specs share an id.
+  static Result<std::unique_ptr<ModelRegistry>> create(std::vector<ModelSpec> specs, const EngineOptions& options);
+  ~ModelRegistry();
+
+  // Loads the models one after another on a background thread; `on_done` runs on it after the last one
+  // (with the first error, if any).
+  void start_loading(std::function<void(const Status&)> on_done);
+  // Stops every engine (their requests end); waits for loading to finish first.
+  void shutdown();
+
+  // The model with this id: nullptr if none; *state says whether it is ready.
+  EngineService* find(const std::string& id, State* state) const;
+  // The first ready model (for routes where "model" is optional), or nullptr.
+  EngineService* first_ready() const;
+  bool all_ready() const;
+  std::vector<Entry> entries() const;
+
+ private:
+  ModelRegistry() = default;
+
+  EngineOptions options_;
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;                              // guarded by mu_
+  std::vector<std::unique_ptr<EngineService>> services_;    // guarded by mu_
+  std::thread loader_;
+};
+
+}  // namespace nc::server
