@@ -42,7 +42,7 @@ fuzz: deps
 	@cd build/fuzz && bin/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=4096 -print_final_stats=1 corpus/tokenizer >tokenizer.log 2>&1; rc=$$?; tail -40 tokenizer.log; exit $$rc
 
 # Serves a small random-weight demo model with the OpenAI-compatible API (tools/demo.sh).
-run: deps fetch release
+run: deps release
 	@bash tools/demo.sh
 
 clean:

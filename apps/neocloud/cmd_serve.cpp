@@ -18,7 +18,7 @@ struct ServeOptions {
   std::vector<std::string> models;
   std::string host = "127.0.0.1";
   int port = 8080, parallel = 4, threads = 0;
-  int64_t ctx = 4096, batch = 512;
+  int64_t ctx = 4096, batch = 0, chunk = 128;
 };
 
 Status run_serve(const ServeOptions& o) {
@@ -32,7 +32,10 @@ Status run_serve(const ServeOptions& o) {
   eo.n_ctx = o.ctx;
   eo.parallel = o.parallel;
   eo.n_threads = o.threads;
-  eo.token_budget = o.batch;
+  // A step holds one prompt chunk next to every decoding sequence: small chunks keep inter-token latency
+  // low while prompts are prefilled (bench/serving_vs_llamacpp.sh, docs/benchmarks.md).
+  eo.prefill_chunk = o.chunk;
+  eo.token_budget = o.batch > 0 ? o.batch : o.chunk + o.parallel;
   if (o.models.size() > 1 && o.threads == 0) {
     // Engines share the cores: each gets an equal part unless -t says otherwise.
     eo.n_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / o.models.size()));
@@ -77,7 +80,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")->capture_default_str();
   cmd->add_option("-c,--ctx", o->ctx, "KV cache cells shared by all sequences, per model")->capture_default_str();
-  cmd->add_option("-b,--batch", o->batch, "tokens per engine step")->capture_default_str();
+  cmd->add_option("-b,--batch", o->batch, "tokens per engine step (0: --prefill-chunk + --parallel)")->capture_default_str();
+  cmd->add_option("--prefill-chunk", o->chunk, "prompt tokens per chunk (at most -b)")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads per model (0: the cores divided among the models)")
       ->capture_default_str();
   cmd->callback([o] { report(run_serve(*o)); });

@@ -28,7 +28,7 @@ Result<std::unique_ptr<EngineService>> EngineService::start(const std::string& p
   engine::SchedulerParams sp;
   sp.max_running = options.parallel;
   sp.token_budget = options.token_budget;
-  sp.prefill_chunk = options.token_budget;
+  sp.prefill_chunk = options.prefill_chunk > 0 ? options.prefill_chunk : options.token_budget;
   s->sched_ = std::make_unique<engine::Scheduler>(*s->ctx_, *s->vocab_, sp);
   s->thread_ = std::thread([p = s.get()] { p->loop(); });
   return s;

@@ -23,7 +23,8 @@ struct EngineOptions {
   int64_t n_ctx = 4096;      // KV cells shared by all sequences
   int parallel = 4;          // sequences generating at once
   int n_threads = 0;         // 0: all cores
-  int64_t token_budget = 512;
+  int64_t token_budget = 512;  // tokens per engine step (decode tokens + prefill chunks)
+  int64_t prefill_chunk = 0;   // prompt chunk size; 0: token_budget
 };
 
 class EngineService {

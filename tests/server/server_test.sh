@@ -133,6 +133,17 @@ assert code==200 and r['usage']['completion_tokens']<=4 and r['choices'][0]['mes
 post /v1/embeddings '{"model":"demo-random-weights","input":"Hello"}' | py "assert code==200 and len(r['data'][0]['embedding'])>0" || fail "demo embeddings"
 kill -TERM $PID && wait $PID || fail "demo exit status $?"
 trap - EXIT
+# While a model loads, /health and requests for it answer 503 (the "model" is a FIFO: opening it blocks
+# until a writer comes); when the load then fails, serve stops and names the model.
+rm -f "$TMP/slow.gguf" && mkfifo "$TMP/slow.gguf"
+"$NC" serve -m "$TMP/slow.gguf:slow" --port 0 2>"$TMP/slow.log" &
+SPID=$!
+for _ in $(seq 100); do SPORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$TMP/slow.log"); [ -n "$SPORT" ] && break; sleep 0.1; done
+[ "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$SPORT/health")" = '{"status":"loading"} 503' ] || fail "health while loading"
+curl -s "http://127.0.0.1:$SPORT/v1/completions" -d '{"model":"slow","prompt":"x"}' -w '\n%{http_code}' | py "assert code==503 and r['error']['code']=='model_loading', r" || fail "503 while loading"
+echo "not a gguf" > "$TMP/slow.gguf"
+if wait $SPID; then fail "serve should exit when its model fails to load"; fi
+grep -q "slow" "$TMP/slow.log" || fail "load error names the model"
 # A model that cannot load stops the server with the reason.
 if "$NC" serve -m "$TMP/big.json:broken" --port 0 2>"$TMP/broken.log"; then fail "a broken model should stop serve"; fi
 grep -q "broken" "$TMP/broken.log" || fail "load error names the model: $(cat "$TMP/broken.log")"
