@@ -84,6 +84,19 @@ for df, db in zip(f["data"], b["data"]):
 assert f["data"][0]["embedding"] != f["data"][1]["embedding"]
 assert f["usage"]["prompt_tokens"] == f["usage"]["total_tokens"] > n_prompt
 PY
+# Against llama.cpp: llama-server's mean-pooled embeddings of the same models and inputs
+# (tests/data/embeddings, tools/make-embedding-goldens.sh): same token counts, vectors within 1e-5.
+for pair in tiny:tiny-q8_0-seed5 second:qwen2-micro-f16-seed7; do
+  ref="$(dirname "$0")/../data/embeddings/${pair#*:}.json"
+  body=$(python3 -c 'import json,sys; print(json.dumps({"model": sys.argv[1], "input": json.load(open(sys.argv[2]))["inputs"]}))' "${pair%%:*}" "$ref")
+  post /v1/embeddings "$body" | py "
+ref = json.load(open(sys.argv[1]))
+assert code == 200, r
+assert r['usage']['prompt_tokens'] == ref['prompt_tokens'], (r['usage'], ref['prompt_tokens'])
+for d, e in zip(r['data'], ref['embeddings']):
+    diff = max(abs(a - b) for a, b in zip(d['embedding'], e))
+    assert len(d['embedding']) == len(e) and diff < 1e-5, diff" "$ref" || fail "embeddings differ from llama.cpp's (${pair%%:*})"
+done
 # The same input alone, as token ids (BOS included), gives the same vector: batching changes nothing.
 ids=$(curl -s "$U/tokenize" -d '{"content":"Once upon a time"}' | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["tokens"]))')
 post /v1/embeddings "{\"model\":\"tiny\",\"input\":$ids}" | py "
