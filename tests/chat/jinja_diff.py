@@ -19,6 +19,7 @@ import datetime
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -121,6 +122,26 @@ CONVERSATIONS = {
         {"role": "user", "content": "emoji 👩‍👩‍👧 and \u00a0nbsp\u3000ideographic space"}]}, True),
     "no_generation_prompt": ({"messages": [{"role": "user", "content": "What is 2+2?"},
                                            {"role": "assistant", "content": "2+2 = 4."}]}, False),
+    "multi_tool_calls": ({"messages": [
+        {"role": "user", "content": "Weather in Paris and news about llamas?"},
+        {"role": "assistant", "content": "Let me check both.", "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}},
+            {"id": "call_2", "type": "function",
+             "function": {"name": "search", "arguments": {"query": "llamas", "max_results": 3,
+                                                          "filters": {"year": 2024, "tags": ["news", "animals"]},
+                                                          "exact": True, "score": 0.5, "cursor": None}}}]},
+        {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "18C, sunny"},
+        {"role": "tool", "tool_call_id": "call_2", "name": "search", "content": "[\"Llamas win award\"]"},
+        {"role": "assistant", "content": "It is 18C and sunny in Paris. Llamas won an award."},
+        {"role": "user", "content": "Thanks!"}], "tools": TOOLS}, True),
+    "thinking_in_content": ({"messages": [
+        {"role": "user", "content": "2+3?"},
+        {"role": "assistant", "content": "<think>\nadd them\n</think>\n\n5"},
+        {"role": "user", "content": "times 2?"}], "enable_thinking": False}, True),
+    "system_only": ({"messages": [{"role": "system", "content": "Only a system prompt."}]}, True),
+    "enable_thinking": ({"messages": [{"role": "user", "content": "Think about it."}], "enable_thinking": True,
+                         "reasoning_effort": "high", "thinking": True}, True),
     "reasoning": ({"messages": [{"role": "user", "content": "Is 17 prime?"},
                                 {"role": "assistant", "content": "Yes, 17 is prime.",
                                  "reasoning_content": "17 has no divisors but 1 and itself."},
@@ -131,6 +152,9 @@ CONVERSATIONS = {
 def conversation_context(conv, add_generation_prompt):
     ctx = {"messages": conv["messages"], "tools": conv.get("tools"), "documents": None,
            "add_generation_prompt": add_generation_prompt, "bos_token": "<s>", "eos_token": "</s>"}
+    for k, v in conv.items():  # extra chat-template kwargs (enable_thinking, ...)
+        if k not in ("messages", "tools"):
+            ctx[k] = v
     return ctx
 
 
@@ -278,13 +302,27 @@ def run_ours(render, cases):
     return out
 
 
+LOCATION = re.compile(r"^line \d+, column \d+: ")
+
+
+def same_error(py_out, ours):
+    """Both raised: the same exception type, and raise_exception's exact message."""
+    py_type, _, py_msg = py_out.partition(": ")
+    msg = LOCATION.sub("", ours.get("error", ""))
+    if py_type == "TemplateError":  # raise_exception(message)
+        return msg == py_msg
+    if py_type in ("TemplateSyntaxError", "TemplateAssertionError"):
+        return ours.get("code") == "InvalidArgument"
+    return msg.partition(": ")[0] == py_type
+
+
 def classify(py_ok, py_out, ours):
     if ours["ok"] and py_ok:
         return "identical" if ours["output"] == py_out else "mismatch"
     if not ours["ok"] and ours.get("code") == "Unimplemented":
         return "unsupported"
     if not ours["ok"] and not py_ok:
-        return "both-error"
+        return "both-error" if same_error(py_out, ours) else "mismatch"
     return "mismatch"
 
 
@@ -303,6 +341,7 @@ def main():
     ap.add_argument("--templates", required=True, help="directory of *.jinja templates")
     ap.add_argument("--only", help="only templates whose file name contains this")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--show-errors", action="store_true", help="list every both-error case with both messages")
     args = ap.parse_args()
 
     if not os.path.isdir(args.templates):
@@ -338,6 +377,8 @@ def main():
         per_group.setdefault(group, {"identical": 0, "both-error": 0, "unsupported": 0, "mismatch": 0})[kind] += 1
         if kind in ("mismatch", "unsupported"):
             problems.append((group, case, kind, describe(py_ok, py_out, ours, args.verbose)))
+        elif kind == "both-error" and args.show_errors:
+            print(f"  both-error {group} [{case}]\n      jinja2: {py_out[:200]!r}\n      ours:   {ours.get('error', '')[:200]!r}")
 
     for group, c in per_group.items():
         flag = "" if c["mismatch"] == 0 and c["unsupported"] == 0 else "   <-- FAIL"

@@ -40,7 +40,7 @@ struct RenderOptions {
   // time at render. Set it for reproducible prompts (tests, the differential suite).
   std::optional<std::tm> now;
   size_t max_output_bytes = 16u << 20;  // the rendered prompt, and any macro output
-  uint64_t max_steps = 20'000'000;      // statements, iterations, calls (+ bytes built / 256)
+  uint64_t max_steps = 10'000'000;      // statements, iterations, calls (+ bytes built / 256)
   int max_call_depth = 64;              // nested macro calls (recursive macros)
 };
 

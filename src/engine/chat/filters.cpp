@@ -822,7 +822,8 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
     const std::string& a = b.get(0)->as_string();
     if (input.is_namespace() || input.is_loop()) return py_getattr(input, a);
     if (auto m = method_attribute(input, a)) return *m;
-    return Value::undefined("'" + type_name(input) + " object' has no attribute '" + a + "'");
+    return Value::undefined(string_repr(input.is_none() ? "None" : type_name(input) + " object") + " has no attribute " +
+                            string_repr(a));
   }
   if (n == "format") {
     if (!args.args.empty() && !args.kwargs.empty()) {

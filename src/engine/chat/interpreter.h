@@ -22,7 +22,7 @@ namespace nc::chat::detail {
 
 struct Limits {
   size_t max_output_bytes = 16u << 20;  // any one rendered buffer (the result, a macro's output)
-  uint64_t max_steps = 20'000'000;      // statements, loop iterations, calls, bytes/256 built
+  uint64_t max_steps = 10'000'000;      // statements, loop iterations, calls, bytes/256 built
   int max_call_depth = 64;              // nested macro / call-block invocations
   std::optional<std::tm> now;           // strftime_now's clock; unset: local time at render
 };

@@ -89,8 +89,15 @@ std::string unsafe_message(const Value& obj, std::string_view name) {
   return "access to attribute '" + std::string(name) + "' of '" + type_name(obj) + "' object is unsafe.";
 }
 
+// jinja2.utils.object_type_repr
+std::string object_type_repr(const Value& obj) { return obj.is_none() ? "None" : type_name(obj) + " object"; }
+
 Value no_attribute(const Value& obj, std::string_view name) {
-  return Value::undefined("'" + type_name(obj) + " object' has no attribute '" + std::string(name) + "'");
+  return Value::undefined(string_repr(object_type_repr(obj)) + " has no attribute " + string_repr(name));
+}
+
+Value no_element(const Value& obj, const Value& key) {
+  return Value::undefined(object_type_repr(obj) + " has no element " + to_repr(key));
 }
 
 int64_t normalize_index(int64_t i, int64_t n) { return i < 0 ? i + n : i; }
@@ -423,7 +430,11 @@ Value unary_plus(const Value& v) {
   runtime_error("TypeError: bad operand type for unary +: '" + type_name(v) + "'");
 }
 
-void undefined_error(const Value& v) { runtime_error("UndefinedError: " + v.undefined_message()); }
+void undefined_error(const Value& v) {
+  const std::string m = v.undefined_message();
+  // The sandbox's refusals are SecurityErrors in Jinja2.
+  runtime_error((m.rfind("access to attribute", 0) == 0 ? "SecurityError: " : "UndefinedError: ") + m);
+}
 
 const Value& require_defined(const Value& v) {
   if (v.is_undefined()) undefined_error(v);
@@ -465,7 +476,7 @@ Value py_getitem(const Value& obj, const Value& key) {
         const List& l = obj.as_list();
         const int64_t i = normalize_index(key.as_int(), static_cast<int64_t>(l.size()));
         if (i >= 0 && i < static_cast<int64_t>(l.size())) return l[i];
-        return Value::undefined(type_name(obj) + " object has no element " + to_repr(key));
+        return no_element(obj, key);
       }
       break;
     case Value::Kind::kString:
@@ -479,7 +490,7 @@ Value py_getitem(const Value& obj, const Value& key) {
           const int64_t i = normalize_index(key.as_int(), static_cast<int64_t>(u.size()));
           if (i >= 0 && i < static_cast<int64_t>(u.size())) return Value::string(utf8_encode(u.substr(i, 1)));
         }
-        return Value::undefined("str object has no element " + to_repr(key));
+        return no_element(obj, key);
       }
       break;
     default:
@@ -492,7 +503,7 @@ Value py_getitem(const Value& obj, const Value& key) {
     }
     return py_getattr(obj, key.as_string());
   }
-  return Value::undefined(type_name(obj) + " object has no element " + to_repr(key));
+  return no_element(obj, key);
 }
 
 Value py_slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
