@@ -1,6 +1,9 @@
 // `neocloud model synth` and `neocloud model info`.
 #include <fmt/format.h>
 
+#include <fstream>
+#include <iterator>
+
 #include <map>
 
 #include "apps/neocloud/commands.h"
@@ -80,8 +83,15 @@ void add_model_commands(CLI::App& app) {
   synth->add_option("--tied", opts->tied, "1: no output.weight (tied to token_embd), 0: separate");
   synth->add_option("--llama3-rope", opts->llama3_rope, "1: write llama3 rope_freqs, 0: none");
   synth->add_option("--out", opts->out_path, "output GGUF path")->required();
-  synth->callback([opts] {
+  auto template_file = std::make_shared<std::string>();
+  synth->add_option("--chat-template", *template_file, "file whose text becomes tokenizer.chat_template");
+  synth->callback([opts, template_file] {
     const double t0 = now_s();
+    if (!template_file->empty()) {
+      std::ifstream in(*template_file, std::ios::binary);
+      if (!in) return report(not_found("cannot read chat template file " + *template_file));
+      opts->chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     Status s = engine::synth_model(*opts);
     if (!s.is_ok()) return report(s);
     fmt::print("wrote {} ({} {} {}) in {:.1f} s\n", opts->out_path, opts->arch, opts->shape, opts->type, now_s() - t0);

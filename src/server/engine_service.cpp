@@ -20,6 +20,13 @@ Result<std::unique_ptr<EngineService>> EngineService::start(const std::string& p
     return invalid_argument(fmt::format("{}: the tokenizer has {} tokens but the model's output has {}", path,
                                         s->vocab_->n_tokens(), s->model_->hparams().n_vocab));
   }
+  std::string tmpl;
+  if (const auto* v = s->model_->gguf().find("tokenizer.chat_template"); v && v->type == engine::GgufType::kString)
+    tmpl = std::string(v->str);
+  s->chat_ = ChatFormatter::create(*s->vocab_, tmpl);
+  if (s->chat_.kind() != "jinja") {
+    NC_LOG_WARN("model '{}': chat uses the built-in {} format ({})", id, s->chat_.kind(), s->chat_.fallback_reason());
+  }
   engine::ContextParams cp;
   cp.n_ctx = options.n_ctx;
   cp.n_ubatch = options.token_budget;

@@ -16,6 +16,7 @@
 #include "engine/model/model.h"
 #include "engine/sched/scheduler.h"
 #include "engine/tokenizer/vocab.h"
+#include "server/chat_prompt.h"
 
 namespace nc::server {
 
@@ -38,6 +39,7 @@ class EngineService {
   const std::string& id() const { return id_; }
   const engine::Vocab& vocab() const { return *vocab_; }
   const engine::Model& model() const { return *model_; }
+  const ChatFormatter& chat() const { return chat_; }
   int64_t n_ctx() const { return options_.n_ctx; }
   int64_t created() const { return created_; }
 
@@ -54,6 +56,7 @@ class EngineService {
   int64_t created_ = 0;
   std::unique_ptr<engine::Model> model_;
   std::unique_ptr<engine::Vocab> vocab_;
+  ChatFormatter chat_;
   std::unique_ptr<engine::Context> ctx_;
   std::unique_ptr<engine::Scheduler> sched_;
   std::thread thread_;

@@ -191,7 +191,7 @@ struct HttpServer::Impl {
     }
     if (method == http::verb::get && path == "/metrics") return metrics_reply();
     if (method == http::verb::post && (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/tokenize" ||
-                                       path == "/detokenize" || path == "/v1/embeddings")) {
+                                       path == "/detokenize" || path == "/v1/embeddings" || path == "/apply-template")) {
       *body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
       if (body->is_discarded() || !body->is_object()) {
         return err_reply(400, "We could not parse the JSON body of your request: it must be a JSON object.");
@@ -209,6 +209,7 @@ struct HttpServer::Impl {
       }
       if (path == "/tokenize") return tokenize_reply(*m, *body);
       if (path == "/detokenize") return detokenize_reply(*m, *body);
+      if (path == "/apply-template") return apply_template_reply(*m, *body);
       *model = m;
       return std::nullopt;
     }
@@ -308,18 +309,51 @@ struct HttpServer::Impl {
     return json_reply(200, {{"content", m.vocab().detokenize(ids, false, false)}});
   }
 
-  // The chat prompt: messages rendered with the model's template family, tokenized as llama.cpp's
-  // server does (BOS as the model asks, special-token text parsed).
+  // POST /apply-template (as llama.cpp's server): the chat prompt text a request's messages become.
+  Reply apply_template_reply(const EngineService& m, const json& body) {
+    std::string text;
+    ApiError err;
+    if (!chat_text(m, body, &text, &err)) return error_reply(err);
+    return json_reply(200, {{"prompt", text}, {"format", m.chat().kind()}});
+  }
+
+  // The chat prompt: messages rendered with the model's chat template (or built-in format), tokenized
+  // as llama.cpp's server does (BOS as the model asks, special-token text parsed).
   bool chat_prompt(const EngineService& m, const json& body, std::vector<std::vector<engine::TokenId>>* prompts,
                    ApiError* err) {
+    std::string text;
+    if (!chat_text(m, body, &text, err)) return false;
+    prompts->push_back(m.vocab().tokenize(text, true, true));
+    return true;
+  }
+
+  bool chat_text(const EngineService& m, const json& body, std::string* out, ApiError* err) {
     std::vector<ChatMessage> msgs;
     if (!parse_messages(body, &msgs, err)) return false;
-    std::string tmpl;
-    if (const auto* v = m.model().gguf().find("tokenizer.chat_template"); v && v->type == engine::GgufType::kString) {
-      tmpl = std::string(v->str);
+    json kwargs = json::object();
+    if (auto k = body.find("chat_template_kwargs"); k != body.end() && !k->is_null()) {
+      if (!k->is_object()) {
+        err->message = "'chat_template_kwargs' must be an object";
+        err->param = "chat_template_kwargs";
+        return false;
+      }
+      kwargs = *k;
     }
-    const std::string text = render_chat(chat_template_family(m.vocab(), tmpl), msgs, true);
-    prompts->push_back(m.vocab().tokenize(text, true, true));
+    bool add_generation_prompt = true;
+    if (auto a = body.find("add_generation_prompt"); a != body.end() && !a->is_null()) {
+      if (!a->is_boolean()) {
+        err->message = "'add_generation_prompt' must be a boolean";
+        err->param = "add_generation_prompt";
+        return false;
+      }
+      add_generation_prompt = a->get<bool>();
+    }
+    auto text = m.chat().render(msgs, add_generation_prompt, kwargs);
+    if (!text.is_ok()) {
+      *err = from_status(text.status(), "messages");
+      return false;
+    }
+    *out = std::move(*text);
     return true;
   }
 

@@ -1,6 +1,7 @@
 // HttpServer: the OpenAI-compatible HTTP API over Boost.Beast with C++20 coroutines, one I/O thread.
 // Endpoints: GET /health (503 while models load), GET /v1/models[/{id}], POST /v1/completions and
 // /v1/chat/completions (streaming and not), POST /v1/embeddings, POST /tokenize, POST /detokenize,
+// POST /apply-template (the chat prompt text, as llama.cpp's server),
 // GET /metrics. Requests name their model by id; a model still loading answers 503.
 //
 // Ownership: borrows the ModelRegistry (it must outlive the server). Thread-safety: `listen` and `run`

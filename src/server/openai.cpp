@@ -344,53 +344,27 @@ bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* e
     } else if (content->is_string()) {
       cm.content = content->get<std::string>();
     } else if (content->is_array()) {
+      bool first = true;
       for (const auto& part : *content) {
         if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
           return bad(err, where + ".content", "only text content parts are supported", "unsupported_parameter");
         }
+        if (!first) cm.content += "\n";  // as llama.cpp joins text parts for templates that take strings
         cm.content += part["text"].get<std::string>();
+        first = false;
       }
     } else {
       return bad(err, where + ".content", where + ".content must be a string or an array of text parts");
     }
+    for (auto [field, dst] : {std::pair<const char*, std::string*>{"name", &cm.name}, {"tool_call_id", &cm.tool_call_id}}) {
+      auto f = m.find(field);
+      if (f == m.end() || f->is_null()) continue;
+      if (!f->is_string()) return bad(err, where + "." + field, fmt::format("{}.{} must be a string", where, field));
+      *dst = f->get<std::string>();
+    }
     out->push_back(std::move(cm));
   }
   return true;
-}
-
-std::string chat_template_family(const engine::Vocab& vocab, const std::string& t) {
-  if (t.find("<|start_header_id|>") != std::string::npos) return "llama3";
-  if (t.find("<|im_start|>") != std::string::npos) return "chatml";
-  if (t.find("[INST]") != std::string::npos) return "llama2";
-  if (t.empty() && vocab.find("<|start_header_id|>") != engine::kNoToken) return "llama3";
-  return "chatml";
-}
-
-std::string render_chat(const std::string& family, const std::vector<ChatMessage>& msgs, bool add_generation_prompt) {
-  std::string out;
-  if (family == "llama3") {
-    for (const auto& m : msgs) out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
-    if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  } else if (family == "llama2") {
-    std::string system;
-    bool first_user = true;
-    for (const auto& m : msgs) {
-      if (m.role == "system") {
-        system += m.content;
-      } else if (m.role == "user" || m.role == "tool") {
-        out += "[INST] ";
-        if (first_user && !system.empty()) out += "<<SYS>>\n" + system + "\n<</SYS>>\n\n";
-        first_user = false;
-        out += m.content + " [/INST]";
-      } else {
-        out += " " + m.content + " </s>";
-      }
-    }
-  } else {
-    for (const auto& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    if (add_generation_prompt) out += "<|im_start|>assistant\n";
-  }
-  return out;
 }
 
 }  // namespace nc::server

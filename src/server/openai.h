@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "engine/sched/scheduler.h"
 #include "engine/tokenizer/vocab.h"
+#include "server/chat_prompt.h"
 
 namespace nc::server {
 
@@ -62,13 +63,8 @@ bool parse_embedding_request(const json& body, const engine::Vocab& vocab, int64
 // Little-endian float32 bytes in base64 (what encoding_format "base64" returns).
 std::string base64_floats(const std::vector<float>& v);
 
-// /v1/chat/completions messages -> prompt text. Until the Jinja engine lands (issue 4), the GGUF's
-// tokenizer.chat_template only selects a built-in family (llama3, chatml, llama2); no template: chatml.
-struct ChatMessage {
-  std::string role, content;
-};
+// /v1/chat/completions messages: roles system/developer (as system)/user/assistant/tool, content a
+// string or text parts; assistant tool_calls are refused until tools exist.
 bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* err);
-std::string chat_template_family(const engine::Vocab& vocab, const std::string& gguf_template);
-std::string render_chat(const std::string& family, const std::vector<ChatMessage>& messages, bool add_generation_prompt);
 
 }  // namespace nc::server

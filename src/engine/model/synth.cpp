@@ -223,6 +223,7 @@ Status synth_model(const SynthOptions& o) {
     w.set_string("tokenizer.ggml.model", "none");
     w.set_array_string("tokenizer.ggml.tokens", std::move(toks));
   }
+  if (!o.chat_template.empty()) w.set_string("tokenizer.chat_template", o.chat_template);
 
   // Magnitudes chosen so activations stay O(1): a row of E uniform weights of amplitude amp
   // dotted with a unit-rms vector gives ~amp*sqrt(E/3).

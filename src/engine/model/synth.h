@@ -31,6 +31,7 @@ struct SynthOptions {
   std::string arch = "llama"; // llama | qwen2 (adds q/k/v biases, NEOX rope)
   int tied = -1;              // 1: no output.weight, 0: separate output, -1: arch default (qwen2 tied)
   int llama3_rope = -1;       // -1: shape default
+  std::string chat_template;  // non-empty: written as tokenizer.chat_template (replacing the vocab's)
   uint64_t seed = 1;
   int64_t n_ctx = 4096;
   std::string out_path;
