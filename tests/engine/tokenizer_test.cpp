@@ -233,6 +233,25 @@ TEST(MalformedVocab, ValidSmallVocabLoadsAndTokenizes) {
   EXPECT_TRUE((*r)->is_eog(3));
 }
 
+TEST(MalformedVocab, SpmWithoutByteTokensGivesUnkNotAnInvalidId) {
+  // Regression: a missing byte token was emitted as kNoToken (-1), an id outside the vocabulary.
+  VocabSpec v;
+  v.model = "llama";
+  v.pre = "";
+  v.tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81" "a", "a"};
+  v.types = {2, 3, 3, 1, 1};
+  v.scores = {0, 0, 0, -1, -2};
+  v.with_scores = true;
+  v.with_merges = false;
+  auto r = load_spec(v, "spm-no-bytes");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  const auto ids = (*r)->tokenize("a\xE2\x82\xAC", false, false);  // "a€": no token for "€" or its bytes
+  ASSERT_FALSE(ids.empty());
+  for (TokenId id : ids) EXPECT_TRUE(id >= 0 && id < (*r)->n_tokens()) << id;
+  EXPECT_EQ(ids.front(), 3) << ::testing::PrintToString(ids);
+  EXPECT_EQ(ids.back(), 0);
+}
+
 TEST(MalformedVocab, ClearErrors) {
   VocabSpec v;
   v.merges = {"a c"};

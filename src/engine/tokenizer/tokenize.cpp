@@ -178,7 +178,13 @@ void Vocab::tokenize_spm(std::string_view text, std::vector<TokenId>& out) const
     }
     auto it = rev_merge.find(t);
     if (it == rev_merge.end()) {
-      for (char c : t) out.push_back(byte_to_token(static_cast<uint8_t>(c)));
+      for (char c : t) {
+        // A vocab without this byte's token (malformed: SentencePiece byte fallback has all 256) gives
+        // <unk>, as SentencePiece without byte fallback does; llama.cpp throws here.
+        const TokenId b = byte_to_token(static_cast<uint8_t>(c));
+        if (b != kNoToken) out.push_back(b);
+        else if (unk_ != kNoToken) out.push_back(unk_);
+      }
       return;
     }
     self(self, syms[it->second.first]);
