@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Seed corpus for the GGUF fuzzer: small valid models (tiny shapes, every type) written by our own
+# Seed corpora: for the GGUF fuzzer, small valid models (tiny shapes, every type) written by our own
 # writer, truncated to their first 64 KiB so the fuzzer mutates headers, metadata and tensor infos.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:?corpus dir}
 TOK=${2:-}
+CHAT=${3:-}
 # Tokenizer corpus: every case of the differential test corpus, one file each.
 if [ -n "$TOK" ] && [ ! -d "$TOK" ]; then
   mkdir -p "$TOK"
@@ -14,6 +15,11 @@ data = open(sys.argv[1], "rb").read().split(b"\n__ggml_vocab_test__\n")
 for i, c in enumerate(data):
     open(f"{sys.argv[2]}/case-{i:04d}", "wb").write(c)
 PY
+fi
+# Chat-template corpus: llama.cpp's real chat templates.
+if [ -n "$CHAT" ] && [ ! -d "$CHAT" ]; then
+  mkdir -p "$CHAT"
+  cp "$(bash "$ROOT/tools/llama-cpp.sh" --fetch)"/models/templates/*.jinja "$CHAT"/
 fi
 mkdir -p "$OUT"
 [ -z "$(ls -A "$OUT")" ] || exit 0

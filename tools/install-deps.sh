@@ -8,7 +8,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libsqlite3-dev libpq-dev libutf8proc-dev zlib1g-dev libboost-dev
   clang libclang-rt-14-dev
-  python3 time
+  python3 python3-jinja2 time
 )
 missing=()
 for p in "${PKGS[@]}"; do
