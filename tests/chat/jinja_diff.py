@@ -6,12 +6,15 @@ conversations by Jinja2 (ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_
 extensions=[loopcontrols, AssistantTracker]), raise_exception, strftime_now, HF's tojson) and by
 nc_chat_render --batch. A case passes when both outputs are byte-identical, or both raised. A case
 where our engine reports "unsupported construct" is listed and fails the run, as does any mismatch.
-A suite of small snippets checks operator/filter/method semantics the same way.
+A suite of small snippets checks operator/filter/method semantics the same way, and so do random
+programs from fixed seeds: whitespace-control mixes (trim_blocks/lstrip_blocks, -/+ markers, raw,
+comments) and expressions over operators, filters, tests and str/dict/list methods.
 
 strftime_now() is pinned to NOW on both sides (our side: the "now" field of each case).
 
   python3 jinja_diff.py --render build/bin/nc_chat_render --templates .cache/ref/llama.cpp/models/templates
-  (-v prints a diff for each mismatch; --only NAME restricts to templates whose name contains NAME)
+  (-v prints a diff for each mismatch; --only NAME restricts to templates whose name contains NAME;
+   --random N --seed S sets the random programs; --show-errors lists the cases where both raised)
 """
 import argparse
 import copy
@@ -19,9 +22,11 @@ import datetime
 import difflib
 import json
 import os
+import random
 import re
 import subprocess
 import sys
+import warnings
 
 try:
     import jinja2
@@ -282,6 +287,111 @@ SNIPPET_CONTEXT = {
 }
 
 
+# ---- random programs (fixed seeds): whitespace control and expression semantics ----
+WS_TEXT = ["", " ", "  ", "\n", "\n\n", " \n ", "\t", "a", "b c", "\n  ", "  \n", "x\n", "\r\n", "\u00a0",
+           "\u3000\n", " \t\n\t "]
+
+
+def random_whitespace_template(rng, depth=0):
+    """Text, tags and comments with random -/+ markers: exercises trim_blocks/lstrip_blocks."""
+    def sign():
+        return rng.choice(["", "", "-", "+"])
+    out = ""
+    for _ in range(rng.randint(1, 4)):
+        out += rng.choice(WS_TEXT)
+        k = rng.random()
+        if k < 0.25:
+            out += "{{" + sign() + " 'v' " + rng.choice(["", "-"]) + "}}"
+        elif k < 0.4:
+            out += "{#" + sign() + " c " + sign() + "#}"
+        elif k < 0.6 and depth < 3:
+            out += ("{%" + sign() + " if true " + sign() + "%}" + random_whitespace_template(rng, depth + 1) +
+                    "{%" + sign() + " endif " + sign() + "%}")
+        elif k < 0.7 and depth < 3:
+            out += ("{%" + sign() + " for i in [1,2] " + sign() + "%}" + random_whitespace_template(rng, depth + 1) +
+                    "{%" + sign() + " endfor " + sign() + "%}")
+        elif k < 0.78:
+            out += "{%" + sign() + " set z = 1 " + sign() + "%}"
+        elif k < 0.83:
+            out += ("{%" + sign() + " raw " + sign() + "%}" + rng.choice(WS_TEXT) + "{{ r }}" + rng.choice(WS_TEXT) +
+                    "{%" + sign() + " endraw " + sign() + "%}")
+        elif k < 0.9 and depth < 3:
+            out += ("{%" + sign() + " macro m() " + sign() + "%}" + random_whitespace_template(rng, depth + 1) +
+                    "{%" + sign() + " endmacro " + sign() + "%}{{ m() }}")
+    return out + rng.choice(WS_TEXT)
+
+
+R_STRS = ["'a'", "'abc'", "''", "'héllo'", "' x y '", "'A,b,,c'", "'日本'", "'x\\ny'", "\"it's\"", "'%s'", "'{}'",
+          "'10'", "'3.5'", "'True'"]
+R_NUMS = ["0", "1", "2", "-3", "7", "0.5", "1.0", "2.5", "-0.0", "1e3", "1e-7", "100000000000", "3.14159"]
+R_VARS = ["x", "y", "s", "l", "d", "n", "f", "u", "e", "messages"]
+R_FILTERS = ["length", "upper", "lower", "trim", "title", "capitalize", "string", "list", "first", "last",
+             "reverse|list", "sort", "unique|list", "tojson", "join(',')", "join", "int", "float", "abs", "round",
+             "round(1)", "default('D')", "default('D', true)", "items|list", "dictsort", "sum", "max", "min", "count",
+             "wordcount", "center(7)", "indent(2)", "batch(2)|list", "map('string')|list", "select|list",
+             "reject|list", "selectattr('role')|list", "map(attribute='role')|list", "e", "safe",
+             "replace('a','b')", "format(1)", "truncate(5)", "tojson(indent=1)", "tojson(sort_keys=true)"]
+R_TESTS = ["defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable", "sequence",
+           "boolean", "true", "false", "odd", "even", "divisibleby(2)", "eq(1)", "lower", "upper", "in([1, 'a'])",
+           "callable", "sameas(none)"]
+R_METHODS = ["strip()", "split()", "split(',')", "upper()", "lower()", "title()", "startswith('a')", "endswith('c')",
+             "replace('a', 'X')", "find('b')", "count('a')", "isdigit()", "format(1, 2)", "get('a')", "get('z', 0)",
+             "items()|list", "keys()|list", "values()|list", "index(1)", "splitlines()", "rstrip('c')", "lstrip()",
+             "zfill(5)", "center(6, '*')", "join(['p','q'])", "rsplit(',', 1)", "partition('b')", "capitalize()"]
+RANDOM_EXPR_CONTEXT = {"x": 5, "y": 2.5, "s": "abc", "l": [3, 1, 2], "d": {"a": 1, "b": [1, 2]}, "n": None,
+                       "f": False, "e": [], "messages": [{"role": "user", "content": "hi"},
+                                                        {"role": "assistant", "content": None}]}
+
+
+def random_expression(rng, depth=0):
+    """Expressions mixing literals, variables, operators, filters, tests and methods."""
+    def atom(d):
+        r = rng.random()
+        if r < 0.25 or d >= 3:
+            return rng.choice(R_VARS)
+        if r < 0.45:
+            return rng.choice(R_STRS)
+        if r < 0.6:
+            return rng.choice(R_NUMS)
+        if r < 0.7:
+            return "[" + ", ".join(random_expression(rng, d + 1) for _ in range(rng.randint(0, 3))) + "]"
+        if r < 0.75:
+            return "{" + ", ".join(f"{rng.choice(R_STRS)}: {random_expression(rng, d + 1)}"
+                                   for _ in range(rng.randint(0, 2))) + "}"
+        if r < 0.8:
+            return "(" + random_expression(rng, d + 1) + ", " + random_expression(rng, d + 1) + ")"
+        return "(" + random_expression(rng, d + 1) + ")"
+
+    def postfix(e):
+        r = rng.random()
+        if r < 0.2:
+            return f"{e}|{rng.choice(R_FILTERS)}"
+        if r < 0.3:
+            return f"{e}.{rng.choice(R_METHODS)}"
+        # Subscripts only on variables: Jinja2 constant-folds literal[...] through a different path.
+        if r < 0.4 and e in R_VARS:
+            return e + "[" + rng.choice(["0", "-1", "1:", "::-1", ":2", "'a'", "5"]) + "]"
+        if r < 0.45:
+            return f"{e}.{rng.choice(['a', 'role', 'content', 'b'])}"
+        return e
+
+    if depth > 3:
+        return atom(depth)
+    r = rng.random()
+    a = postfix(atom(depth))
+    if r < 0.35:
+        return a
+    if r < 0.65:
+        op = rng.choice(["+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in",
+                         "and", "or"])
+        return f"{a} {op} {postfix(atom(depth + 1))}"
+    if r < 0.75:
+        return f"not {a}"
+    if r < 0.85:
+        return f"{a} is {rng.choice(['', 'not '])}{rng.choice(R_TESTS)}"
+    return f"{a} if {random_expression(rng, depth + 1)} else {random_expression(rng, depth + 1)}"
+
+
 def render_python(env, source, context):
     try:
         return True, env.from_string(source).render(**context)
@@ -342,6 +452,8 @@ def main():
     ap.add_argument("--only", help="only templates whose file name contains this")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--show-errors", action="store_true", help="list every both-error case with both messages")
+    ap.add_argument("--random", type=int, default=600, help="random whitespace and expression programs (each)")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
     if not os.path.isdir(args.templates):
@@ -367,6 +479,20 @@ def main():
             cases.append({"template": snippet, "context": SNIPPET_CONTEXT, "now": NOW_STR})
             labels.append(("snippets", f"#{i}"))
 
+    if not args.only:
+        rng = random.Random(args.seed)
+        for i in range(args.random):
+            src = random_whitespace_template(rng)
+            expected.append(render_python(env, src, {}))
+            cases.append({"template": src, "context": {}})
+            labels.append(("random whitespace programs", f"#{i}"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Python's SyntaxWarnings about the generated code
+            for i in range(args.random):
+                src = "{{ " + random_expression(rng) + " }}"
+                expected.append(render_python(env, src, copy.deepcopy(RANDOM_EXPR_CONTEXT)))
+                cases.append({"template": src, "context": RANDOM_EXPR_CONTEXT})
+                labels.append(("random expressions", f"#{i}"))
     results = run_ours(args.render, cases)
     per_group = {}
     problems = []
@@ -387,11 +513,14 @@ def main():
     for group, case, kind, text in problems:
         print(f"  {kind.upper()}: {group} [{case}]")
         print(text)
+        if group != "snippets" and not group.endswith(".jinja"):
+            print(f"      template: {cases[labels.index((group, case))]['template']!r}")
         if group == "snippets":
             print(f"      template: {SNIPPETS[int(case[1:])]!r}")
-    n_templates = len([g for g in per_group if g != "snippets"])
-    print(f"jinja_diff: {n_templates} templates x {len(CONVERSATIONS)} conversations + {len(SNIPPETS) if not args.only else 0} "
-          f"snippets = {len(cases)} cases: identical {totals['identical']}, both-error {totals['both-error']}, "
+    n_templates = len([g for g in per_group if g.endswith(".jinja")])
+    extra = 0 if args.only else len(SNIPPETS) + 2 * args.random
+    print(f"jinja_diff: {n_templates} templates x {len(CONVERSATIONS)} conversations + {extra} snippets/random "
+          f"programs = {len(cases)} cases: identical {totals['identical']}, both-error {totals['both-error']}, "
           f"unsupported {totals['unsupported']}, mismatch {totals['mismatch']}")
     return 1 if totals["mismatch"] or totals["unsupported"] else 0
 

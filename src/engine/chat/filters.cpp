@@ -599,6 +599,9 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
   if (n == "indent") {
     ArgBinder b(n, args, {"width", "first", "blank"});
     if (input.is_undefined()) undefined_error(input);
+    if (input.is_indexable_list() && !input.is_tuple()) {
+      runtime_error("AttributeError: 'list' object has no attribute 'splitlines'");
+    }
     if (!input.is_string()) {
       runtime_error("TypeError: unsupported operand type(s) for +=: '" + type_name(input) + "' and 'str'");
     }
@@ -848,7 +851,10 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
     if (length < end_len) runtime_error("AssertionError: expected length >= " + std::to_string(end_len));
     if (leeway < 0) runtime_error("AssertionError: expected leeway >= 0");
     if (input.is_undefined()) return input;
-    if (!input.is_string()) runtime_error("TypeError: object of type '" + type_name(input) + "' has no len()");
+    if (!input.is_string()) {
+      if (static_cast<int64_t>(py_len(input)) <= length + leeway) return input;
+      runtime_error("TypeError: can only concatenate " + type_name(input) + " (not \"str\") to " + type_name(input));
+    }
     const std::string& s = input.as_string();
     if (static_cast<int64_t>(utf8_length(s)) <= length + leeway) return input;
     const Value head = py_slice(input, Value::none(), Value::integer(length - end_len), Value::none());

@@ -491,7 +491,8 @@ std::string percent_format(std::string_view fmt, const Value& args) {
   } else {
     list.push_back(args);
     if (args.is_dict()) mapping = &args.as_dict();
-    if (args.is_dict() || args.is_list()) exempt = true;
+    // Python treats any non-tuple with __getitem__ (other than str) as a mapping here.
+    if (args.is_dict() || args.is_indexable_list() || args.is_undefined()) exempt = true;
   }
   size_t next = 0;
   bool used_mapping = false;

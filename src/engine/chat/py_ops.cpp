@@ -289,7 +289,9 @@ size_t py_len(const Value& v) {
 
 Value binary_op(BinaryOp op, const Value& a, const Value& b) {
   if (a.is_undefined()) undefined_error(a);
-  if (b.is_undefined()) undefined_error(b);
+  // str % Undefined formats it (str.__mod__ runs first); every other operator defers to Undefined's
+  // reflected method, which raises.
+  if (b.is_undefined() && !(op == BinaryOp::kMod && a.is_string())) undefined_error(b);
   const bool ints = is_intlike(a) && is_intlike(b);
   const bool nums = a.is_number() && b.is_number();
   switch (op) {
@@ -519,8 +521,10 @@ Value py_slice(const Value& obj, const Value& start, const Value& stop, const Va
   const int64_t s = st.value_or(1);
   if (s == 0) runtime_error("ValueError: slice step cannot be zero");
   if (s == std::numeric_limits<int64_t>::min()) overflow();
+  // Jinja2 compiles slices to plain Python subscripts (not environment.getitem): errors propagate.
+  if (obj.is_dict()) runtime_error("TypeError: unhashable type: 'slice'");
   if (!obj.is_indexable_list() && !obj.is_string()) {
-    return Value::undefined(type_name(obj) + " object has no element slice");
+    runtime_error("TypeError: '" + type_name(obj) + "' object is not subscriptable");
   }
   std::u32string u;
   const bool ascii = obj.is_string() && is_ascii(obj.as_string());
