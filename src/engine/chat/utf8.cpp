@@ -338,10 +338,6 @@ std::string_view py_strip(std::string_view s, const std::u32string* chars, bool 
   return s.substr(b, e - b);
 }
 
-}  // namespace nc::chat::detail
-
-namespace nc::chat::detail {
-
 std::vector<std::string> py_splitlines(std::string_view s, bool keepends) {
   auto is_break = [](char32_t c) {
     return c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E || c == 0x85 ||

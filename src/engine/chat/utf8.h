@@ -49,10 +49,6 @@ std::string py_swapcase(std::string_view s);
 // Python str.strip/lstrip/rstrip: without `chars` strips py_isspace, else the code points in chars.
 std::string_view py_strip(std::string_view s, const std::u32string* chars, bool left, bool right);
 
-}  // namespace nc::chat::detail
-
-namespace nc::chat::detail {
-
 // str.splitlines(keepends): splits at \n, \r, \r\n, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029.
 std::vector<std::string> py_splitlines(std::string_view s, bool keepends);
 
