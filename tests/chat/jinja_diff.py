@@ -127,6 +127,14 @@ CONVERSATIONS = {
         {"role": "user", "content": "emoji 👩‍👩‍👧 and \u00a0nbsp\u3000ideographic space"}]}, True),
     "no_generation_prompt": ({"messages": [{"role": "user", "content": "What is 2+2?"},
                                            {"role": "assistant", "content": "2+2 = 4."}]}, False),
+    # As llama.cpp renders: no `tools`/`documents` keys at all (HF passes tools=None).
+    "system_user_no_tools_key": ({"messages": [{"role": "system", "content": SYSTEM},
+                                               {"role": "user", "content": "Hello! Who are you?"}],
+                                  "omit": ["tools", "documents"]}, True),
+    "multi_turn_no_tools_key": ({"messages": [{"role": "user", "content": "Hi there"},
+                                              {"role": "assistant", "content": "Hello! How can I help you today?"},
+                                              {"role": "user", "content": "Tell me a joke."}],
+                                 "omit": ["tools", "documents"]}, False),
     "multi_tool_calls": ({"messages": [
         {"role": "user", "content": "Weather in Paris and news about llamas?"},
         {"role": "assistant", "content": "Let me check both.", "tool_calls": [
@@ -158,8 +166,10 @@ def conversation_context(conv, add_generation_prompt):
     ctx = {"messages": conv["messages"], "tools": conv.get("tools"), "documents": None,
            "add_generation_prompt": add_generation_prompt, "bos_token": "<s>", "eos_token": "</s>"}
     for k, v in conv.items():  # extra chat-template kwargs (enable_thinking, ...)
-        if k not in ("messages", "tools"):
+        if k not in ("messages", "tools", "omit"):
             ctx[k] = v
+    for k in conv.get("omit", []):
+        del ctx[k]
     return ctx
 
 
