@@ -286,6 +286,40 @@ TEST(ChatTemplateLimits, DeepNestingHugeLoopsAndOutputAreBounded) {
   EXPECT_EQ(render("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns.me.me is defined }}"), "True");
 }
 
+// Regression: `1 + 1 + ... + 1` is parsed in a loop but builds a tree as deep as it is long, which
+// evaluation (and destruction) recursed on until the stack overflowed.
+TEST(ChatTemplateLimits, LongOperatorChainIsRefusedNotAStackOverflow) {
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 200000; ++i) chain += "+1";
+  EXPECT_EQ(render_status(chain + " }}").code(), StatusCode::kResourceExhausted);
+  std::string filters = "{{ x";
+  for (int i = 0; i < 100000; ++i) filters += "|trim";
+  EXPECT_EQ(render_status(filters + " }}").code(), StatusCode::kResourceExhausted);
+  // Long but reasonable chains are fine.
+  std::string ok = "{{ 'a'";
+  for (int i = 0; i < 300; ++i) ok += " + 'a'";
+  EXPECT_EQ(render(ok + " }}"), std::string(301, 'a'));
+}
+
+// Regression: a namespace attribute rebuilt as [previous] in a loop nested lists 500,000 deep; ==,
+// repr and the destructor recursed on it.
+TEST(ChatTemplateLimits, DeeplyNestedValuesAreRefused) {
+  EXPECT_EQ(render_status("{% set ns = namespace(l=[]) %}{% for i in range(1000) %}{% for j in range(500) %}"
+                          "{% set ns.l = [ns.l] %}{% endfor %}{% endfor %}{{ ns.l == ns.l }}")
+                .code(),
+            StatusCode::kResourceExhausted);
+}
+
+// Macro recursion multiplies statement and expression nesting; the total is bounded too.
+TEST(ChatTemplateLimits, RecursionAcrossMacrosIsBounded) {
+  std::string t = "{% macro f(n) %}";
+  for (int i = 0; i < 15; ++i) t += "{% if true %}";
+  t += "{{ " + std::string(25, '[') + "f(n + 1)" + std::string(25, ']') + " }}";
+  for (int i = 0; i < 15; ++i) t += "{% endif %}";
+  t += "{% endmacro %}{{ f(0) }}";
+  EXPECT_EQ(render_status(t).code(), StatusCode::kResourceExhausted);
+}
+
 TEST(ChatTemplateContext, KeyOrderStrftimeAndThreads) {
   ojson ctx = ojson::parse(R"({"tools": [{"zeta": 1, "alpha": 2}]})");
   EXPECT_EQ(render("{{ tools[0]|tojson }}", ctx), "{\"zeta\": 1, \"alpha\": 2}");

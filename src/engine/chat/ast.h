@@ -57,6 +57,7 @@ struct Expr {
   std::vector<CompareOp> compare_ops;
   std::vector<ExprPtr> items;
   CallSpec call;
+  int depth = 1;  // height of this subtree (bounded by the parser: evaluation recurses on it)
   // Filters and tests with a name unknown at parse time inside an if/inline-if: jinja2 only fails
   // when they run (its "soft frame" rule), elsewhere at parse time.
   bool soft = false;

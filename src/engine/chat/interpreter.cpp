@@ -10,6 +10,21 @@ namespace nc::chat::detail {
 
 namespace {
 
+// Nested statement and expression frames of one render (each is bounded by the parser, but macro
+// recursion multiplies them). Keeps the native stack well inside 8 MiB, sanitizers included.
+constexpr int kMaxRecursion = 2500;
+
+struct RecursionGuard {
+  explicit RecursionGuard(int* depth) : depth_(depth) {
+    if (++*depth_ > kMaxRecursion) {
+      --*depth_;
+      fail(StatusCode::kResourceExhausted, "template recursion too deep");
+    }
+  }
+  ~RecursionGuard() { --*depth_; }
+  int* depth_;
+};
+
 // A macro defined by {% macro %} or the body of a {% call %} block. The closure is weak: scopes
 // own macros (as variables), so a strong reference would be a cycle. A macro that outlives its
 // defining scope (stored in a namespace and called after a loop ends) resolves names from the root.
@@ -119,6 +134,7 @@ std::string Interpreter::render_body(const Body& body, const ScopePtr& scope) {
 
 Interpreter::Flow Interpreter::exec_node(const Node& n, const ScopePtr& scope, std::string& out) {
   step();
+  RecursionGuard guard(&recursion_);
   try {
     switch (n.kind) {
       case NodeKind::kText:
@@ -389,6 +405,7 @@ bool Interpreter::eval_compare(const Expr& e, const ScopePtr& scope) {
 }
 
 Value Interpreter::eval(const Expr& e, const ScopePtr& scope) {
+  RecursionGuard guard(&recursion_);
   Value v = eval_inner(e, scope);
   // Charge for what was built, so loops that grow strings or lists stay within the budget.
   if (v.is_string() && v.as_string().size() > 256) {

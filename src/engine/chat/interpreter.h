@@ -82,6 +82,7 @@ class Interpreter {
   uint64_t steps_ = 0;
   uint64_t appended_bytes_ = 0;
   int call_depth_ = 0;
+  int recursion_ = 0;  // nested exec_node/eval frames, all macros together
   std::vector<std::shared_ptr<Namespace>> namespaces_;
 };
 

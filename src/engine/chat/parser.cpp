@@ -13,6 +13,9 @@ namespace {
 
 // Deeper nesting than this is refused (Python's recursion limit stops Jinja2 well before it).
 constexpr int kMaxNesting = 100;
+// Height of an expression tree: `a + b + c + ...` nests one level per operator even though it is
+// parsed in a loop, and evaluation recurses on it.
+constexpr int kMaxExprDepth = 400;
 
 const std::set<std::string, std::less<>> kJinjaFilters = {
     "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
@@ -114,6 +117,24 @@ class Parser {
     ~DepthGuard() { --p_->depth_; }
     Parser* p_;
   };
+
+  // Records the height of a finished node (its children are finished first) and bounds it.
+  ExprPtr seal(ExprPtr e) {
+    int d = 0;
+    auto see = [&](const ExprPtr& c) {
+      if (c) d = std::max(d, c->depth);
+    };
+    for (const auto& c : e->items) see(c);
+    for (const auto& c : e->call.args) see(c);
+    for (const auto& kv : e->call.kwargs) see(kv.second);
+    see(e->call.dyn_args);
+    see(e->call.dyn_kwargs);
+    e->depth = d + 1;
+    if (e->depth > kMaxExprDepth) {
+      fail(StatusCode::kResourceExhausted, describe_position(lexed_.source, e->offset) + ": expression nested too deeply");
+    }
+    return e;
+  }
 
   ExprPtr make(ExprKind kind, size_t offset) {
     auto e = std::make_unique<Expr>();
@@ -438,7 +459,7 @@ class Parser {
       c->items.push_back(std::move(expr2));
       c->items.push_back(std::move(expr1));
       c->items.push_back(std::move(expr3));
-      expr1 = std::move(c);
+      expr1 = seal(std::move(c));
     }
     return expr1;
   }
@@ -450,7 +471,7 @@ class Parser {
       auto n = make(ExprKind::kOr, at);
       n->items.push_back(std::move(left));
       n->items.push_back(parse_and());
-      left = std::move(n);
+      left = seal(std::move(n));
     }
     return left;
   }
@@ -462,7 +483,7 @@ class Parser {
       auto n = make(ExprKind::kAnd, at);
       n->items.push_back(std::move(left));
       n->items.push_back(parse_not());
-      left = std::move(n);
+      left = seal(std::move(n));
     }
     return left;
   }
@@ -473,7 +494,7 @@ class Parser {
       const size_t at = next().offset;
       auto n = make(ExprKind::kNot, at);
       n->items.push_back(parse_not());
-      return n;
+      return seal(std::move(n));
     }
     return parse_compare();
   }
@@ -503,7 +524,7 @@ class Parser {
       cmp->compare_ops.push_back(op);
       cmp->items.push_back(parse_math1());
     }
-    return cmp ? std::move(cmp) : std::move(expr);
+    return cmp ? seal(std::move(cmp)) : std::move(expr);
   }
 
   ExprPtr binary(ExprPtr left, BinaryOp op, ExprPtr right, size_t at) {
@@ -511,7 +532,7 @@ class Parser {
     n->op = op;
     n->items.push_back(std::move(left));
     n->items.push_back(std::move(right));
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_math1() {
@@ -531,7 +552,7 @@ class Parser {
     auto n = make(ExprKind::kConcat, at);
     n->items.push_back(std::move(first));
     while (skip_op("~")) n->items.push_back(parse_math2());
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_math2() {
@@ -563,6 +584,7 @@ class Parser {
       const Token& t = next();
       node = make(t.value == "-" ? ExprKind::kNeg : ExprKind::kPos, t.offset);
       node->items.push_back(parse_unary(false));
+      node = seal(std::move(node));
     } else {
       node = parse_primary();
     }
@@ -643,7 +665,7 @@ class Parser {
     }
     auto n = make(ExprKind::kTuple, at);
     n->items = std::move(args);
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_list() {
@@ -654,7 +676,7 @@ class Parser {
       n->items.push_back(parse_expression(true));
     }
     expect_op("]");
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_dict() {
@@ -667,7 +689,7 @@ class Parser {
       n->items.push_back(parse_expression(true));
     }
     expect_op("}");
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_postfix(ExprPtr node) {
@@ -705,7 +727,7 @@ class Parser {
         auto n = make(ExprKind::kGetattr, t.offset);
         n->name = attr.value;
         n->items.push_back(std::move(node));
-        return n;
+        return seal(std::move(n));
       }
       if (attr.type != TokenType::kInteger) fail_at(attr, "expected name or number");
       auto key = make(ExprKind::kConst, attr.offset);
@@ -713,7 +735,7 @@ class Parser {
       auto n = make(ExprKind::kGetitem, t.offset);
       n->items.push_back(std::move(node));
       n->items.push_back(std::move(key));
-      return n;
+      return seal(std::move(n));
     }
     // '['
     std::vector<ExprPtr> args;
@@ -728,18 +750,19 @@ class Parser {
     } else {
       arg = make(ExprKind::kTuple, t.offset);
       arg->items = std::move(args);
+      arg = seal(std::move(arg));
     }
     if (arg->kind == ExprKind::kSlice) {
       // Rewrite slice(start, stop, step) into the subscript node itself.
       auto n = make(ExprKind::kSlice, t.offset);
       n->items.push_back(std::move(node));
       for (auto& b : arg->items) n->items.push_back(std::move(b));
-      return n;
+      return seal(std::move(n));
     }
     auto n = make(ExprKind::kGetitem, t.offset);
     n->items.push_back(std::move(node));
     n->items.push_back(std::move(arg));
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_subscribed() {
@@ -773,7 +796,7 @@ class Parser {
     }
     auto n = make(ExprKind::kSlice, at);
     n->items = std::move(args);
-    return n;
+    return seal(std::move(n));
   }
 
   void parse_call_args(CallSpec& spec) {
@@ -815,7 +838,7 @@ class Parser {
     auto n = make(ExprKind::kCall, cur().offset);
     n->items.push_back(std::move(node));
     parse_call_args(n->call);
-    return n;
+    return seal(std::move(n));
   }
 
   ExprPtr parse_filter(ExprPtr node, bool start_inline) {
@@ -831,7 +854,7 @@ class Parser {
       }
       if (is_op(cur(), "(")) parse_call_args(n->call);
       n->items.push_back(std::move(node));
-      node = std::move(n);
+      node = seal(std::move(n));
       start_inline = false;
     }
     return node;
@@ -858,10 +881,11 @@ class Parser {
       n->call.args.push_back(parse_postfix(parse_primary()));
     }
     n->items.push_back(std::move(node));
+    n = seal(std::move(n));
     if (!negated) return n;
     auto neg = make(ExprKind::kNot, at);
     neg->items.push_back(std::move(n));
-    return neg;
+    return seal(std::move(neg));
   }
 
   // ---- unknown filter/test names (jinja2 compiler: compile-time error outside "soft" frames) ----

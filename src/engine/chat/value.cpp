@@ -1,8 +1,20 @@
 #include "engine/chat/value.h"
 
+#include <algorithm>
+
+#include "engine/chat/error.h"
 #include "engine/chat/py_ops.h"
 
 namespace nc::chat::detail {
+
+namespace {
+
+uint16_t container_depth(int child_max) {
+  if (child_max + 1 > Value::kMaxValueDepth) fail(StatusCode::kResourceExhausted, "value nested too deeply");
+  return static_cast<uint16_t>(child_max + 1);
+}
+
+}  // namespace
 
 Value Value::undefined(std::string message) {
   Value v;
@@ -51,6 +63,9 @@ Value Value::list(std::shared_ptr<const List> items, bool tuple) {
   Value v;
   v.kind_ = Kind::kList;
   v.flag_ = static_cast<uint8_t>(tuple ? Seq::kTuple : Seq::kList);
+  int d = 0;
+  for (const Value& x : *items) d = std::max(d, x.depth());
+  v.depth_ = container_depth(d);
   v.obj_ = std::const_pointer_cast<List>(std::move(items));
   return v;
 }
@@ -66,6 +81,9 @@ Value Value::dict(Dict d) { return dict(std::make_shared<Dict>(std::move(d))); }
 Value Value::dict(std::shared_ptr<const Dict> d) {
   Value v;
   v.kind_ = Kind::kDict;
+  int depth = 0;
+  for (const auto& [k, x] : d->items()) depth = std::max({depth, k.depth(), x.depth()});
+  v.depth_ = container_depth(depth);
   v.obj_ = std::const_pointer_cast<Dict>(std::move(d));
   return v;
 }

@@ -104,10 +104,15 @@ class Value {
   std::string undefined_message() const;
   // Same object (Python `is`) for reference types; same value for scalars.
   bool same_object(const Value& o) const;
+  // Nesting depth of lists/tuples/dicts (0 for everything else). Building one deeper than
+  // kMaxValueDepth fails, so the recursive ==, repr, json.dumps and destructors stay shallow.
+  int depth() const { return depth_; }
+  static constexpr int kMaxValueDepth = 400;
 
  private:
   Kind kind_ = Kind::kUndefined;
   uint8_t flag_ = 0;  // kString: Markup; kList: Seq
+  uint16_t depth_ = 0;
   union {
     bool b_;
     int64_t i_ = 0;
