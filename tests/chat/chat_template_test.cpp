@@ -310,6 +310,16 @@ TEST(ChatTemplateLimits, DeeplyNestedValuesAreRefused) {
             StatusCode::kResourceExhausted);
 }
 
+// Regression: one step per call let a loop rescan a 16 MB string 100,000 times (minutes of CPU).
+// Operations are charged by the size of what they scan.
+TEST(ChatTemplateLimits, RepeatedScansOfHugeValuesAreBounded) {
+  EXPECT_EQ(render_status("{% set s = 'x' * 16000000 %}{% for i in range(100000) %}{{ s.find('y') }}{% endfor %}")
+                .code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(render_status("{% set l = range(100000)|list %}{{ (l + l)|unique|list|length }}").code(),
+            StatusCode::kResourceExhausted);
+}
+
 // Macro recursion multiplies statement and expression nesting; the total is bounded too.
 TEST(ChatTemplateLimits, RecursionAcrossMacrosIsBounded) {
   std::string t = "{% macro f(n) %}";

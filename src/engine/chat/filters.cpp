@@ -413,6 +413,7 @@ List select_or_reject(Interpreter& in, const Value& value, CallArgs& args, bool 
 }  // namespace
 
 Value apply_filter(Interpreter& in, std::string_view name, const Value& input, CallArgs& args) {
+  in.charge(input);
   const std::string n(name);
   const char* fn = n.c_str();
   if (n == "tojson") {
@@ -677,6 +678,7 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
       Value k = get_attribute_path(item, path, nullptr);
       if (!cs) k = lower_if_string(k);
       check_hashable(k);
+      in.step(seen.size() / 4);
       if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return py_equal(s, k); })) {
         seen.push_back(k);
         out.push_back(item);
@@ -687,6 +689,7 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
   if (n == "min" || n == "max") {
     ArgBinder b(n, args, {"case_sensitive", "attribute"});
     const List items = py_iterate(input);
+    in.step(items.size());
     if (items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
     const bool cs = arg_bool(b.get(0), false);
     std::vector<Value> path;
@@ -801,6 +804,7 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
     const bool cs = arg_bool(b.get(2), false);
     const Value* dflt = b.get(1);
     List items = py_iterate(input);
+    in.step(items.size() * 2);
     auto key = [&](const Value& v) {
       const Value k = get_attribute_path(v, path, dflt);
       return cs ? k : lower_if_string(k);
@@ -886,6 +890,7 @@ Value apply_filter(Interpreter& in, std::string_view name, const Value& input, C
 }
 
 bool apply_test(Interpreter& in, std::string_view name, const Value& v, CallArgs& args) {
+  in.charge(v);
   const std::string n(name);
   auto one_arg = [&]() -> Value {
     ArgBinder b(n, args, {"other"});

@@ -85,6 +85,16 @@ void Interpreter::step(uint64_t n) {
   }
 }
 
+void Interpreter::charge(const Value& v) {
+  if (v.is_string()) {
+    step(v.as_string().size() / 32);
+  } else if (v.is_list()) {
+    step(v.as_list().size() / 16);
+  } else if (v.is_dict()) {
+    step(v.as_dict().size() / 16);
+  }
+}
+
 void Interpreter::append(std::string& out, std::string_view s) {
   if (out.size() + s.size() > limits_.max_output_bytes) {
     fail(StatusCode::kResourceExhausted,
@@ -385,8 +395,10 @@ Value Interpreter::eval_filter(const Expr& e, const ScopePtr& scope, const Value
 
 bool Interpreter::eval_compare(const Expr& e, const ScopePtr& scope) {
   Value left = eval(*e.items[0], scope);
+  charge(left);
   for (size_t i = 0; i < e.compare_ops.size(); ++i) {
     Value right = eval(*e.items[i + 1], scope);
+    charge(right);
     bool ok = false;
     switch (e.compare_ops[i]) {
       case CompareOp::kEq: ok = py_equal(left, right); break;
@@ -448,10 +460,12 @@ Value Interpreter::eval_inner(const Expr& e, const ScopePtr& scope) {
       return py_getattr(eval(*e.items[0], scope), e.name);
     case ExprKind::kGetitem: {
       const Value obj = eval(*e.items[0], scope);
+      if (obj.is_string()) charge(obj);  // code-point indexing scans non-ASCII strings
       return py_getitem(obj, eval(*e.items[1], scope));
     }
     case ExprKind::kSlice: {
       const Value obj = eval(*e.items[0], scope);
+      charge(obj);
       Value b[3];
       for (int i = 0; i < 3; ++i) {
         if (e.items[i + 1]) b[i] = eval(*e.items[i + 1], scope);

@@ -55,6 +55,8 @@ class Interpreter {
   Value call_macro(const MacroSpec& m, const ScopePtr& closure, CallArgs& args);
   // Counts work against Limits::max_steps.
   void step(uint64_t n = 1);
+  // Charges for an operation whose cost grows with `v` (scanning a string, a list, a dict).
+  void charge(const Value& v);
   const Limits& limits() const { return limits_; }
   // Mutable objects created by the render, released (cycles broken) with the interpreter.
   void track(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }

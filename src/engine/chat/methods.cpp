@@ -198,6 +198,7 @@ std::string pad_to(std::string_view s, int64_t width, std::string_view fill, cha
 }
 
 Value BoundMethod::call(Interpreter& in, CallArgs& args) const {
+  in.charge(self_);
   switch (self_.kind()) {
     case Value::Kind::kString: return call_str(in, args);
     case Value::Kind::kDict: return call_dict(args);
