@@ -135,6 +135,13 @@ CONVERSATIONS = {
                                               {"role": "assistant", "content": "Hello! How can I help you today?"},
                                               {"role": "user", "content": "Tell me a joke."}],
                                  "omit": ["tools", "documents"]}, False),
+    # Templates that take other tool shapes: flat function schemas (command-r), a `functions` JSON
+    # string and `datetime` (firefunction-v2).
+    "flat_tools_kwargs": ({"messages": [{"role": "system", "content": SYSTEM},
+                                        {"role": "user", "content": "What's the weather in Paris?"}],
+                           "tools": [t["function"] for t in TOOLS],
+                           "functions": json.dumps([t["function"] for t in TOOLS], indent=2),
+                           "datetime": "15 Jan 2025"}, True),
     "multi_tool_calls": ({"messages": [
         {"role": "user", "content": "Weather in Paris and news about llamas?"},
         {"role": "assistant", "content": "Let me check both.", "tool_calls": [
