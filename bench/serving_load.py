@@ -61,7 +61,7 @@ def run(i):
         t1 = time.perf_counter()
         n_out = n_out if n_out is not None else len(times)
         with lock:
-            results.append((t0, times, t1, n_out))
+            results.append((t0, times, t1, n_out, len(prompts[i])))
     finally:
         sem.release()
 
@@ -92,6 +92,8 @@ tpot = [(r[2] - r[1][0]) / (r[3] - 1) for r in results if r[1] and r[3] > 1]
 itl = [b - a for r in results for a, b in zip(r[1], r[1][1:])]
 e2e = [r[2] - r[0] for r in results]
 out_tokens = sum(r[3] for r in results)
+in_tokens = sum(r[4] for r in results)
 print(json.dumps({"concurrency": conc, "requests": len(results), "duration_s": dur,
+                  "input_tokens": in_tokens, "output_tokens": out_tokens,
                   "request_throughput": len(results) / dur, "output_tok_s": out_tokens / dur,
                   "ttft_ms": summ(ttft), "tpot_ms": summ(tpot), "itl_ms": summ(itl), "e2e_ms": summ(e2e)}))

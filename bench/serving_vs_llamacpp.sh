@@ -23,6 +23,9 @@ NPID=$!
 LPID=$!
 trap 'kill $NPID $LPID 2>/dev/null || true' EXIT
 wait_up 18181 && wait_up 18182
+# The compute ceiling: on a CPU, batching cannot make a request cheaper than evaluating its prompt and
+# output tokens at prefill speed. Prefill speed of 128-token chunks (what serve uses), same threads:
+"$NC" bench -m "$M" -p 128 -n 0 -r 3 -t "$THREADS" --json 2>/dev/null > "$OUT/pp128.json"
 for c in $LEVELS; do
   n=${NUM:-$((c * 4 > 8 ? c * 4 : 8))}
   # Interleaved: llama-server, then neocloud, at each level (the other server is idle meanwhile).
@@ -32,6 +35,7 @@ done
 python3 - "$OUT" $LEVELS <<'PY' | tee "$OUT/summary.md"
 import json, sys
 out, levels = sys.argv[1], sys.argv[2:]
+pp = json.load(open(f"{out}/pp128.json"))[0]["avg_ts"]
 print("| conc | server | req/s | output tok/s | TTFT p50 / p99 ms | TPOT p50 ms | ITL p50 / p99 ms | ratio tok/s |")
 print("|---:|---|---:|---:|---:|---:|---:|---:|")
 single = None
@@ -44,6 +48,11 @@ for c in levels:
               f"{r['ttft_ms']['p50']:.0f} / {r['ttft_ms']['p99']:.0f} | {r['tpot_ms']['p50']:.1f} | "
               f"{r['itl_ms']['p50']:.1f} / {r['itl_ms']['p99']:.1f} | {ratio} |")
 if single:
-    top = json.load(open(f"{out}/nc-{levels[-1]}.json"))["output_tok_s"]
+    top_run = json.load(open(f"{out}/nc-{levels[-1]}.json"))
+    top = top_run["output_tok_s"]
+    ceiling = top_run["output_tokens"] / ((top_run["input_tokens"] + top_run["output_tokens"]) / pp)
     print(f"\nneocloud output tok/s at {levels[-1]} streams / at 1 stream: {top / single:.2f}x")
+    print(f"compute ceiling (all prompt + output tokens at the measured pp128 rate, {pp:.0f} tok/s): "
+          f"{ceiling:.1f} output tok/s = {ceiling / single:.2f}x the single stream; "
+          f"{levels[-1]} streams reach {top / ceiling:.0%} of it")
 PY

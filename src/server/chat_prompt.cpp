@@ -38,6 +38,7 @@ Result<std::string> ChatFormatter::render(const std::vector<ChatMessage>& messag
     msgs.push_back(std::move(j));
   }
   ctx["messages"] = std::move(msgs);
+  ctx["tools"] = nullptr;  // transformers and llama.cpp pass tools=None when a request has none
   ctx["add_generation_prompt"] = add_generation_prompt;
   ctx["bos_token"] = bos_text_;
   ctx["eos_token"] = eos_text_;

@@ -57,7 +57,7 @@ for conv in conversations:
              "content": m["content"] if isinstance(m["content"], str) else "\n".join(p["text"] for p in m["content"])}
             for m in conv]
     try:
-        want = template.render(messages=msgs, add_generation_prompt=True, bos_token=bos, eos_token=eos)
+        want = template.render(messages=msgs, tools=None, add_generation_prompt=True, bos_token=bos, eos_token=eos)
         if want.startswith(bos):
             want = want[len(bos):]
     except TemplateError as e:
