@@ -43,15 +43,16 @@ Status run_serve(const ServeOptions& o) {
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
   server::HttpServer srv(*registry);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
+  const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
-             srv.port());
+             port);
   Status load_error;
   std::mutex mu;
   registry->start_loading([&](const Status& st) {
     if (st.is_ok()) {
       std::string ids;
       for (const auto& e : registry->entries()) ids += (ids.empty() ? "" : ", ") + e.spec.id;
-      fmt::print(stderr, "neocloud: serving {} at http://{}:{}/v1\n", ids, o.host, srv.port());
+      fmt::print(stderr, "neocloud: serving {} at http://{}:{}/v1\n", ids, o.host, port);
       return;
     }
     {
@@ -78,10 +79,18 @@ void add_serve_command(CLI::App& app) {
                   "None: a demo model with random weights");
   cmd->add_option("--host", o->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
-  cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")->capture_default_str();
-  cmd->add_option("-c,--ctx", o->ctx, "KV cache cells shared by all sequences, per model")->capture_default_str();
-  cmd->add_option("-b,--batch", o->batch, "tokens per engine step (0: --prefill-chunk + --parallel)")->capture_default_str();
-  cmd->add_option("--prefill-chunk", o->chunk, "prompt tokens per chunk (at most -b)")->capture_default_str();
+  cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("-c,--ctx", o->ctx, "KV cache cells shared by all sequences, per model")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("-b,--batch", o->batch, "tokens per engine step (0: --prefill-chunk + --parallel)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--prefill-chunk", o->chunk, "prompt tokens per chunk (at most -b)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads per model (0: the cores divided among the models)")
       ->capture_default_str();
   cmd->callback([o] { report(run_serve(*o)); });

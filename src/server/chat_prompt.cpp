@@ -2,13 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
 #include "core/log.h"
 
 namespace nc::server {
 
 ChatFormatter ChatFormatter::create(const engine::Vocab& vocab, const std::string& gguf_template) {
   ChatFormatter f;
-  f.kind_ = chat_template_family(vocab, gguf_template);
+  f.kind_ = f.family_ = chat_template_family(vocab, gguf_template);
   if (vocab.bos() != engine::kNoToken) f.bos_text_ = vocab.token_to_piece(vocab.bos(), true);
   if (vocab.eos() != engine::kNoToken) f.eos_text_ = vocab.token_to_piece(vocab.eos(), true);
   f.strip_bos_ = vocab.add_bos() && !f.bos_text_.empty();
@@ -47,9 +49,24 @@ Result<std::string> ChatFormatter::render(const std::vector<ChatMessage>& messag
   }
   auto out = template_->render(ctx);
   if (!out.is_ok()) {
-    if (out.status().code() == StatusCode::kInvalidArgument)
-      return invalid_argument("the model's chat template rejected the messages: " + out.status().message());
-    return out.status().with_context("the model's chat template");
+    switch (out.status().code()) {
+      case StatusCode::kInvalidArgument:
+        return invalid_argument("the model's chat template rejected the messages: " + out.status().message());
+      case StatusCode::kResourceExhausted:
+        // The conversation is too large for the template's limits: the request's fault, not a rate limit.
+        return invalid_argument("the conversation is too large to render with the model's chat template: " +
+                                out.status().message());
+      case StatusCode::kUnimplemented: {
+        // The template reached a construct the engine lacks: serve with the built-in format rather than
+        // failing every chat request to this model.
+        static std::atomic<bool> warned{false};
+        if (!warned.exchange(true))
+          NC_LOG_WARN("chat template: {}; using the built-in {} format", out.status().message(), family_);
+        return render_chat(family_, messages, add_generation_prompt);
+      }
+      default:
+        return out.status().with_context("the model's chat template");
+    }
   }
   std::string text = std::move(*out);
   // The tokenizer adds BOS itself: a template's leading BOS text would double it (llama.cpp does the same).

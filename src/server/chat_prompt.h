@@ -32,7 +32,9 @@ class ChatFormatter {
   static ChatFormatter create(const engine::Vocab& vocab, const std::string& gguf_template);
 
   // The prompt text. InvalidArgument when the template rejects the conversation (its raise_exception
-  // message, e.g. roles that do not alternate). `kwargs`: extra template variables (an object or null).
+  // message, e.g. roles that do not alternate) or the conversation exceeds its render limits; a template
+  // that reaches a construct the engine lacks falls back to the built-in format. `kwargs`: extra
+  // template variables (an object or null).
   Result<std::string> render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                              const nlohmann::json& kwargs) const;
 
@@ -43,6 +45,7 @@ class ChatFormatter {
  private:
   std::optional<chat::ChatTemplate> template_;
   std::string kind_ = "chatml", fallback_reason_;
+  std::string family_ = "chatml";  // the built-in format used without (or instead of) the template
   std::string bos_text_, eos_text_;
   bool strip_bos_ = false;
 };

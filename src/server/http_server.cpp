@@ -93,24 +93,36 @@ struct HttpServer::Impl {
   ModelRegistry& models;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  // CPU work of a request before it reaches the engine (template rendering, tokenizing): off the I/O
+  // thread, so one large request does not stall every other connection and stream.
+  asio::thread_pool work{2};
 
-  // The ready model with this id, or the error to answer: 404 unknown, 503 still loading.
-  EngineService* find_model(const std::string& id, std::optional<Reply>* error) {
-    ModelRegistry::State state = ModelRegistry::State::kFailed;
-    bool known = false;
-    for (const auto& e : models.entries()) known |= e.spec.id == id;
-    EngineService* m = models.find(id, &state);
-    if (m) return m;
-    if (known && state == ModelRegistry::State::kLoading) {
-      *error = err_reply(503, fmt::format("The model `{}` is still loading; try again shortly.", id), "model",
-                         "model_loading", "server_error");
-    } else if (known) {
-      *error = err_reply(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable",
-                         "server_error");
-    } else {
-      *error = err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+  // Runs f() on the worker pool and resumes on the caller's executor with its result.
+  template <typename F>
+  awaitable<bool> offload(F f) {
+    co_return co_await asio::co_spawn(work, [&f]() -> awaitable<bool> { co_return f(); }, use_awaitable);
+  }
+
+  // The ready model, or the error to answer: 404 unknown, 503 still loading (or gone).
+  static EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string& id, std::optional<Reply>* error) {
+    switch (l.state) {
+      case ModelRegistry::State::kReady: return l.service;
+      case ModelRegistry::State::kLoading:
+        *error = err_reply(503, fmt::format("The model `{}` is still loading; try again shortly.", id), "model",
+                           "model_loading", "server_error");
+        return nullptr;
+      case ModelRegistry::State::kFailed:
+        *error = err_reply(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable",
+                           "server_error");
+        return nullptr;
+      case ModelRegistry::State::kUnknown:
+        *error = err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+        return nullptr;
     }
     return nullptr;
+  }
+  EngineService* find_model(const std::string& id, std::optional<Reply>* error) {
+    return ready_or_error(models.lookup(id), id, error);
   }
 
   awaitable<void> accept_loop() {
@@ -185,8 +197,10 @@ struct HttpServer::Impl {
           id += path[i];
         }
       }
+      std::optional<Reply> error;
+      if (!find_model(id, &error)) return error;
       for (const auto& e : models.entries())
-        if (e.spec.id == id && e.state == ModelRegistry::State::kReady) return json_reply(200, model_json(e));
+        if (e.spec.id == id) return json_reply(200, model_json(e));
       return err_reply(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
     }
     if (method == http::verb::get && path == "/metrics") return metrics_reply();
@@ -204,8 +218,11 @@ struct HttpServer::Impl {
       } else if (path.rfind("/v1/", 0) == 0) {
         return err_reply(400, "you must provide a model parameter", "model");
       } else {
-        m = models.first_ready();
-        if (!m) return err_reply(503, "no model is ready yet; try again shortly", "", "model_loading", "server_error");
+        // Routes where "model" is optional use the first model of the command line.
+        std::optional<Reply> error;
+        const auto first = models.default_model();
+        m = ready_or_error(first, first.state == ModelRegistry::State::kReady ? first.service->id() : "default", &error);
+        if (!m) return error;
       }
       if (path == "/tokenize") return tokenize_reply(*m, *body);
       if (path == "/detokenize") return detokenize_reply(*m, *body);
@@ -252,10 +269,7 @@ struct HttpServer::Impl {
       out += fmt::format("# HELP neocloud:{} {}\n# TYPE neocloud:{} {}\nneocloud:{}{{model_name=\"{}\"}} {}\n", name, help, name,
                          type, name, model, v);
     };
-    std::vector<EngineService*> ready;
-    for (const auto& e : models.entries())
-      if (e.state == ModelRegistry::State::kReady) ready.push_back(e.service);
-    for (auto* m : ready) {
+    for (auto* m : models.ready_services()) {
       const auto s = m->stats();
       metric("num_requests_running", "gauge", "Requests generating.", m->id(), s.running);
       metric("num_requests_waiting", "gauge", "Requests waiting for a slot or KV blocks.", m->id(), s.waiting);
@@ -364,8 +378,9 @@ struct HttpServer::Impl {
     EmbeddingOptions opt;
     ApiError err;
     const int64_t n_embd = m.model().hparams().n_embd;
-    if (!parse_embedding_request(body, m.vocab(), n_embd, &opt, &err))
-      co_return co_await write_reply(stream, req, error_reply(err), request_id);
+    // Tokenizing up to 8 MB of input runs on the worker pool, not on the I/O thread.
+    const bool parsed = co_await offload([&] { return parse_embedding_request(body, m.vocab(), n_embd, &opt, &err); });
+    if (!parsed) co_return co_await write_reply(stream, req, error_reply(err), request_id);
     engine::Pooling pooling = m.model().hparams().pooling;
     if (pooling == engine::Pooling::kUnspecified || pooling == engine::Pooling::kNone) pooling = engine::Pooling::kMean;
     if (pooling == engine::Pooling::kRank) {
@@ -432,8 +447,11 @@ struct HttpServer::Impl {
     CompletionOptions opt;
     ApiError err;
     std::vector<std::vector<engine::TokenId>> prompts;
-    const bool ok = parse_completion_options(body, m.vocab(), chat ? -1 : 16, chat, &opt, &err) &&
-                    (chat ? chat_prompt(m, body, &prompts, &err) : parse_prompts(body, m.vocab(), &prompts, &err));
+    // Rendering the chat template and tokenizing run on the worker pool, not on the I/O thread.
+    const bool ok = co_await offload([&] {
+      return parse_completion_options(body, m.vocab(), chat ? -1 : 16, chat, &opt, &err) &&
+             (chat ? chat_prompt(m, body, &prompts, &err) : parse_prompts(body, m.vocab(), &prompts, &err));
+    });
     if (!ok) co_return co_await write_reply(stream, req, error_reply(err), request_id);
     for (const auto& p : prompts) {
       const int64_t want = static_cast<int64_t>(p.size()) + std::max(opt.gen.max_tokens, 1);
@@ -672,6 +690,9 @@ void HttpServer::run() {
     if (!ec) stop();
   });
   impl_->ioc.run();
+  // Requests' pool work borrows the models: finish it before anyone stops them.
+  impl_->work.stop();
+  impl_->work.join();
 }
 
 void HttpServer::stop() {

@@ -29,7 +29,7 @@ ModelSpec demo_model_spec() {
   else dir = std::filesystem::temp_directory_path();
   ModelSpec s;
   // The version in the name changes whenever the demo model's recipe does.
-  s.path = (dir / "neocloud" / "demo-tiny-q8_0-v1.gguf").string();
+  s.path = (dir / "neocloud" / "demo-tiny-q8_0-v2.gguf").string();
   s.id = "demo-random-weights";
   s.random_weights = true;
   s.make_demo = true;
@@ -82,7 +82,7 @@ void ModelRegistry::start_loading(std::function<void(const Status&)> on_done) {
       std::lock_guard<std::mutex> lock(mu_);
       n = entries_.size();
     }
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n && !stopping_; ++i) {
       ModelSpec spec;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -104,11 +104,12 @@ void ModelRegistry::start_loading(std::function<void(const Status&)> on_done) {
         if (first.is_ok()) first = e.error;
       }
     }
-    if (on_done) on_done(first);
+    if (on_done && !stopping_) on_done(first);
   });
 }
 
 void ModelRegistry::shutdown() {
+  stopping_ = true;
   if (loader_.joinable()) loader_.join();
   std::vector<std::unique_ptr<EngineService>> services;
   {
@@ -122,21 +123,25 @@ void ModelRegistry::shutdown() {
   services.clear();  // stops the engine threads outside the lock
 }
 
-EngineService* ModelRegistry::find(const std::string& id, State* state) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& e : entries_) {
-    if (e.spec.id != id) continue;
-    if (state) *state = e.state;
-    return e.state == State::kReady ? e.service : nullptr;
-  }
-  return nullptr;
-}
-
-EngineService* ModelRegistry::first_ready() const {
+ModelRegistry::Lookup ModelRegistry::lookup(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& e : entries_)
-    if (e.state == State::kReady) return e.service;
-  return nullptr;
+    if (e.spec.id == id) return {e.state, e.state == State::kReady ? e.service : nullptr};
+  return {};
+}
+
+ModelRegistry::Lookup ModelRegistry::default_model() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Entry& e = entries_.front();  // create() refuses an empty list
+  return {e.state, e.state == State::kReady ? e.service : nullptr};
+}
+
+std::vector<EngineService*> ModelRegistry::ready_services() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<EngineService*> out;
+  for (const auto& e : entries_)
+    if (e.state == State::kReady) out.push_back(e.service);
+  return out;
 }
 
 bool ModelRegistry::all_ready() const {

@@ -2,9 +2,13 @@
 // background thread after the server starts listening, so /health can answer 503 while they load;
 // a model that fails to load stops the server (its command line named something that does not work).
 //
-// Ownership: owns the EngineServices. A pointer from `find` stays valid until `shutdown`.
-// Thread-safety: every method may be called from any thread.
+// Ownership: owns the EngineServices. A pointer from `lookup` stays valid until `shutdown`, which may
+// only run after the HTTP server's I/O loop has returned (in-flight request coroutines hold such
+// pointers; their frames must not touch a service when destroyed).
+// Thread-safety: lookups from any thread; start_loading once; shutdown from the thread that owns the
+// registry (idempotent).
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,7 +37,7 @@ ModelSpec parse_model_arg(const std::string& arg);
 
 class ModelRegistry {
  public:
-  enum class State { kLoading, kReady, kFailed };
+  enum class State { kUnknown, kLoading, kReady, kFailed };
   struct Entry {
     ModelSpec spec;
     State state = State::kLoading;
@@ -46,15 +50,19 @@ class ModelRegistry {
   ~ModelRegistry();
 
   // Loads the models one after another on a background thread; `on_done` runs on it after the last one
-  // (with the first error, if any).
+  // (with the first error, if any) unless shutdown came first. Call once.
   void start_loading(std::function<void(const Status&)> on_done);
-  // Stops every engine (their requests end); waits for loading to finish first.
+  // Stops loading after the model being loaded, then stops every engine (their requests end).
   void shutdown();
 
-  // The model with this id: nullptr if none; *state says whether it is ready.
-  EngineService* find(const std::string& id, State* state) const;
-  // The first ready model (for routes where "model" is optional), or nullptr.
-  EngineService* first_ready() const;
+  struct Lookup {
+    State state = State::kUnknown;
+    EngineService* service = nullptr;  // when kReady
+  };
+  Lookup lookup(const std::string& id) const;
+  // The first model on the command line (for routes where "model" is optional).
+  Lookup default_model() const;
+  std::vector<EngineService*> ready_services() const;
   bool all_ready() const;
   std::vector<Entry> entries() const;
 
@@ -66,6 +74,7 @@ class ModelRegistry {
   std::vector<Entry> entries_;                              // guarded by mu_
   std::vector<std::unique_ptr<EngineService>> services_;    // guarded by mu_
   std::thread loader_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace nc::server

@@ -215,7 +215,8 @@ namespace {
 
 // A text-or-tokens input field: string | string[] | int[] | int[][], each tokenized as llama.cpp's
 // server does (special tokens added and parsed). Empty inputs are an error.
-bool parse_token_inputs(const json& v, const std::string& field, const engine::Vocab& vocab,
+// `allow_empty`: an empty string is a valid prompt (it becomes BOS alone) but not an embedding input.
+bool parse_token_inputs(const json& v, const std::string& field, const engine::Vocab& vocab, bool allow_empty,
                         std::vector<std::vector<engine::TokenId>>* out, ApiError* err) {
   auto tokenize = [&](const std::string& text) { return vocab.tokenize(text, true, true); };
   auto token_array = [&](const json& a, std::vector<engine::TokenId>* ids) {
@@ -229,12 +230,14 @@ bool parse_token_inputs(const json& v, const std::string& field, const engine::V
   };
   const std::string bad_id = fmt::format("'{}' holds a token id outside the vocabulary", field);
   if (v.is_string()) {
-    if (v.get_ref<const std::string&>().empty()) return bad(err, field, fmt::format("'{}' is an empty string", field));
+    if (!allow_empty && v.get_ref<const std::string&>().empty())
+      return bad(err, field, fmt::format("'{}' is an empty string", field));
     out->push_back(tokenize(v.get<std::string>()));
   } else if (v.is_array() && !v.empty() && v[0].is_string()) {
     for (const auto& x : v) {
       if (!x.is_string()) return bad(err, field, fmt::format("'{}' array must hold only strings", field));
-      if (x.get_ref<const std::string&>().empty()) return bad(err, field, fmt::format("'{}' holds an empty string", field));
+      if (!allow_empty && x.get_ref<const std::string&>().empty())
+        return bad(err, field, fmt::format("'{}' holds an empty string", field));
       out->push_back(tokenize(x.get<std::string>()));
     }
   } else if (v.is_array() && !v.empty() && v[0].is_number_integer()) {
@@ -266,16 +269,21 @@ bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::v
     out->push_back(vocab.tokenize("<|endoftext|>", true, true));
     return true;
   }
-  return parse_token_inputs(*it, "prompt", vocab, out, err);
+  return parse_token_inputs(*it, "prompt", vocab, /*allow_empty=*/true, out, err);
 }
 
 bool parse_embedding_request(const json& b, const engine::Vocab& vocab, int64_t n_embd, EmbeddingOptions* out,
                              ApiError* err) {
   auto it = b.find("input");
   if (it == b.end() || it->is_null()) return bad(err, "input", "'input' is required");
-  if (it->is_array() && it->size() > kMaxEmbeddingInputs)
+  // Items are strings or token arrays; one flat token array is a single input (bounded by the context).
+  if (it->is_array() && !it->empty() && !(*it)[0].is_number_integer() && it->size() > kMaxEmbeddingInputs)
     return bad(err, "input", fmt::format("'input' holds {} items; at most {} are allowed", it->size(), kMaxEmbeddingInputs));
-  if (!parse_token_inputs(*it, "input", vocab, &out->inputs, err)) return false;
+  if (!parse_token_inputs(*it, "input", vocab, /*allow_empty=*/false, &out->inputs, err)) return false;
+  size_t total = 0;
+  for (const auto& in : out->inputs) total += in.size();
+  if (total > kMaxEmbeddingTokens)
+    return bad(err, "input", fmt::format("'input' holds {} tokens in all; at most {} per request", total, kMaxEmbeddingTokens));
   if (auto f = b.find("encoding_format"); f != b.end() && !f->is_null()) {
     if (!f->is_string() || (*f != "float" && *f != "base64"))
       return bad(err, "encoding_format", "'encoding_format' must be 'float' or 'base64'");

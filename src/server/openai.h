@@ -51,9 +51,11 @@ bool parse_completion_options(const json& body, const engine::Vocab& vocab, int 
 bool parse_prompts(const json& body, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
                    ApiError* err);
 
-// POST /v1/embeddings: input (string | string[] | int[] | int[][], at most kMaxEmbeddingInputs items),
+// POST /v1/embeddings: input (string | string[] | int[] | int[][], at most kMaxEmbeddingInputs items and
+// kMaxEmbeddingTokens tokens),
 // encoding_format (float | base64), dimensions (only the model's own), user.
 constexpr size_t kMaxEmbeddingInputs = 2048;
+constexpr size_t kMaxEmbeddingTokens = 300'000;  // over all inputs of one request (OpenAI's limit)
 struct EmbeddingOptions {
   std::vector<std::vector<engine::TokenId>> inputs;
   bool base64 = false;

@@ -124,11 +124,17 @@ TEST_F(SchedulerTest, ConcurrentRequestsEqualTheirSoloRuns) {
 
 // The reference embedding: every token's final-norm state from one Context::decode, pooled in double
 // and L2-normalized — written out here, independent of the scheduler's chunked accumulation.
-std::vector<float> reference_embedding(Context& ctx, const std::vector<TokenId>& prompt, Pooling pooling) {
-  Batch b;
-  for (size_t i = 0; i < prompt.size(); ++i) b.add_output(prompt[i], static_cast<int32_t>(i), 0, Batch::kEmbedding);
+// `chunk`: decode in chunks of this many tokens (the scheduler's chunking, for prompts whose chunks
+// reach kTiledMinTokens and so take the other numerics path).
+std::vector<float> reference_embedding(Context& ctx, const std::vector<TokenId>& prompt, Pooling pooling,
+                                       size_t chunk = SIZE_MAX) {
   std::vector<float> logits, embd;
-  EXPECT_TRUE(ctx.decode(b, logits, &embd).is_ok());
+  for (size_t begin = 0; begin < prompt.size(); begin += chunk) {
+    Batch b;
+    for (size_t i = begin; i < std::min(prompt.size(), begin + chunk); ++i)
+      b.add_output(prompt[i], static_cast<int32_t>(i), 0, Batch::kEmbedding);
+    EXPECT_TRUE(ctx.decode(b, logits, &embd).is_ok());
+  }
   EXPECT_TRUE(logits.empty());
   ctx.kv().free_seq(0);
   const size_t E = embd.size() / prompt.size();
@@ -223,6 +229,68 @@ TEST_F(SchedulerTest, EmbeddingsPoolChunkedPromptsAndIgnoreTheirNeighbours) {
   EXPECT_TRUE(sched.submit(bad, {}).is_ok());
   bad.prompt.assign(513, 1);
   EXPECT_EQ(sched.submit(bad, {}).status().code(), StatusCode::kOutOfRange);
+}
+
+// Embedding chunks of 64+ tokens next to decoding sequences (the reordered-ubatch path of
+// Context::decode), and embeddings whose sequences are preempted and recomputed.
+TEST_F(SchedulerTest, EmbeddingsWithLargeChunksAndPreemption) {
+  std::string text;
+  for (int i = 0; i < 9; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+  const auto long_prompt = vocab_->tokenize(text, true, true);
+  ASSERT_GT(long_prompt.size(), 80u);
+  double worst = 0;
+  auto check = [&](const std::vector<float>& got, const std::vector<TokenId>& prompt, size_t chunk) {
+    auto ref_ctx = context(512, 512);
+    const auto ref = reference_embedding(*ref_ctx, prompt, Pooling::kMean, chunk);
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t k = 0; k < ref.size(); ++k) worst = std::max(worst, std::fabs(static_cast<double>(got[k]) - ref[k]));
+  };
+  {  // 64-token chunks next to a decoding sequence.
+    auto ctx = context(512, 96);
+    SchedulerParams sp;
+    sp.max_running = 4;
+    sp.token_budget = 96;
+    sp.prefill_chunk = 64;
+    Scheduler sched(*ctx, *vocab_, sp);
+    std::vector<float> got;
+    int n_tokens = 0;
+    ASSERT_TRUE(sched.submit(request("Hello", 30, 1), [&](const SchedEvent& e) { n_tokens += e.kind == SchedEvent::Kind::kToken; }).is_ok());
+    ASSERT_TRUE(sched.step());  // the generating sequence is decoding before the embedding arrives
+    Request r;
+    r.kind = RequestKind::kEmbed;
+    r.prompt = long_prompt;
+    ASSERT_TRUE(sched.submit(r, [&](const SchedEvent& e) { if (e.kind == SchedEvent::Kind::kDone) got = e.embedding; }).is_ok());
+    int steps = 0;
+    while (sched.step()) ASSERT_LT(++steps, 10000);
+    EXPECT_EQ(n_tokens, 30);
+    check(got, long_prompt, 64);
+  }
+  {  // KV pressure: 4 blocks of 16 cells. The generating sequence (admitted first) grows to 3 blocks
+     // while the newer embedding needs 3 for its prompt: the embedding is preempted and recomputed.
+    auto ctx = context(64, 64);
+    SchedulerParams sp;
+    sp.max_running = 2;
+    sp.token_budget = 16;
+    sp.prefill_chunk = 8;
+    Scheduler sched(*ctx, *vocab_, sp);
+    ASSERT_TRUE(sched.submit(request("Tell me a long story about the quick brown fox and the lazy dog", 40, 3, 0.0f), {}).is_ok());
+    Request r;
+    r.kind = RequestKind::kEmbed;
+    r.prompt = vocab_->tokenize("An embedding of a sentence that is long enough to need three blocks of the cache, "
+                                "and then some more words to be sure of it, with a few more here.", true, true);
+    ASSERT_GT(r.prompt.size(), 32u);
+    ASSERT_LE(r.prompt.size(), 48u);
+    std::vector<float> got;
+    ASSERT_TRUE(sched.submit(r, [&](const SchedEvent& e) {
+      if (e.kind == SchedEvent::Kind::kDone) got = e.embedding;
+    }).is_ok());
+    int steps = 0;
+    while (sched.step()) ASSERT_LT(++steps, 10000);
+    EXPECT_GT(sched.stats().preemptions, 0);
+    check(got, r.prompt, 8);
+    EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
+  }
+  EXPECT_LT(worst, 1e-6);
 }
 
 TEST_F(SchedulerTest, PreemptionUnderKvPressureCompletesEveryRequest) {

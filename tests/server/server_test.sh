@@ -31,6 +31,9 @@ u=r['usage']; assert u['prompt_tokens']==$n_prompt and u['completion_tokens']==7
 a=$(post /v1/completions '{"model":"tiny","prompt":"Seeded","max_tokens":12,"seed":42,"temperature":1.0}' | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
 b=$(post /v1/completions '{"model":"tiny","prompt":"Seeded","max_tokens":12,"seed":42,"temperature":1.0}' | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])')
 [ "$a" = "$b" ] || fail "same seed, different text"
+# An empty prompt is BOS alone (as OpenAI, vLLM and llama.cpp accept), also inside a prompt array.
+post /v1/completions '{"model":"tiny","prompt":["","x"],"max_tokens":2}' | py "
+assert code==200 and len(r['choices'])==2 and r['usage']['prompt_tokens']>=3, r" || fail "empty prompt"
 # n=2 and two prompts: four choices, indexes 0..3.
 post /v1/completions '{"model":"tiny","prompt":["a","b"],"n":2,"max_tokens":3,"seed":1}' | py "
 assert code==200 and sorted(c['index'] for c in r['choices'])==[0,1,2,3] and r['usage']['completion_tokens']==12, r" || fail "n and prompt arrays"
@@ -139,7 +142,7 @@ node "$(dirname "$0")/sdk_test.mjs" "$U/v1" "$SDK" || fail "openai SDK suite"
 kill -TERM $PID && wait $PID || fail "exit status $?"
 # No -m: serve makes its demo model (random weights, its own tokenizer and ChatML template) and says so.
 XDG_CACHE_HOME="$TMP/xdg" start_server "$TMP/demo.log" -t 2
-[ -f "$TMP/xdg/neocloud/demo-tiny-q8_0-v1.gguf" ] || fail "demo model file"
+[ -f "$TMP/xdg/neocloud/demo-tiny-q8_0-v2.gguf" ] || fail "demo model file"
 curl -s "$U/v1/models" | python3 -c 'import json,sys; m=json.load(sys.stdin)["data"]; assert len(m)==1 and m[0]["id"]=="demo-random-weights" and m[0]["random_weights"] is True, m' || fail "demo model listed"
 post /v1/chat/completions '{"model":"demo-random-weights","messages":[{"role":"user","content":"Hello"}],"max_tokens":4}' | py "
 assert code==200 and r['usage']['completion_tokens']<=4 and r['choices'][0]['message']['role']=='assistant', r" || fail "demo chat"
@@ -168,7 +171,7 @@ for _ in $(seq 100); do SPORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0
 curl -s "http://127.0.0.1:$SPORT/v1/completions" -d '{"model":"slow","prompt":"x"}' -w '\n%{http_code}' | py "assert code==503 and r['error']['code']=='model_loading', r" || fail "503 while loading"
 (echo "not a gguf" > "$TMP/slow.gguf") 2>/dev/null || true  # the reader may close first: SIGPIPE
 if wait $SPID; then fail "serve should exit when its model fails to load"; fi
-grep -q "slow" "$TMP/slow.log" || fail "load error names the model"
+grep -q "model 'slow'" "$TMP/slow.log" || fail "load error names the model: $(cat "$TMP/slow.log")"
 # A model that cannot load stops the server with the reason.
 if "$NC" serve -m "$TMP/big.json:broken" --port 0 2>"$TMP/broken.log"; then fail "a broken model should stop serve"; fi
 grep -q "broken" "$TMP/broken.log" || fail "load error names the model: $(cat "$TMP/broken.log")"

@@ -6,7 +6,6 @@
 // Ownership: borrows the Vocab; owns its Sampler and text state. Thread-safety: one thread at a time.
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 

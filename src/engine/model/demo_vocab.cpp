@@ -27,7 +27,7 @@ constexpr const char* kWords[] = {
 int64_t add_demo_tokenizer(GgufWriter& w) {
   std::vector<std::string> tokens;
   std::vector<float> scores;
-  std::vector<int32_t> types;  // 1 normal, 2 unknown, 3 control, 6 byte
+  std::vector<int32_t> types;  // 1 normal, 2 unknown, 3 control, 5 unused, 6 byte
   auto add = [&](std::string text, float score, int32_t type) {
     tokens.push_back(std::move(text));
     scores.push_back(score);
@@ -58,7 +58,7 @@ int64_t add_demo_tokenizer(GgufWriter& w) {
   const int32_t im_end = static_cast<int32_t>(tokens.size());
   add("<|im_end|>", 0.0f, 3);
   // Pad to a multiple of 64 (friendly to every kernel's row blocking).
-  while (tokens.size() % 64 != 0) add(fmt::format("<pad{}>", tokens.size()), -1e9f, 1);
+  while (tokens.size() % 64 != 0) add(fmt::format("<pad{}>", tokens.size()), -1e9f, 5);  // 5: unused
 
   const int64_t n = static_cast<int64_t>(tokens.size());
   w.set_string("tokenizer.ggml.model", "llama");

@@ -116,7 +116,7 @@ int64_t Scheduler::blocks_for(const Seq& s, int64_t extra) const {
   return std::max<int64_t>(0, (s.n_computed + extra + bs - 1) / bs - have);
 }
 
-void Scheduler::finish(Seq& s, FinishReason reason, const Status& error) {
+void Scheduler::finish(Seq& s, FinishReason reason, const Status& error, std::vector<float> embedding) {
   if (s.done) return;
   s.done = true;
   {
@@ -131,6 +131,7 @@ void Scheduler::finish(Seq& s, FinishReason reason, const Status& error) {
   e.error = error;
   e.n_prompt = s.n_prompt;
   e.n_generated = s.n_generated();
+  e.embedding = std::move(embedding);
   if (s.cb) s.cb(e);
 }
 
@@ -144,20 +145,9 @@ void Scheduler::finish_embedding(Seq& s) {
     norm += v * v;
   }
   norm = std::sqrt(norm);
-  SchedEvent e;
-  e.kind = SchedEvent::Kind::kDone;
-  e.id = s.id;
-  e.finish = FinishReason::kStop;
-  e.n_prompt = s.n_prompt;
-  e.embedding.resize(s.embd_acc.size());
-  for (size_t k = 0; k < s.embd_acc.size(); ++k) e.embedding[k] = static_cast<float>(norm > 0 ? s.embd_acc[k] / norm : 0.0);
-  s.done = true;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.e2e.observe(now_s() - s.t_submit);
-    ++stats_.requests_finished;
-  }
-  if (s.cb) s.cb(e);
+  std::vector<float> embedding(s.embd_acc.size());
+  for (size_t k = 0; k < s.embd_acc.size(); ++k) embedding[k] = static_cast<float>(norm > 0 ? s.embd_acc[k] / norm : 0.0);
+  finish(s, FinishReason::kStop, Status::ok(), std::move(embedding));
 }
 
 void Scheduler::preempt(Seq& s) {

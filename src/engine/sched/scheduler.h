@@ -2,7 +2,8 @@
 // boundaries; every step builds one batch under a token budget that mixes the decode tokens of
 // running sequences with chunks of prompts being prefilled; when KV blocks run out the newest running
 // sequence is preempted (its cache freed) and recomputed later instead of failing; a cancelled
-// request leaves at the next step.
+// request leaves at the next step. Embedding requests (RequestKind::kEmbed) only prefill: their
+// tokens' final-norm states are pooled across chunks and the request ends with one kDone event.
 //
 // Determinism: a prompt is cut into chunks at fixed multiples of `prefill_chunk` (a chunk waits for a
 // step with room rather than being cut differently), and kernels never mix sequences, so a request's
@@ -25,8 +26,6 @@
 
 #include "core/status.h"
 #include "engine/generate/generate.h"
-#include "engine/generate/sampler.h"
-#include "engine/generate/text_stream.h"
 #include "engine/model/context.h"
 #include "engine/tokenizer/vocab.h"
 
@@ -107,7 +106,7 @@ class Scheduler {
  private:
   struct Seq;
   void admit_incoming();
-  void finish(Seq& s, FinishReason reason, const Status& error = Status::ok());
+  void finish(Seq& s, FinishReason reason, const Status& error = Status::ok(), std::vector<float> embedding = {});
   void preempt(Seq& s);
   void finish_embedding(Seq& s);
   int64_t blocks_for(const Seq& s, int64_t extra) const;
