@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev libsqlite3-dev libpq-dev libutf8proc-dev zlib1g-dev libboost-dev
+  libssl-dev libsqlite3-dev libpq-dev postgresql libutf8proc-dev zlib1g-dev libboost-dev
   clang libclang-rt-14-dev
   python3 python3-jinja2 time
 )

@@ -488,6 +488,10 @@ Result<std::unique_ptr<Database>> open_postgres(const std::string& url, const st
   if (!parsed) {
     std::string msg = err ? trim(err) : "out of memory";
     PQfreemem(err);
+    // libpq quotes the URI, password included: show the redacted one instead.
+    for (size_t pos = msg.find(url); pos != std::string::npos; pos = msg.find(url, pos + display_url.size())) {
+      msg.replace(pos, url.size(), display_url);
+    }
     return invalid_argument(fmt::format("bad PostgreSQL URL '{}': {}", display_url, msg));
   }
   PQconninfoFree(parsed);
