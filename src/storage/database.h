@@ -43,6 +43,8 @@
 // for the group, per-request atomicity kept. On PostgreSQL, commit_delay/commit_siblings on the
 // server or the same batching over one connection do the same.
 //
+// If fn throws, the transaction is rolled back and the exception propagates (it is the caller's).
+//
 // Ownership and threads: Database is thread-safe; share one per process per database (a
 // std::unique_ptr owned by the application, outliving every transaction). A Transaction is owned by
 // the thread running `fn` and valid only during that call; never keep it. Do not call transact/read
@@ -77,6 +79,10 @@ struct DatabaseOptions {
   bool sqlite_synchronous_full = true;
   // PostgreSQL: seconds to wait for the server when connecting, unless the URL sets connect_timeout.
   int connect_timeout_s = 10;
+  // PostgreSQL: prepare each statement once per connection (PQprepare, cached by SQL text and
+  // parameter types). false sends every statement with PQexecParams (parse + plan each time): for
+  // PgBouncer in transaction mode before 1.21, which cannot keep prepared statements.
+  bool postgres_prepare = true;
 };
 
 enum class Isolation {

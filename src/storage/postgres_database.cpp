@@ -98,7 +98,7 @@ struct TransparentHash {
 // One libpq connection and the statements prepared on it. Used by one thread at a time (the pool).
 class PgConn {
  public:
-  explicit PgConn(PGconn* conn) : conn_(conn) {}
+  PgConn(PGconn* conn, bool prepare) : conn_(conn), prepare_(prepare) {}
   ~PgConn() { PQfinish(conn_); }
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;
@@ -179,7 +179,7 @@ class PgConn {
 
     PgResult res;
     auto it = prepared_.find(key);
-    if (it == prepared_.end() && prepared_.size() < kMaxCachedStatements) {
+    if (it == prepared_.end() && prepare_ && prepared_.size() < kMaxCachedStatements) {
       Prepared p{fmt::format("nc_{}", next_statement_++), 0};
       std::string text(sql);
       PgResult prep(PQprepare(conn_, p.name.c_str(), text.c_str(), n_params, types.data()));
@@ -246,6 +246,7 @@ class PgConn {
   };
 
   PGconn* conn_;
+  const bool prepare_;
   // "<parameter type letters>|<SQL>" -> statement: the types are part of the key because a
   // statement is prepared with them (a NULL leaves its type to the server).
   std::unordered_map<std::string, Prepared, TransparentHash, std::equal_to<>> prepared_;
@@ -396,7 +397,7 @@ Result<std::unique_ptr<PgConn>> connect(const std::string& url, const std::strin
   const char* values[] = {timeout.c_str(), "neocloud", url.c_str(), nullptr};
   PGconn* raw = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (!raw) return resource_exhausted("postgres: out of memory connecting");
-  auto conn = std::make_unique<PgConn>(raw);
+  auto conn = std::make_unique<PgConn>(raw, options.postgres_prepare);
   if (PQstatus(raw) != CONNECTION_OK) {
     return unavailable(fmt::format("cannot connect to PostgreSQL at {}: {}", display_url, trim(PQerrorMessage(raw))));
   }
@@ -440,7 +441,13 @@ class PgDatabase final : public Database {
       return s;
     }
     PgTransaction tx(conn, options.read_only);
-    Status fn_status = fn(tx);
+    Status fn_status;
+    try {
+      fn_status = fn(tx);
+    } catch (...) {  // the caller's exception: closing the connection rolls the transaction back
+      lease.discard();
+      throw;
+    }
     if (!tx.error().is_ok() || !fn_status.is_ok()) {
       if (!tx.connection_lost()) {
         PgFailure ignored;

@@ -358,7 +358,13 @@ class SqliteDatabase final : public Database {
       return s;
     }
     SqliteTransaction tx(conn, read_only);
-    Status fn_status = fn(tx);
+    Status fn_status;
+    try {
+      fn_status = fn(tx);
+    } catch (...) {  // the caller's exception: leave the connection clean, then let it go on
+      rollback(conn, discard);
+      throw;
+    }
     if (!tx.error().is_ok()) {
       rollback(conn, discard);
       *retryable = tx.retryable();

@@ -327,6 +327,20 @@ TEST_P(StorageTest, ReadOnlyTransactionsRefuseWrites) {
   EXPECT_EQ(count("ro"), 0);
 }
 
+TEST_P(StorageTest, ExceptionInFnRollsBackAndPropagates) {
+  exec_ok("CREATE TABLE ex (k BIGINT)");
+  for (int i = 0; i < 3; ++i) {  // more than once: the connection must come back clean
+    EXPECT_THROW((void)db_->transact([](Transaction& tx) -> Status {
+      (void)tx.exec("INSERT INTO ex (k) VALUES (1)");
+      throw std::runtime_error("caller bug");
+    }),
+                 std::runtime_error);
+  }
+  EXPECT_EQ(count("ex"), 0);
+  exec_ok("INSERT INTO ex (k) VALUES (2)");
+  EXPECT_EQ(count("ex"), 1);
+}
+
 TEST_P(StorageTest, NestedTransactionIsRefused) {
   Status inner;
   ASSERT_OK(db_->transact([&](Transaction&) {
@@ -561,6 +575,24 @@ TEST_P(PostgresStorageTest, LostConnectionIsRetried) {
 }
 
 // ctest selects the PostgreSQL cases by the "Postgres/" prefix (they need the `pg` fixture).
+TEST_P(PostgresStorageTest, UnpreparedStatementsWorkTheSame) {
+  DatabaseOptions options;
+  options.postgres_prepare = false;  // PQexecParams, as behind PgBouncer in transaction mode
+  auto db = open_again(options);
+  ASSERT_OK(db->transact([](Transaction& tx) -> Status {
+    NC_RETURN_IF_ERROR(tx.exec("CREATE TABLE up (k BIGINT PRIMARY KEY, b BYTEA, t TEXT)").status());
+    for (int64_t k = 0; k < 3; ++k) {
+      NC_RETURN_IF_ERROR(tx.exec("INSERT INTO up (k, b, t) VALUES ($1, $2, $3)", {k, Blob{1, 2}, std::string("x")}).status());
+    }
+    return Status::ok();
+  }));
+  Row row = must(db->read([](Transaction& tx) { return tx.query_one("SELECT COUNT(*), MAX(k) FROM up WHERE b = $1", {Blob{1, 2}}); }));
+  EXPECT_EQ(must(row.get_int(0)), 3);
+  EXPECT_EQ(must(row.get_int(1)), 2);
+  Status dup = db->transact([](Transaction& tx) { return tx.exec("INSERT INTO up (k) VALUES (1)").status(); });
+  EXPECT_EQ(dup.code(), StatusCode::kAlreadyExists);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StorageTest, ::testing::Values(Dialect::kSqlite));
 INSTANTIATE_TEST_SUITE_P(Postgres, StorageTest, ::testing::Values(Dialect::kPostgres));
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresStorageTest, ::testing::Values(Dialect::kPostgres));
