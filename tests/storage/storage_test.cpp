@@ -76,7 +76,8 @@ class StorageTest : public ::testing::TestWithParam<Dialect> {
  protected:
   void SetUp() override {
     if (GetParam() == Dialect::kSqlite) {
-      url_ = "sqlite:" + tmp_dir() + "/test.db";
+      dir_ = tmp_dir();
+      url_ = "sqlite:" + dir_ + "/test.db";
     } else {
       std::string base = pg_base_url();
       ASSERT_FALSE(base.empty()) << "no PostgreSQL server: run the suite through ctest (fixture storage.pg_start), "
@@ -98,6 +99,7 @@ class StorageTest : public ::testing::TestWithParam<Dialect> {
 
   void TearDown() override {
     db_.reset();
+    if (!dir_.empty() && !HasFailure()) std::filesystem::remove_all(dir_);  // kept for a look when failed
     if (admin_) {
       Status s = admin_->transact([&](Transaction& tx) { return tx.exec_script("DROP SCHEMA " + schema_ + " CASCADE"); });
       EXPECT_TRUE(s.is_ok()) << s.to_string();
@@ -120,6 +122,7 @@ class StorageTest : public ::testing::TestWithParam<Dialect> {
     }));
   }
 
+  std::string dir_;
   std::string url_;
   std::string schema_;
   std::unique_ptr<Database> admin_;
