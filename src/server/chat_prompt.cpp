@@ -45,7 +45,10 @@ Result<std::string> ChatFormatter::render(const std::vector<ChatMessage>& messag
   ctx["bos_token"] = bos_text_;
   ctx["eos_token"] = eos_text_;
   if (kwargs.is_object()) {
-    for (auto it = kwargs.begin(); it != kwargs.end(); ++it) ctx[it.key()] = nlohmann::ordered_json::parse(it.value().dump());
+    for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
+      ctx[it.key()] = nlohmann::ordered_json::parse(
+          it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
   }
   auto out = template_->render(ctx);
   if (!out.is_ok()) {
