@@ -1,6 +1,7 @@
 #include "tenancy/tenant_store.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
 #include <chrono>
@@ -159,6 +160,10 @@ Result<TenantStore::CreatedKey> TenantStore::create_key(const std::string& org_i
                                                         KeyKind kind, const std::string& name,
                                                         const std::string& scopes_json, std::optional<int64_t> expires_at,
                                                         const Actor& actor) {
+  if (!scopes_json.empty()) {
+    const auto j = nlohmann::json::parse(scopes_json, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return invalid_argument("scopes must be a JSON object");
+  }
   if (kind == KeyKind::kInference && project_id.empty()) return invalid_argument("an inference key belongs to a project");
   if (kind == KeyKind::kAdmin && !project_id.empty()) return invalid_argument("an admin key belongs to the organization, not a project");
   NC_ASSIGN_OR_RETURN(NewKey nk, generate_key(kind));  // outside the transaction: it may be retried

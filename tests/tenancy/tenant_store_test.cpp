@@ -178,6 +178,8 @@ TEST_P(TenantStoreTest, KindsAndProjectsAreChecked) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->create_key(org.id, proj.id, KeyKind::kAdmin, "k", "", std::nullopt, cli_).status().code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->create_key(org.id, proj.id, KeyKind::kInference, "k", "not json", std::nullopt, cli_).status().code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->create_project(org.id, "web", cli_).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->create_project("org_nope", "x", cli_).status().code(), StatusCode::kNotFound);
   auto admin = must(store_->create_key(org.id, "", KeyKind::kAdmin, "ops", "", std::nullopt, cli_));
