@@ -101,7 +101,8 @@ void ModelRegistry::start_loading(std::function<void(const Status&)> on_done) {
       } else {
         e.state = State::kFailed;
         e.error = svc.status().with_context(fmt::format("model '{}'", spec.id));
-        if (first.is_ok()) first = e.error;
+        first = e.error;
+        break;  // serve stops on a model that does not load: loading the rest would only delay that
       }
     }
     if (on_done && !stopping_) on_done(first);
