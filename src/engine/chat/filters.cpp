@@ -284,26 +284,7 @@ std::string striptags(const std::string& s) {
     t.push_back(s[i++]);
   }
   std::string collapsed;
-  for (const std::string& w : [&] {
-         std::vector<std::string> words;
-         size_t pos = 0;
-         while (pos < t.size()) {
-           size_t p = pos;
-           if (py_isspace(utf8_next(t, p))) {
-             pos = p;
-             continue;
-           }
-           size_t e = pos;
-           while (e < t.size()) {
-             size_t q = e;
-             if (py_isspace(utf8_next(t, q))) break;
-             e = q;
-           }
-           words.push_back(t.substr(pos, e - pos));
-           pos = e;
-         }
-         return words;
-       }()) {
+  for (const std::string& w : split_whitespace(t, -1, false)) {  // ' '.join(t.split()), as Jinja2
     if (!collapsed.empty()) collapsed += ' ';
     collapsed += w;
   }

@@ -77,57 +77,6 @@ void clamp_range(const Value* start, const Value* end, int64_t n, int64_t* lo, i
   *hi = conv(end, n);
 }
 
-std::vector<std::string> split_whitespace(std::string_view s, int64_t maxsplit, bool from_right) {
-  std::vector<std::string> out;
-  if (!from_right) {
-    size_t pos = 0;
-    while (true) {
-      // skip whitespace
-      while (pos < s.size()) {
-        size_t p = pos;
-        if (!py_isspace(utf8_next(s, p))) break;
-        pos = p;
-      }
-      if (pos >= s.size()) break;
-      if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-        out.emplace_back(s.substr(pos));
-        break;
-      }
-      size_t end = pos;
-      while (end < s.size()) {
-        size_t p = end;
-        if (py_isspace(utf8_next(s, p))) break;
-        end = p;
-      }
-      out.emplace_back(s.substr(pos, end - pos));
-      pos = end;
-    }
-    return out;
-  }
-  size_t end = s.size();
-  while (true) {
-    while (end > 0) {
-      size_t p = end;
-      if (!py_isspace(utf8_prev(s, p))) break;
-      end = p;
-    }
-    if (end == 0) break;
-    if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-      out.emplace_back(s.substr(0, end));
-      break;
-    }
-    size_t start = end;
-    while (start > 0) {
-      size_t p = start;
-      if (py_isspace(utf8_prev(s, p))) break;
-      start = p;
-    }
-    out.emplace_back(s.substr(start, end - start));
-    end = start;
-  }
-  std::reverse(out.begin(), out.end());
-  return out;
-}
 
 std::vector<std::string> split_sep(std::string_view s, std::string_view sep, int64_t maxsplit, bool from_right) {
   if (sep.empty()) runtime_error("ValueError: empty separator");
@@ -556,6 +505,58 @@ std::string unsafe(const Value& self, std::string_view name) {
 }
 
 }  // namespace
+
+std::vector<std::string> split_whitespace(std::string_view s, int64_t maxsplit, bool from_right) {
+  std::vector<std::string> out;
+  if (!from_right) {
+    size_t pos = 0;
+    while (true) {
+      // skip whitespace
+      while (pos < s.size()) {
+        size_t p = pos;
+        if (!py_isspace(utf8_next(s, p))) break;
+        pos = p;
+      }
+      if (pos >= s.size()) break;
+      if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
+        out.emplace_back(s.substr(pos));
+        break;
+      }
+      size_t end = pos;
+      while (end < s.size()) {
+        size_t p = end;
+        if (py_isspace(utf8_next(s, p))) break;
+        end = p;
+      }
+      out.emplace_back(s.substr(pos, end - pos));
+      pos = end;
+    }
+    return out;
+  }
+  size_t end = s.size();
+  while (true) {
+    while (end > 0) {
+      size_t p = end;
+      if (!py_isspace(utf8_prev(s, p))) break;
+      end = p;
+    }
+    if (end == 0) break;
+    if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
+      out.emplace_back(s.substr(0, end));
+      break;
+    }
+    size_t start = end;
+    while (start > 0) {
+      size_t p = start;
+      if (py_isspace(utf8_prev(s, p))) break;
+      start = p;
+    }
+    out.emplace_back(s.substr(start, end - start));
+    end = start;
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
 
 std::optional<Value> method_attribute(const Value& self, std::string_view name) {
   const NameSet* methods = nullptr;
