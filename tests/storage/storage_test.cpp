@@ -21,6 +21,7 @@
 #include "storage/database.h"
 #include "storage/migrate.h"
 #include "storage/schema.h"
+#include "tests/storage/test_database.h"
 
 namespace nc::storage {
 
@@ -35,62 +36,20 @@ namespace {
     ASSERT_TRUE(s_.is_ok()) << #expr << ": " << s_.to_string(); \
   } while (0)
 
-// Unwraps a Result; a failure ends the test (GoogleTest reports the exception as a failure).
-template <typename T>
-T must(Result<T> r) {
-  if (!r.is_ok()) throw std::runtime_error("unexpected error: " + r.status().to_string());
-  return std::move(r).value();
-}
-
-std::string test_name() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = std::string(info->test_suite_name()) + "." + info->name();
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return name;
-}
+using test::add_url_param;
+using test::must;
+using test::test_name;
 
 // A fresh directory for this test in this process.
-std::string tmp_dir() {
-  std::string d = std::string(NC_TEST_TMP) + "/storage/" + std::to_string(::getpid()) + "/" + test_name();
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-
-// The PostgreSQL server's URL: $NC_TEST_PG_URL, else the file tools/postgres.sh wrote; "" if none.
-std::string pg_base_url() {
-  if (const char* env = std::getenv("NC_TEST_PG_URL"); env && *env) return env;
-  std::ifstream in(NC_PG_URL_FILE);
-  std::string url;
-  std::getline(in, url);
-  return url;
-}
-
-std::string add_url_param(const std::string& url, const std::string& param) {
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
-}
+std::string tmp_dir() { return test::tmp_dir("storage"); }
 
 class StorageTest : public ::testing::TestWithParam<Dialect> {
  protected:
   void SetUp() override {
-    if (GetParam() == Dialect::kSqlite) {
-      dir_ = tmp_dir();
-      url_ = "sqlite:" + dir_ + "/test.db";
-    } else {
-      std::string base = pg_base_url();
-      ASSERT_FALSE(base.empty()) << "no PostgreSQL server: run the suite through ctest (fixture storage.pg_start), "
-                                    "or `tools/postgres.sh start DIR` and set NC_TEST_PG_URL";
-      // Each test gets its own schema (ctest runs tests as parallel processes on one server).
-      std::string name = test_name();
-      schema_ = "t" + std::to_string(::getpid()) + "_" + std::to_string(std::hash<std::string>()(name) % 1000000007);
-      admin_ = must(Database::open(base));
-      ASSERT_OK(admin_->transact([&](Transaction& tx) {
-        return tx.exec_script("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE; CREATE SCHEMA " + schema_);
-      }));
-      url_ = add_url_param(base, "options=-csearch_path%3D" + schema_);
-    }
+    test_db_.create(GetParam(), "storage");
+    if (HasFatalFailure()) return;
+    url_ = test_db_.url();
+    admin_ = test_db_.admin();
     auto db = Database::open(url_);
     ASSERT_TRUE(db.is_ok()) << db.status().to_string();
     db_ = std::move(db).value();
@@ -99,11 +58,7 @@ class StorageTest : public ::testing::TestWithParam<Dialect> {
 
   void TearDown() override {
     db_.reset();
-    if (!dir_.empty() && !HasFailure()) std::filesystem::remove_all(dir_);  // kept for a look when failed
-    if (admin_) {
-      Status s = admin_->transact([&](Transaction& tx) { return tx.exec_script("DROP SCHEMA " + schema_ + " CASCADE"); });
-      EXPECT_TRUE(s.is_ok()) << s.to_string();
-    }
+    test_db_.drop(HasFailure());
   }
 
   std::unique_ptr<Database> open_again(const DatabaseOptions& options = {}) { return must(Database::open(url_, options)); }
@@ -122,10 +77,9 @@ class StorageTest : public ::testing::TestWithParam<Dialect> {
     }));
   }
 
-  std::string dir_;
+  test::TestDatabase test_db_;
   std::string url_;
-  std::string schema_;
-  std::unique_ptr<Database> admin_;
+  Database* admin_ = nullptr;  // PostgreSQL only: outside the test's schema
   std::unique_ptr<Database> db_;
 };
 

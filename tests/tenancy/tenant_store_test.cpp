@@ -6,13 +6,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "storage/database.h"
 #include "storage/migrate.h"
 #include "storage/schema.h"
+#include "tests/storage/test_database.h"
 #include "tenancy/tenant_store.h"
 
 namespace nc::tenancy {
@@ -22,47 +21,14 @@ using storage::Database;
 using storage::Dialect;
 using storage::Transaction;
 
-template <typename T>
-T must(Result<T> r) {
-  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-  if (!r.is_ok()) throw std::runtime_error(r.status().to_string());
-  return std::move(r).value();
-}
-
-std::string test_name() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string n = std::string(info->test_suite_name()) + "_" + info->name();
-  for (char& c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return n;
-}
-
-std::string pg_base_url() {
-  if (const char* env = std::getenv("NC_TEST_PG_URL"); env && *env) return env;
-  std::ifstream in(NC_PG_URL_FILE);
-  std::string url;
-  std::getline(in, url);
-  return url;
-}
+using storage::test::must;
 
 class TenantStoreTest : public ::testing::TestWithParam<Dialect> {
  protected:
   void SetUp() override {
-    if (GetParam() == Dialect::kSqlite) {
-      dir_ = std::string(NC_TEST_TMP) + "/tenancy/" + std::to_string(::getpid()) + "/" + test_name();
-      std::filesystem::remove_all(dir_);
-      std::filesystem::create_directories(dir_);
-      url_ = "sqlite:" + dir_ + "/nc.db";
-    } else {
-      const std::string base = pg_base_url();
-      ASSERT_FALSE(base.empty()) << "no PostgreSQL server: run through ctest (fixture pg) or set NC_TEST_PG_URL";
-      schema_ = "ten" + std::to_string(::getpid()) + "_" + std::to_string(std::hash<std::string>()(test_name()) % 1000000007);
-      admin_ = must(Database::open(base));
-      ASSERT_TRUE(admin_->transact([&](Transaction& tx) {
-        return tx.exec_script("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE; CREATE SCHEMA " + schema_);
-      }).is_ok());
-      url_ = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema_;
-    }
+    test_db_.create(GetParam(), "tenancy");
+    if (HasFatalFailure()) return;
+    url_ = test_db_.url();
     db_ = must(Database::open(url_));
     ASSERT_TRUE(storage::migrate(*db_, storage::neocloud_migrations()).is_ok());
     store_ = std::make_unique<TenantStore>(*db_);
@@ -70,12 +36,12 @@ class TenantStoreTest : public ::testing::TestWithParam<Dialect> {
   void TearDown() override {
     store_.reset();
     db_.reset();
-    if (!dir_.empty() && !HasFailure()) std::filesystem::remove_all(dir_);
-    if (admin_) (void)admin_->transact([&](Transaction& tx) { return tx.exec_script("DROP SCHEMA " + schema_ + " CASCADE"); });
+    test_db_.drop(HasFailure());
   }
 
-  std::string dir_, url_, schema_;
-  std::unique_ptr<Database> admin_, db_;
+  storage::test::TestDatabase test_db_;
+  std::string url_;
+  std::unique_ptr<Database> db_;
   std::unique_ptr<TenantStore> store_;
   const Actor cli_{""};
 };
