@@ -3,12 +3,13 @@
 # Needs NC (the neocloud binary) and fail() from the caller.
 start_server() {
   local log=$1; shift
+  : >"$log"  # empty now, before the background shell opens it: no stale port, no missing file
   "$NC" serve --port 0 "$@" 2>"$log" &
   PID=$!
   trap 'kill $PID 2>/dev/null || true' EXIT
   PORT=""
   for _ in $(seq 100); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$log")
+    PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$log" || true)
     [ -n "$PORT" ] && break
     kill -0 $PID 2>/dev/null || break
     sleep 0.1

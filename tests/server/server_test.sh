@@ -164,9 +164,10 @@ trap - EXIT
 # While a model loads, /health and requests for it answer 503 (the "model" is a FIFO: opening it blocks
 # until a writer comes); when the load then fails, serve stops and names the model.
 rm -f "$TMP/slow.gguf" && mkfifo "$TMP/slow.gguf"
+: >"$TMP/slow.log"
 "$NC" serve -m "$TMP/slow.gguf:slow" --port 0 2>"$TMP/slow.log" &
 SPID=$!
-for _ in $(seq 100); do SPORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$TMP/slow.log"); [ -n "$SPORT" ] && break; sleep 0.1; done
+for _ in $(seq 100); do SPORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\)\/v1.*/\1/p' "$TMP/slow.log" || true); [ -n "$SPORT" ] && break; sleep 0.1; done
 [ "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$SPORT/health")" = '{"status":"loading"} 503' ] || fail "health while loading"
 curl -s "http://127.0.0.1:$SPORT/v1/completions" -d '{"model":"slow","prompt":"x"}' -w '\n%{http_code}' | py "assert code==503 and r['error']['code']=='model_loading', r" || fail "503 while loading"
 (echo "not a gguf" > "$TMP/slow.gguf") 2>/dev/null || true  # the reader may close first: SIGPIPE
