@@ -1,13 +1,20 @@
 // `neocloud serve [-m MODEL[:ALIAS]]... [--host H] [--port 8080] [--parallel N] [--ctx N] [-t N]`: serves
 // the OpenAI-compatible API (see src/server/http_server.h) until SIGINT/SIGTERM. Several -m serve
 // several models, addressed by id; with none, a demo model with random weights (made on first start).
+// --db URL turns on the multi-tenant gateway (API keys, rate limits, budgets, the usage ledger, the
+// admin API): the first start prints the operator's admin key once.
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
 #include "apps/neocloud/commands.h"
 #include "core/log.h"
+#include "gateway/gateway.h"
+#include "storage/database.h"
 #include "server/http_server.h"
 #include "server/model_registry.h"
 
@@ -19,6 +26,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080, parallel = 4, threads = 0;
   int64_t ctx = 4096, batch = 0, chunk = 128;
+  std::string db, instance = "local", admin_key_file;
 };
 
 Status run_serve(const ServeOptions& o) {
@@ -40,8 +48,28 @@ Status run_serve(const ServeOptions& o) {
     // Engines share the cores: each gets an equal part unless -t says otherwise.
     eo.n_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / o.models.size()));
   }
+  std::unique_ptr<storage::Database> db;
+  std::unique_ptr<gateway::Gateway> gw;
+  if (!o.db.empty()) {
+    NC_ASSIGN_OR_RETURN(db, storage::Database::open(o.db));
+    gateway::GatewayOptions go;
+    go.instance = o.instance;
+    gw = std::make_unique<gateway::Gateway>(*db, go);
+    NC_ASSIGN_OR_RETURN(auto boot, gw->start());
+    if (boot) {
+      fmt::print(stderr, "neocloud: first start: the operator's admin key (shown once, store it now):\n  {}\n", *boot);
+      if (!o.admin_key_file.empty()) {
+        std::FILE* f = std::fopen(o.admin_key_file.c_str(), "wx");
+        if (!f) return unavailable(fmt::format("cannot create --admin-key-file '{}'", o.admin_key_file));
+        ::fchmod(fileno(f), 0600);
+        fmt::print(f, "{}\n", *boot);
+        std::fclose(f);
+      }
+    }
+    fmt::print(stderr, "neocloud: gateway on ({}): API keys required\n", db->display_url());
+  }
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
-  server::HttpServer srv(*registry);
+  server::HttpServer srv(*registry, gw.get());
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
@@ -65,6 +93,7 @@ Status run_serve(const ServeOptions& o) {
   // Stop the engines (and drop their requests' callbacks) while the server's I/O context still exists:
   // callbacks post to it.
   registry->shutdown();
+  if (gw) gw->stop();  // commits what is queued for the ledger
   std::lock_guard<std::mutex> lock(mu);
   return load_error;
 }
@@ -78,6 +107,13 @@ void add_serve_command(CLI::App& app) {
                   "GGUF model, optionally PATH:ALIAS (the id clients use); repeat for several models. "
                   "None: a demo model with random weights");
   cmd->add_option("--host", o->host, "address to listen on")->capture_default_str();
+  cmd->add_option("--db", o->db,
+                  "database for tenants, keys, limits, budgets and the usage ledger (sqlite:PATH or postgres://...); "
+                  "turns on API keys. None: no keys, no metering");
+  cmd->add_option("--instance", o->instance,
+                  "this process's name in the ledger (distinct per process sharing one PostgreSQL)")
+      ->capture_default_str();
+  cmd->add_option("--admin-key-file", o->admin_key_file, "first start: also write the operator's admin key to this new file (0600)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
       ->check(CLI::PositiveNumber)

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "engine/gguf/gguf.h"
+#include "gateway/admin_api.h"
 #include "server/openai.h"
 
 namespace nc::server {
@@ -43,6 +44,13 @@ class EventQueue : public std::enable_shared_from_this<EventQueue> {
     }
     asio::post(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
   }
+  // What is queued now, without waiting.
+  std::deque<std::pair<int, engine::SchedEvent>> drain() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::deque<std::pair<int, engine::SchedEvent>> out;
+    out.swap(q_);
+    return out;
+  }
   awaitable<std::deque<std::pair<int, engine::SchedEvent>>> next() {
     for (;;) {
       {
@@ -69,9 +77,15 @@ struct Reply {
   http::status status = http::status::ok;
   std::string body;
   std::string content_type = "application/json";
+  gateway::Headers headers;
 };
 
-Reply json_reply(int status, const json& j) { return {static_cast<http::status>(status), dump(j), "application/json"}; }
+Reply json_reply(int status, const json& j) {
+  Reply r;
+  r.status = static_cast<http::status>(status);
+  r.body = dump(j);
+  return r;
+}
 Reply error_reply(const ApiError& e) { return json_reply(e.status, error_body(e)); }
 
 // Builds an error (a function, not braces: GCC 12 miscompiles aggregate temporaries in co_await).
@@ -86,11 +100,69 @@ Reply err_reply(int status, const std::string& message, const std::string& param
   return error_reply(e);
 }
 
+// A gateway refusal: OpenAI's error body with the rate-limit and retry headers.
+Reply denial_reply(const gateway::Denial& d) {
+  Reply r = err_reply(d.status, d.message, d.param, d.code, d.type);
+  r.headers = d.headers;
+  if (d.retry_after_s >= 0) {
+    r.headers.emplace_back("retry-after", std::to_string(static_cast<int64_t>(std::ceil(d.retry_after_s))));
+    r.headers.emplace_back("retry-after-ms", std::to_string(static_cast<int64_t>(std::ceil(d.retry_after_s * 1000))));
+  }
+  if (!d.should_retry) r.headers.emplace_back("x-should-retry", "false");
+  return r;
+}
+
+// The endpoint name key scopes use, for an inference route.
+std::string endpoint_of(const std::string& path) {
+  if (path == "/v1/completions") return "completions";
+  if (path == "/v1/chat/completions") return "chat.completions";
+  if (path == "/v1/embeddings") return "embeddings";
+  if (path == "/v1/usage/events") return "usage.events";
+  if (path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) return "models";
+  return "tokenize";  // /tokenize, /detokenize, /apply-template
+}
+
+// One value handed from another thread (the ledger's) to a coroutine on the I/O thread — the same
+// timer hand-off as EventQueue (Boost 1.74's async_initiate with use_awaitable crashes under GCC 12).
+template <typename T>
+class Handoff : public std::enable_shared_from_this<Handoff<T>> {
+ public:
+  explicit Handoff(asio::any_io_executor ex) : timer_(ex) { timer_.expires_at(asio::steady_timer::time_point::max()); }
+  void set(T v) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      value_.emplace(std::move(v));
+    }
+    asio::post(timer_.get_executor(), [self = this->shared_from_this()] { self->timer_.cancel(); });
+  }
+  awaitable<T> get() {
+    for (;;) {
+      std::optional<T> v;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        v.swap(value_);
+      }
+      if (v) {
+        T out = std::move(*v);
+        co_return out;
+      }
+      boost::system::error_code ec;
+      co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+  }
+
+ private:
+  asio::steady_timer timer_;
+  std::mutex mu_;
+  std::optional<T> value_;
+};
+
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(ModelRegistry& m) : models(m) {}
+  Impl(ModelRegistry& m, gateway::Gateway* g) : models(m), gw(g) {}
   ModelRegistry& models;
+  gateway::Gateway* gw;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   // CPU work of a request before it reaches the engine (template rendering, tokenizing): off the I/O
@@ -143,6 +215,7 @@ struct HttpServer::Impl {
     res.set(http::field::server, "neocloud");
     res.set(http::field::content_type, r.content_type);
     res.set("x-request-id", request_id);
+    for (const auto& [k, v] : r.headers) res.set(k, v);
     res.keep_alive(req.keep_alive());
     res.body() = r.body;
     res.prepare_payload();
@@ -177,7 +250,8 @@ struct HttpServer::Impl {
 
   // Answers every route but the streaming-capable ones; for those, sets *body and *model and
   // returns nothing. (Not a coroutine: GCC 12 miscompiles initializer lists inside coroutines.)
-  std::optional<Reply> route(const http::request<http::string_body>& req, json* body, EngineService** model) {
+  std::optional<Reply> route(const http::request<http::string_body>& req, const gateway::Caller* caller, json* body,
+                             EngineService** model) {
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
     const auto method = req.method();
@@ -185,7 +259,10 @@ struct HttpServer::Impl {
       if (models.all_ready()) return json_reply(200, {{"status", "ok"}});
       return json_reply(503, {{"status", "loading"}});
     }
-    if (method == http::verb::get && path == "/v1/models") return models_reply();
+    if (caller && path.rfind("/v1/models", 0) == 0) {
+      if (auto d = gw->authorize_inference(*caller, "models", "")) return denial_reply(*d);
+    }
+    if (method == http::verb::get && path == "/v1/models") return models_reply(caller);
     if (method == http::verb::get && path.rfind("/v1/models/", 0) == 0) {
       std::string id;
       for (size_t i = 11; i < path.size(); ++i) {  // percent-decode
@@ -198,6 +275,7 @@ struct HttpServer::Impl {
         }
       }
       std::optional<Reply> error;
+      if (caller && !caller->allows_model(id)) return denial_reply(*gw->authorize_inference(*caller, "models", id));
       if (!find_model(id, &error)) return error;
       for (const auto& e : models.entries())
         if (e.spec.id == id) return json_reply(200, model_json(e));
@@ -213,6 +291,9 @@ struct HttpServer::Impl {
       EngineService* m = nullptr;
       if (auto it = body->find("model"); it != body->end() && it->is_string()) {
         std::optional<Reply> error;
+        if (caller) {
+          if (auto d = gw->authorize_inference(*caller, endpoint_of(path), it->get<std::string>())) return denial_reply(*d);
+        }
         m = find_model(it->get<std::string>(), &error);
         if (!m) return error;
       } else if (path.rfind("/v1/", 0) == 0) {
@@ -223,6 +304,9 @@ struct HttpServer::Impl {
         const auto first = models.default_model();
         m = ready_or_error(first, first.state == ModelRegistry::State::kReady ? first.service->id() : "default", &error);
         if (!m) return error;
+        if (caller) {
+          if (auto d = gw->authorize_inference(*caller, endpoint_of(path), m->id())) return denial_reply(*d);
+        }
       }
       if (path == "/tokenize") return tokenize_reply(*m, *body);
       if (path == "/detokenize") return detokenize_reply(*m, *body);
@@ -235,14 +319,119 @@ struct HttpServer::Impl {
 
   awaitable<bool> handle(beast::tcp_stream& stream, http::request<http::string_body>& req) {
     const std::string request_id = random_id("req_", 32);
+    const std::string target(req.target());
+    const std::string path = target.substr(0, target.find('?'));
+    std::shared_ptr<const gateway::Caller> caller;
+    if (gw && path != "/health" && path != "/metrics") {
+      // The tenant comes from the key: a cache hit costs a hash; a miss asks the database off this thread.
+      const std::string authorization(req[http::field::authorization]);
+      caller = gw->cached(authorization);
+      if (!caller) {
+        std::optional<gateway::Denial> denied;
+        co_await offload([&] {
+          denied = gw->authenticate(authorization, &caller);
+          return true;
+        });
+        if (denied) co_return co_await write_reply(stream, req, denial_reply(*denied), request_id);
+      }
+      if (gateway::is_admin_path(path)) co_return co_await admin(stream, req, *caller, path, target, request_id);
+      if (path == "/v1/usage/events" && req.method() == http::verb::post)
+        co_return co_await usage_events(stream, req, caller, request_id);
+    }
     json body;
     EngineService* m = nullptr;
-    std::optional<Reply> simple = route(req, &body, &m);
+    std::optional<Reply> simple = route(req, caller.get(), &body, &m);
     if (simple) co_return co_await write_reply(stream, req, *simple, request_id);
-    const std::string target(req.target());
-    if (target.rfind("/v1/embeddings", 0) == 0) co_return co_await embeddings(stream, req, *m, body, request_id);
+    if (target.rfind("/v1/embeddings", 0) == 0) co_return co_await embeddings(stream, req, *m, body, request_id, caller);
     const bool chat = target.rfind("/v1/chat/completions", 0) == 0;
-    co_return co_await completions(stream, req, *m, body, request_id, chat);
+    co_return co_await completions(stream, req, *m, body, request_id, chat, caller);
+  }
+
+  // The admin API: database work on the worker pool.
+  awaitable<bool> admin(beast::tcp_stream& stream, http::request<http::string_body>& req, const gateway::Caller& caller,
+                        const std::string& path, const std::string& target, const std::string& request_id) {
+    if (auto d = gw->authorize_admin(caller)) co_return co_await write_reply(stream, req, denial_reply(*d), request_id);
+    const size_t q = target.find('?');
+    const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
+    const std::string method(req.method_string());
+    gateway::AdminResponse res;
+    co_await offload([&] {
+      res = gateway::handle_admin(*gw, caller, method, path, query, req.body());
+      return true;
+    });
+    Reply reply;
+    reply.status = static_cast<http::status>(res.status);
+    reply.body = res.body.dump(-1, ' ', false, json::error_handler_t::replace);
+    co_return co_await write_reply(stream, req, reply, request_id);
+  }
+
+  // POST /v1/usage/events: CloudEvents metered into the ledger; 200 only once they are durable.
+  awaitable<bool> usage_events(beast::tcp_stream& stream, http::request<http::string_body>& req,
+                               std::shared_ptr<const gateway::Caller> caller, const std::string& request_id) {
+    if (caller->principal.kind == tenancy::KeyKind::kInference) {
+      if (auto d = gw->authorize_inference(*caller, "usage.events", "")) co_return co_await write_reply(stream, req, denial_reply(*d), request_id);
+    }
+    Result<std::vector<gateway::UsageEvent>> events = invalid_argument("");
+    co_await offload([&] {
+      events = gw->parse_usage_events(*caller, req.body());
+      return true;
+    });
+    if (!events.is_ok()) co_return co_await write_reply(stream, req, err_reply(400, events.status().message()), request_id);
+    auto list = std::make_shared<std::vector<gateway::UsageEvent>>(std::move(*events));
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (const auto& e : *list) keys.emplace_back(e.source, e.id);
+    const std::string org = caller->principal.org_id;
+    auto done = std::make_shared<Handoff<Result<gateway::Ledger::IngestResult>>>(acceptor.get_executor());
+    gw->ledger().ingest(org, std::move(*list), [done](Result<gateway::Ledger::IngestResult> r) { done->set(std::move(r)); });
+    Result<gateway::Ledger::IngestResult> stored = co_await done->get();
+    if (!stored.is_ok()) {
+      NC_LOG_ERROR("usage events: {}", stored.status().to_string());
+      co_return co_await write_reply(stream, req, err_reply(503, "The usage ledger is unavailable; nothing was stored. Retry "
+                                                                 "with the same ids.", "", "", "server_error"),
+                                     request_id);
+    }
+    json dups = json::array();
+    int64_t accepted = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (stored->inserted[i]) ++accepted;
+      else dups.push_back(json::object({{"source", keys[i].first}, {"id", keys[i].second}}));
+    }
+    json res = json::object({{"object", "usage.events.result"}, {"accepted", accepted}, {"duplicates", dups}});
+    co_return co_await write_reply(stream, req, json_reply(200, res), request_id);
+  }
+
+  // Admission of an inference request: rate limits (in memory), then a budget hold when one applies.
+  // Returns the refusal to send, or nothing (the ticket is then live: settle or release it).
+  awaitable<std::optional<Reply>> admit(const std::shared_ptr<const gateway::Caller>& caller, const std::string& request_id,
+                                        const std::string& endpoint, const std::string& model, int64_t prompt_tokens,
+                                        int64_t max_output_tokens, gateway::Ticket* ticket) {
+    gateway::AdmitRequest ar;
+    ar.request_id = request_id;
+    ar.endpoint = endpoint;
+    ar.model = model;
+    ar.prompt_tokens = prompt_tokens;
+    ar.max_output_tokens = max_output_tokens;
+    if (auto d = gw->admit(caller, ar, ticket)) co_return denial_reply(*d);
+    if (!gw->needs_hold(*ticket)) co_return std::nullopt;
+    auto done = std::make_shared<Handoff<std::optional<gateway::Denial>>>(acceptor.get_executor());
+    gw->hold(*ticket, [done](std::optional<gateway::Denial> d) { done->set(std::move(d)); });
+    std::optional<gateway::Denial> denied = co_await done->get();
+    if (!denied) co_return std::nullopt;
+    gw->release(*ticket);
+    denied->headers = ticket->headers;
+    co_return denial_reply(*denied);
+  }
+
+  // Writes the request's ledger record and waits for the commit (the caller sends its last byte after).
+  awaitable<Status> settle(gateway::Ticket& ticket, int64_t prompt_tokens, int64_t completion_tokens, const char* status) {
+    gateway::Usage u;
+    u.prompt_tokens = prompt_tokens;
+    u.completion_tokens = completion_tokens;
+    u.status = status;
+    auto done = std::make_shared<Handoff<Status>>(acceptor.get_executor());
+    gw->settle(ticket, u, [done](Status st) { done->set(std::move(st)); });
+    Status s = co_await done->get();
+    co_return s;
   }
 
   json model_json(const ModelRegistry::Entry& e) {
@@ -256,10 +445,10 @@ struct HttpServer::Impl {
     return j;
   }
 
-  Reply models_reply() {
+  Reply models_reply(const gateway::Caller* caller) {
     json data = json::array();
     for (const auto& e : models.entries())
-      if (e.state == ModelRegistry::State::kReady) data.push_back(model_json(e));
+      if (e.state == ModelRegistry::State::kReady && (!caller || caller->allows_model(e.spec.id))) data.push_back(model_json(e));
     return json_reply(200, {{"object", "list"}, {"data", data}});
   }
 
@@ -291,7 +480,10 @@ struct HttpServer::Impl {
       histogram("inter_token_latency_seconds", "Time between consecutive tokens of a request.", s.inter_token);
       histogram("e2e_request_latency_seconds", "Time from submission to the end of the request.", s.e2e);
     }
-    return {http::status::ok, out, "text/plain; version=0.0.4"};
+    Reply r;
+    r.body = std::move(out);
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
   }
 
   Reply tokenize_reply(const EngineService& m, const json& body) {
@@ -371,10 +563,16 @@ struct HttpServer::Impl {
     return true;
   }
 
+  // The ledger could not record a finished request: its result is not delivered (nothing unbilled leaves).
+  static Reply ledger_failed() {
+    return err_reply(503, "The usage ledger is unavailable, so the result cannot be delivered; retry shortly.", "", "",
+                     "server_error");
+  }
+
   // POST /v1/embeddings: one engine request per input, pooled as the model's GGUF says (mean when it
   // does not say), L2-normalized; "float" arrays or little-endian float32 in base64.
   awaitable<bool> embeddings(beast::tcp_stream& stream, http::request<http::string_body>& req, EngineService& m,
-                             const json& body, const std::string& request_id) {
+                             const json& body, const std::string& request_id, std::shared_ptr<const gateway::Caller> caller) {
     EmbeddingOptions opt;
     ApiError err;
     const int64_t n_embd = m.model().hparams().n_embd;
@@ -403,6 +601,11 @@ struct HttpServer::Impl {
             request_id);
       }
     }
+    gateway::Ticket ticket;
+    if (caller) {
+      std::optional<Reply> refused = co_await admit(caller, request_id, "embeddings", m.id(), prompt_tokens, 0, &ticket);
+      if (refused) co_return co_await write_reply(stream, req, *refused, request_id);
+    }
     auto queue = std::make_shared<EventQueue>(stream.get_executor());
     std::vector<engine::RequestId> ids;
     for (size_t i = 0; i < opt.inputs.size(); ++i) {
@@ -414,6 +617,7 @@ struct HttpServer::Impl {
       auto id = m.submit(std::move(r), [queue, index](const engine::SchedEvent& e) { queue->push(index, e); });
       if (!id.is_ok()) {
         for (auto x : ids) m.cancel(x);
+        if (caller) co_await settle(ticket, 0, 0, "error");
         co_return co_await write_reply(stream, req, error_reply(from_status(id.status(), "input")), request_id);
       }
       ids.push_back(*id);
@@ -430,6 +634,10 @@ struct HttpServer::Impl {
         vectors[index] = std::move(e.embedding);
       }
     }
+    if (caller) {
+      const Status billed = co_await settle(ticket, failure.is_ok() ? prompt_tokens : 0, 0, failure.is_ok() ? "completed" : "error");
+      if (!billed.is_ok() && failure.is_ok()) co_return co_await write_reply(stream, req, ledger_failed(), request_id);
+    }
     if (!failure.is_ok()) co_return co_await write_reply(stream, req, error_reply(from_status(failure)), request_id);
     json data = json::array();
     for (size_t i = 0; i < vectors.size(); ++i) {
@@ -438,12 +646,15 @@ struct HttpServer::Impl {
     }
     json res = {{"object", "list"}, {"data", std::move(data)}, {"model", m.id()},
                 {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
-    co_return co_await write_reply(stream, req, json_reply(200, res), request_id);
+    Reply ok = json_reply(200, res);
+    ok.headers = ticket.headers;
+    co_return co_await write_reply(stream, req, ok, request_id);
   }
 
   // POST /v1/completions and /v1/chat/completions.
   awaitable<bool> completions(beast::tcp_stream& stream, http::request<http::string_body>& req, EngineService& m,
-                              const json& body, const std::string& request_id, bool chat) {
+                              const json& body, const std::string& request_id, bool chat,
+                              std::shared_ptr<const gateway::Caller> caller) {
     CompletionOptions opt;
     ApiError err;
     std::vector<std::vector<engine::TokenId>> prompts;
@@ -453,6 +664,20 @@ struct HttpServer::Impl {
              (chat ? chat_prompt(m, body, &prompts, &err) : parse_prompts(body, m.vocab(), &prompts, &err));
     });
     if (!ok) co_return co_await write_reply(stream, req, error_reply(err), request_id);
+    if (caller) {
+      // The max_tokens cap of the key, project or org: a default when the request sets none, else a ceiling.
+      if (const int64_t cap = gw->max_tokens_cap(*caller); cap > 0) {
+        if (opt.gen.max_tokens > cap) {
+          co_return co_await write_reply(
+              stream, req,
+              err_reply(400, fmt::format("max_tokens is too large: {}. This API key may request at most {} completion tokens.",
+                                         opt.gen.max_tokens, cap),
+                        "max_tokens", "invalid_value"),
+              request_id);
+        }
+        if (opt.gen.max_tokens < 0) opt.gen.max_tokens = static_cast<int32_t>(cap);
+      }
+    }
     for (const auto& p : prompts) {
       const int64_t want = static_cast<int64_t>(p.size()) + std::max(opt.gen.max_tokens, 1);
       if (want > m.n_ctx()) {
@@ -467,6 +692,18 @@ struct HttpServer::Impl {
       }
     }
     const int n_choices = static_cast<int>(prompts.size()) * opt.n;
+    gateway::Ticket ticket;
+    if (caller) {
+      int64_t prompt_total = 0, output_worst = 0;
+      for (const auto& p : prompts) {
+        prompt_total += static_cast<int64_t>(p.size());
+        const int64_t most = opt.gen.max_tokens >= 0 ? opt.gen.max_tokens : m.n_ctx() - static_cast<int64_t>(p.size());
+        output_worst += most * opt.n;
+      }
+      std::optional<Reply> refused = co_await admit(caller, request_id, chat ? "chat.completions" : "completions", m.id(),
+                                                    prompt_total, output_worst, &ticket);
+      if (refused) co_return co_await write_reply(stream, req, *refused, request_id);
+    }
     auto queue = std::make_shared<EventQueue>(stream.get_executor());
     std::vector<engine::RequestId> ids;
     int64_t prompt_tokens = 0;
@@ -481,6 +718,7 @@ struct HttpServer::Impl {
         auto id = m.submit(std::move(r), [queue, choice](const engine::SchedEvent& e) { queue->push(choice, e); });
         if (!id.is_ok()) {
           for (auto x : ids) m.cancel(x);
+          if (caller) co_await settle(ticket, 0, 0, "error");
           co_return co_await write_reply(stream, req, error_reply(from_status(id.status(), "prompt")), request_id);
         }
         ids.push_back(*id);
@@ -547,9 +785,14 @@ struct HttpServer::Impl {
           }
         }
       }
+      int64_t completion_tokens = 0;
+      for (const auto& c : choices) completion_tokens += c.n_generated;
+      if (caller) {
+        const Status billed = co_await settle(ticket, prompt_tokens, completion_tokens, failure.is_ok() ? "completed" : "error");
+        if (!billed.is_ok() && failure.is_ok()) co_return co_await write_reply(stream, req, ledger_failed(), request_id);
+      }
       if (!failure.is_ok()) co_return co_await write_reply(stream, req, error_reply(from_status(failure)), request_id);
       json cs = json::array();
-      int64_t completion_tokens = 0;
       for (int i = 0; i < n_choices; ++i) {
         json lp = nullptr;
         if (opt.logprobs >= 0 && chat) {
@@ -566,21 +809,24 @@ struct HttpServer::Impl {
         } else {
           cs.push_back({{"index", i}, {"text", choices[i].text}, {"logprobs", lp}, {"finish_reason", choices[i].finish}});
         }
-        completion_tokens += choices[i].n_generated;
       }
       json res = {{"id", cmpl_id}, {"object", object}, {"created", created}, {"model", m.id()},
                   {"choices", cs},
                   {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
                              {"total_tokens", prompt_tokens + completion_tokens}}}};
-      co_return co_await write_reply(stream, req, json_reply(200, res), request_id);
+      Reply ok_reply = json_reply(200, res);
+      ok_reply.headers = ticket.headers;
+      co_return co_await write_reply(stream, req, ok_reply, request_id);
     }
 
     // Streaming: headers, then one SSE event per token with new text, a final chunk per choice,
     // the usage chunk if asked, and [DONE]. A failed write means the client left: cancel.
+    std::string extra;
+    for (const auto& [k, v] : ticket.headers) extra += fmt::format("{}: {}\r\n", k, v);
     std::string head = fmt::format(
         "HTTP/1.1 200 OK\r\nServer: neocloud\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-        "x-request-id: {}\r\nTransfer-Encoding: chunked\r\nConnection: {}\r\n\r\n",
-        request_id, req.keep_alive() ? "keep-alive" : "close");
+        "x-request-id: {}\r\n{}Transfer-Encoding: chunked\r\nConnection: {}\r\n\r\n",
+        request_id, extra, req.keep_alive() ? "keep-alive" : "close");
     boost::system::error_code ec;
     co_await asio::async_write(stream.socket(), asio::buffer(head), asio::redirect_error(use_awaitable, ec));
     auto send = [&](const std::string& data) -> awaitable<bool> {
@@ -617,6 +863,7 @@ struct HttpServer::Impl {
       for (auto& [ci, e] : events) {
         if (!alive) break;
         if (e.kind == engine::SchedEvent::Kind::kToken) {
+          choices[ci].n_generated += 1;
           json lp = nullptr;
           if (opt.logprobs >= 0 && chat) {
             lp = {{"content", json::array({chat_logprob(e.token)})}, {"refusal", nullptr}};
@@ -632,7 +879,10 @@ struct HttpServer::Impl {
         } else {
           --remaining;
           completion_tokens += e.n_generated;
+          choices[ci].n_generated = e.n_generated;
+          choices[ci].done = true;
           if (!e.error.is_ok()) {
+            failure = e.error;
             ApiError ae = from_status(e.error);
             ae.type = "server_error";
             alive = co_await send(event(error_body(ae)));
@@ -644,7 +894,32 @@ struct HttpServer::Impl {
     }
     if (!alive) {
       cancel_all();
+      if (caller) {
+        // The client left: bill what was generated for it (tokens already queued for it included).
+        for (auto& [ci, e] : queue->drain()) {
+          if (choices[ci].done) continue;
+          if (e.kind == engine::SchedEvent::Kind::kToken) choices[ci].n_generated += 1;
+          else choices[ci].n_generated = e.n_generated;
+        }
+        int64_t generated = 0;
+        for (const auto& c : choices) generated += c.n_generated;
+        const Status billed = co_await settle(ticket, prompt_tokens, generated, "client_disconnected");
+        if (!billed.is_ok()) NC_LOG_ERROR("ledger: request {}: {}", request_id, billed.to_string());
+      }
       co_return false;
+    }
+    if (caller) {
+      // Durable before the last bytes: the usage chunk, [DONE] and the end of the chunked body.
+      const Status billed = co_await settle(ticket, prompt_tokens, completion_tokens, failure.is_ok() ? "completed" : "error");
+      if (!billed.is_ok()) {
+        NC_LOG_ERROR("ledger: request {}: {}", request_id, billed.to_string());
+        ApiError ae = from_status(billed);
+        ae.status = 503;
+        ae.type = "server_error";
+        ae.message = "The usage ledger is unavailable; this response is incomplete.";
+        co_await send(event(error_body(ae)));
+        co_return false;
+      }
     }
     if (opt.include_usage) {
       json u = {{"id", cmpl_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
@@ -664,7 +939,8 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ModelRegistry& models) : impl_(std::make_unique<Impl>(models)) {}
+HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway)
+    : impl_(std::make_unique<Impl>(models, gateway)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::listen(const std::string& host, uint16_t port) {

@@ -3,8 +3,11 @@
 // /v1/chat/completions (streaming and not), POST /v1/embeddings, POST /tokenize, POST /detokenize,
 // POST /apply-template (the chat prompt text, as llama.cpp's server),
 // GET /metrics. Requests name their model by id; a model still loading answers 503.
+// With a Gateway (serve --db): every route but /health and /metrics needs an API key; inference
+// requests pass rate limits and budgets and are written to the usage ledger before their last byte;
+// POST /v1/usage/events and the admin API (/v1/organization/..., /v1/admin/...) are served too.
 //
-// Ownership: borrows the ModelRegistry (it must outlive the server). Thread-safety: `listen` and `run`
+// Ownership: borrows the ModelRegistry and the Gateway (both must outlive the server). Thread-safety: `listen` and `run`
 // from one thread; `stop` from any thread.
 #pragma once
 #include <cstdint>
@@ -13,13 +16,15 @@
 #include <vector>
 
 #include "core/status.h"
+#include "gateway/gateway.h"
 #include "server/model_registry.h"
 
 namespace nc::server {
 
 class HttpServer {
  public:
-  explicit HttpServer(ModelRegistry& models);
+  // gateway: null serves without keys, limits or ledger (a private engine server).
+  explicit HttpServer(ModelRegistry& models, gateway::Gateway* gateway = nullptr);
   ~HttpServer();
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);

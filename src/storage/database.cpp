@@ -69,6 +69,24 @@ Status Transaction::exec_script(std::string_view sql) {
   return do_exec_script(sql);
 }
 
+Status Transaction::savepoint(const std::function<Status(Transaction&)>& fn) {
+  if (!error_.is_ok()) return aborted_error();
+  const std::string name = fmt::format("nc_sp{}", ++savepoint_depth_);
+  struct Depth {
+    int& d;
+    ~Depth() { --d; }
+  } depth{savepoint_depth_};
+  if (Status s = do_exec_script("SAVEPOINT " + name); !s.is_ok()) return s;
+  Status s = fn(*this);
+  if (s.is_ok() && error_.is_ok()) return do_exec_script("RELEASE SAVEPOINT " + name);
+  if (s.is_ok()) s = error_;
+  if (retryable_) return s;
+  error_ = Status::ok();
+  // do_exec_script records its own failure (the transaction is then aborted, as it should be).
+  (void)do_exec_script("ROLLBACK TO SAVEPOINT " + name + "; RELEASE SAVEPOINT " + name);
+  return s;
+}
+
 // ---- Database ----
 
 namespace {

@@ -114,6 +114,12 @@ class Transaction {
   Result<std::optional<Row>> query_optional(std::string_view sql, const Params& params = {});
   // Several `;`-separated statements without parameters (DDL in migrations).
   Status exec_script(std::string_view sql);
+  // Runs fn inside a SAVEPOINT: when fn fails with a non-retryable error (a failed statement or its
+  // own Status), its writes are rolled back to the savepoint, the transaction is usable again and fn's
+  // Status is returned; when fn succeeds its writes stay part of the transaction. A retryable failure
+  // (serialization, busy) still aborts the whole transaction. Lets one transaction carry several
+  // independent units of work (group commit) with per-unit atomicity.
+  Status savepoint(const std::function<Status(Transaction&)>& fn);
 
   Dialect dialect() const { return dialect_; }
   bool read_only() const { return read_only_; }
@@ -139,6 +145,7 @@ class Transaction {
   bool read_only_;
   Status error_;
   bool retryable_ = false;
+  int savepoint_depth_ = 0;
 };
 
 class Database {

@@ -25,6 +25,17 @@ std::string new_id(std::string_view prefix) {
   return s;
 }
 
+Status record_audit(storage::Transaction& tx, const std::string& org_id, const Actor& actor, const std::string& action,
+             const std::string& target, const std::string& before, const std::string& after) {
+  return tx
+      .exec("INSERT INTO audit_log (id, org_id, actor_key_id, action, target, before_json, after_json, at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            {new_id("aud"), org_id, actor.key_id.empty() ? storage::SqlValue() : storage::SqlValue(actor.key_id), action,
+             target, before.empty() ? storage::SqlValue() : storage::SqlValue(before),
+             after.empty() ? storage::SqlValue() : storage::SqlValue(after), now_us()})
+      .status();
+}
+
 namespace {
 
 const char* kind_column(KeyKind k) { return k == KeyKind::kAdmin ? "admin" : "inference"; }
@@ -40,17 +51,6 @@ std::string json_str(const std::string& s) {
     out += c;
   }
   return out + "\"";
-}
-
-Status audit(Transaction& tx, const std::string& org_id, const Actor& actor, const std::string& action,
-             const std::string& target, const std::string& before, const std::string& after) {
-  return tx
-      .exec("INSERT INTO audit_log (id, org_id, actor_key_id, action, target, before_json, after_json, at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            {new_id("aud"), org_id, actor.key_id.empty() ? storage::SqlValue() : storage::SqlValue(actor.key_id), action,
-             target, before.empty() ? storage::SqlValue() : storage::SqlValue(before),
-             after.empty() ? storage::SqlValue() : storage::SqlValue(after), now_us()})
-      .status();
 }
 
 Result<KeyInfo> key_from_row(const Row& r) {
@@ -119,9 +119,25 @@ Result<Organization> TenantStore::create_org(const std::string& name, const Acto
     NC_RETURN_IF_ERROR(
         tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)", {o.id, o.name, o.created_at})
             .status());
-    return audit(tx, o.id, actor, "organization.create", o.id, "", fmt::format(R"({{"name":{}}})", json_str(name)));
+    return record_audit(tx, o.id, actor, "organization.create", o.id, "", fmt::format(R"({{"name":{}}})", json_str(name)));
   }));
   return o;
+}
+
+Result<std::vector<Organization>> TenantStore::list_orgs() {
+  return db_.read([&](Transaction& tx) -> Result<std::vector<Organization>> {
+    NC_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT id, name, created_at FROM organizations WHERE deleted_at IS NULL "
+                                            "ORDER BY created_at, id"));
+    std::vector<Organization> out;
+    for (const Row& r : rows) {
+      Organization o;
+      NC_ASSIGN_OR_RETURN(o.id, r.get_text(0));
+      NC_ASSIGN_OR_RETURN(o.name, r.get_text(1));
+      NC_ASSIGN_OR_RETURN(o.created_at, r.get_int(2));
+      out.push_back(std::move(o));
+    }
+    return out;
+  });
 }
 
 Result<Project> TenantStore::create_project(const std::string& org_id, const std::string& name, const Actor& actor) {
@@ -133,7 +149,7 @@ Result<Project> TenantStore::create_project(const std::string& org_id, const std
     NC_RETURN_IF_ERROR(tx.exec("INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
                                {p.id, org_id, name, p.created_at})
                            .status());
-    return audit(tx, org_id, actor, "project.create", p.id, "", fmt::format(R"({{"name":{}}})", json_str(name)));
+    return record_audit(tx, org_id, actor, "project.create", p.id, "", fmt::format(R"({{"name":{}}})", json_str(name)));
   }));
   return p;
 }
@@ -176,7 +192,7 @@ Result<TenantStore::CreatedKey> TenantStore::create_key(const std::string& org_i
       if (!p) return not_found(fmt::format("project {} not found", project_id));
     }
     NC_ASSIGN_OR_RETURN(CreatedKey ck, insert_key(tx, org_id, project_id, kind, name, scopes_json, expires_at, nk));
-    NC_RETURN_IF_ERROR(audit(tx, org_id, actor, "api_key.create", ck.info.id, "", key_json(ck.info)));
+    NC_RETURN_IF_ERROR(record_audit(tx, org_id, actor, "api_key.create", ck.info.id, "", key_json(ck.info)));
     return ck;
   });
 }
@@ -202,7 +218,7 @@ Status TenantStore::revoke_key(const std::string& org_id, const std::string& key
     NC_ASSIGN_OR_RETURN(KeyInfo k, key_from_row(*row));
     if (k.revoked_at) return Status::ok();
     NC_RETURN_IF_ERROR(tx.exec("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND org_id = $2", {key_id, org_id, now_us()}).status());
-    return audit(tx, org_id, actor, "api_key.revoke", key_id, key_json(k), "");
+    return record_audit(tx, org_id, actor, "api_key.revoke", key_id, key_json(k), "");
   });
 }
 
@@ -226,7 +242,7 @@ Result<TenantStore::CreatedKey> TenantStore::rotate_key(const std::string& org_i
     const int64_t expires = cur.expires_at ? std::min(*cur.expires_at, until) : until;
     NC_RETURN_IF_ERROR(tx.exec("UPDATE api_keys SET expires_at = $3 WHERE id = $1 AND org_id = $2", {key_id, org_id, expires}).status());
     NC_ASSIGN_OR_RETURN(CreatedKey ck, insert_key(tx, org_id, cur.project_id, cur.kind, cur.name, cur.scopes, cur.expires_at, nk));
-    NC_RETURN_IF_ERROR(audit(tx, org_id, actor, "api_key.rotate", key_id, key_json(cur), key_json(ck.info)));
+    NC_RETURN_IF_ERROR(record_audit(tx, org_id, actor, "api_key.rotate", key_id, key_json(cur), key_json(ck.info)));
     return ck;
   });
 }
@@ -237,7 +253,8 @@ Result<Principal> TenantStore::authenticate(std::string_view key, int64_t now) {
   const storage::Blob digest_blob(digest.begin(), digest.end());
   NC_ASSIGN_OR_RETURN(auto row, db_.read([&](Transaction& tx) {
     return tx.query_optional(
-        "SELECT id, org_id, project_id, kind, scopes, expires_at, revoked_at, key_hash FROM api_keys WHERE key_hash = $1",
+        "SELECT k.id, k.org_id, k.project_id, k.kind, k.scopes, k.expires_at, k.revoked_at, k.key_hash, o.operator "
+        "FROM api_keys k JOIN organizations o ON o.id = k.org_id WHERE k.key_hash = $1 AND o.deleted_at IS NULL",
         {digest_blob});
   }));
   const Status unknown(StatusCode::kUnauthenticated, "Incorrect API key provided.");
@@ -261,7 +278,10 @@ Result<Principal> TenantStore::authenticate(std::string_view key, int64_t now) {
   if (!row->is_null(5)) {
     NC_ASSIGN_OR_RETURN(int64_t expires, row->get_int(5));
     if (now >= expires) return Status(StatusCode::kUnauthenticated, "This API key has expired.");
+    p.expires_at = expires;
   }
+  NC_ASSIGN_OR_RETURN(int64_t op, row->get_int(8));
+  p.operator_org = op != 0;
   return p;
 }
 
@@ -273,9 +293,9 @@ Result<std::optional<TenantStore::CreatedKey>> TenantStore::bootstrap(const Acto
     if (any) return std::optional<CreatedKey>();
     const int64_t t = now_us();
     NC_RETURN_IF_ERROR(
-        tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'default', $2)", {org_id, t}).status());
+        tx.exec("INSERT INTO organizations (id, name, created_at, operator) VALUES ($1, 'default', $2, 1)", {org_id, t}).status());
     NC_ASSIGN_OR_RETURN(CreatedKey ck, insert_key(tx, org_id, "", KeyKind::kAdmin, "bootstrap admin", "{}", std::nullopt, nk));
-    NC_RETURN_IF_ERROR(audit(tx, org_id, actor, "bootstrap", ck.info.id, "", key_json(ck.info)));
+    NC_RETURN_IF_ERROR(record_audit(tx, org_id, actor, "bootstrap", ck.info.id, "", key_json(ck.info)));
     return std::optional<CreatedKey>(std::move(ck));
   });
 }

@@ -49,6 +49,8 @@ struct Principal {
   std::string key_id, org_id, project_id;
   KeyKind kind = KeyKind::kInference;
   std::string scopes;
+  std::optional<int64_t> expires_at;  // unix microseconds
+  bool operator_org = false;           // the key's org runs this cloud (bootstrap's org): prices, other orgs
 };
 
 // The acting key of a mutation, for the audit log ("bootstrap" or "cli" when there is none).
@@ -61,6 +63,7 @@ class TenantStore {
   explicit TenantStore(storage::Database& db) : db_(db) {}
 
   Result<Organization> create_org(const std::string& name, const Actor& actor);
+  Result<std::vector<Organization>> list_orgs();
   Result<Project> create_project(const std::string& org_id, const std::string& name, const Actor& actor);
   Result<std::vector<Project>> list_projects(const std::string& org_id);
 
@@ -99,6 +102,9 @@ class TenantStore {
 };
 
 int64_t now_us();
+// Appends one audit record in `tx` (the mutation's own transaction). before/after: JSON text or empty.
+Status record_audit(storage::Transaction& tx, const std::string& org_id, const Actor& actor, const std::string& action,
+                    const std::string& target, const std::string& before, const std::string& after);
 // "<prefix>_<24 hex chars>" from the CSPRNG.
 std::string new_id(std::string_view prefix);
 

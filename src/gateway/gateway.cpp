@@ -1,0 +1,448 @@
+#include "gateway/gateway.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.h"
+#include "storage/migrate.h"
+#include "storage/schema.h"
+#include "tenancy/api_key.h"
+
+namespace nc::gateway {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The key of "Bearer <key>" (scheme case-insensitive); "" when there is none.
+std::string_view bearer(std::string_view h) {
+  h = trim(h);
+  if (h.size() < 7) return {};
+  std::string scheme(h.substr(0, 7));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (scheme != "bearer ") return {};
+  return trim(h.substr(7));
+}
+
+std::string digest_bytes(std::string_view key) {
+  const tenancy::KeyDigest d = tenancy::digest_key(key);
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+Denial denial(int status, std::string type, std::string code, std::string message) {
+  Denial d;
+  d.status = status;
+  d.type = std::move(type);
+  d.code = std::move(code);
+  d.message = std::move(message);
+  return d;
+}
+
+Result<std::vector<std::string>> string_list(const json& j, const char* field) {
+  std::vector<std::string> out;
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return out;
+  if (!it->is_array()) return invalid_argument(fmt::format("key scopes: '{}' must be an array of strings", field));
+  for (const auto& x : *it) {
+    if (!x.is_string()) return invalid_argument(fmt::format("key scopes: '{}' must be an array of strings", field));
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+// RFC 3339 ("2026-11-28T10:00:00Z", fractions and offsets allowed) -> unix microseconds.
+Result<int64_t> parse_rfc3339(const std::string& s) {
+  int Y, M, D, h, m, sec, n = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n == 0)
+    return invalid_argument(fmt::format("'time' must be an RFC 3339 timestamp, not '{}'", s));
+  size_t i = static_cast<size_t>(n);
+  int64_t frac_us = 0;
+  if (i < s.size() && s[i] == '.') {
+    int64_t scale = 100000;
+    for (++i; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+      frac_us += (s[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  int64_t offset_s = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    const int oh = std::atoi(s.substr(i + 1, 2).c_str()), om = std::atoi(s.substr(i + 4, 2).c_str());
+    offset_s = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    i += 6;
+  } else {
+    return invalid_argument(fmt::format("'time' needs a zone (Z or +HH:MM): '{}'", s));
+  }
+  if (i != s.size() || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+    return invalid_argument(fmt::format("'time' must be an RFC 3339 timestamp, not '{}'", s));
+  std::tm tm{};
+  tm.tm_year = Y - 1900;
+  tm.tm_mon = M - 1;
+  tm.tm_mday = D;
+  tm.tm_hour = h;
+  tm.tm_min = m;
+  tm.tm_sec = sec;
+  return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000000 + frac_us;
+}
+
+}  // namespace
+
+std::string format_micros(int64_t micros) {
+  const char* sign = micros < 0 ? "-" : "";
+  const uint64_t a = micros < 0 ? -static_cast<uint64_t>(micros) : static_cast<uint64_t>(micros);
+  return fmt::format("{}{}.{:06}", sign, a / 1000000, a % 1000000);
+}
+
+bool Caller::allows_model(std::string_view model) const {
+  return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
+}
+
+bool Caller::allows_endpoint(std::string_view endpoint) const {
+  return endpoints.empty() || std::find(endpoints.begin(), endpoints.end(), endpoint) != endpoints.end();
+}
+
+Gateway::Gateway(storage::Database& db, GatewayOptions options)
+    : db_(db),
+      options_(std::move(options)),
+      tenants_(db),
+      policy_(db, options_.policy_refresh_ms),
+      ledger_(db, options_.instance) {}
+
+Gateway::~Gateway() { stop(); }
+
+void Gateway::stop() { ledger_.stop(); }
+
+Result<std::optional<std::string>> Gateway::start() {
+  NC_RETURN_IF_ERROR(storage::migrate(db_, storage::neocloud_migrations()));
+  NC_ASSIGN_OR_RETURN(int64_t reconciled, ledger_.reconcile());
+  if (reconciled > 0) {
+    NC_LOG_WARN("gateway: {} request(s) of instance '{}' were in flight when the server stopped: settled as interrupted, "
+                "holds released",
+                reconciled, options_.instance);
+  }
+  NC_RETURN_IF_ERROR(policy_.refresh());
+  NC_ASSIGN_OR_RETURN(auto boot, tenants_.bootstrap(tenancy::Actor{"bootstrap"}));
+  if (!boot) return std::optional<std::string>();
+  return std::optional<std::string>(boot->plaintext);
+}
+
+std::shared_ptr<const Caller> Gateway::cached(std::string_view authorization) const {
+  const std::string_view key = bearer(authorization);
+  if (key.empty()) return nullptr;
+  const std::string digest = digest_bytes(key);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto it = cache_.find(digest);
+  if (it == cache_.end() || it->second.until_ms <= steady_ms()) return nullptr;
+  const auto& p = it->second.caller->principal;
+  if (p.expires_at && *p.expires_at <= tenancy::now_us()) return nullptr;
+  return it->second.caller;
+}
+
+void Gateway::invalidate_auth_cache() {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  cache_.clear();
+}
+
+std::optional<Denial> Gateway::authenticate(std::string_view authorization, std::shared_ptr<const Caller>* out) {
+  if (auto c = cached(authorization)) {
+    *out = std::move(c);
+    return std::nullopt;
+  }
+  const std::string_view key = bearer(authorization);
+  if (key.empty()) {
+    return denial(401, "invalid_request_error", "",
+                  "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+                  "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+  }
+  auto p = tenants_.authenticate(key, tenancy::now_us());
+  if (!p.is_ok()) {
+    if (p.status().code() != StatusCode::kUnauthenticated) {
+      Denial d = denial(503, "server_error", "", "The API key could not be checked right now; try again shortly.");
+      d.retry_after_s = 1;
+      NC_LOG_WARN("gateway: authenticating a key: {}", p.status().to_string());
+      return d;
+    }
+    return denial(401, "invalid_request_error", "invalid_api_key",
+                  fmt::format("Incorrect API key provided: {}. {}", tenancy::redact_key(key), p.status().message()));
+  }
+  auto caller = std::make_shared<Caller>();
+  caller->principal = std::move(*p);
+  const json scopes = json::parse(caller->principal.scopes, nullptr, false);
+  if (scopes.is_object()) {
+    auto models = string_list(scopes, "models");
+    auto endpoints = string_list(scopes, "endpoints");
+    if (models.is_ok()) caller->models = std::move(*models);
+    if (endpoints.is_ok()) caller->endpoints = std::move(*endpoints);
+  }
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_.size() >= 100000) cache_.clear();
+    cache_[digest_bytes(key)] = CacheEntry{caller, steady_ms() + options_.auth_cache_ttl_ms};
+  }
+  *out = std::move(caller);
+  return std::nullopt;
+}
+
+std::optional<Denial> Gateway::authorize_inference(const Caller& c, std::string_view endpoint, std::string_view model) const {
+  if (c.principal.kind != tenancy::KeyKind::kInference) {
+    return denial(403, "invalid_request_error", "insufficient_permissions",
+                  "Admin keys manage the organization and cannot call models; use an inference key (nc-inf-...).");
+  }
+  if (!c.allows_endpoint(endpoint)) {
+    return denial(403, "invalid_request_error", "insufficient_permissions",
+                  fmt::format("This API key is not allowed to call the {} endpoint.", endpoint));
+  }
+  if (!model.empty() && !c.allows_model(model)) {
+    Denial d = denial(403, "invalid_request_error", "model_not_allowed",
+                      fmt::format("This API key is not allowed to use the model `{}`.", model));
+    d.param = "model";
+    return d;
+  }
+  return std::nullopt;
+}
+
+std::optional<Denial> Gateway::authorize_admin(const Caller& c) const {
+  if (c.principal.kind != tenancy::KeyKind::kAdmin) {
+    return denial(403, "invalid_request_error", "insufficient_permissions",
+                  "This endpoint needs an admin key (nc-admin-...); inference keys can only call models.");
+  }
+  return std::nullopt;
+}
+
+std::vector<LimitedScope> Gateway::scopes_of(const Caller& c, const Snapshot& snap) const {
+  std::vector<LimitedScope> out;
+  auto add = [&](Scope s, const std::string& id) {
+    if (id.empty()) return;
+    LimitedScope ls;
+    ls.key = fmt::format("{}:{}", scope_name(s), id);
+    if (const Limits* l = snap.find_limits(s, id)) {
+      ls.limits.rpm = l->rpm.value_or(0);
+      ls.limits.tpm = l->tpm.value_or(0);
+      ls.limits.max_concurrent = l->max_concurrent.value_or(0);
+    }
+    out.push_back(std::move(ls));
+  };
+  add(Scope::kKey, c.principal.key_id);
+  add(Scope::kProject, c.principal.project_id);
+  add(Scope::kOrg, c.principal.org_id);
+  return out;
+}
+
+int64_t Gateway::max_tokens_cap(const Caller& c) {
+  auto snap = policy_.snapshot();
+  int64_t cap = 0;
+  for (auto [s, id] : {std::pair{Scope::kKey, &c.principal.key_id}, std::pair{Scope::kProject, &c.principal.project_id},
+                       std::pair{Scope::kOrg, &c.principal.org_id}}) {
+    if (const Limits* l = snap->find_limits(s, *id); l && l->max_tokens) cap = cap == 0 ? *l->max_tokens : std::min(cap, *l->max_tokens);
+  }
+  return cap;
+}
+
+std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const AdmitRequest& r, Ticket* t) {
+  auto snap = policy_.snapshot();
+  t->request_id = r.request_id;
+  t->model = r.model;
+  t->endpoint = r.endpoint;
+  t->caller = c;
+  t->started_at = tenancy::now_us();
+  t->scopes = scopes_of(*c, *snap);
+  t->reserved_tokens = r.prompt_tokens + r.max_output_tokens;
+  if (const Price* p = snap->price_at(r.model, t->started_at)) t->price = *p;
+  const auto& pr = c->principal;
+  for (auto [s, id] : {std::pair{Scope::kOrg, &pr.org_id}, std::pair{Scope::kProject, &pr.project_id},
+                       std::pair{Scope::kKey, &pr.key_id}}) {
+    if (id->empty()) continue;
+    if (const Budget* b = snap->find_budget(s, *id)) t->budgets.push_back(*b);
+  }
+  if (!t->budgets.empty()) {
+    t->held_micros = t->price ? token_cost_micros(*t->price, r.prompt_tokens, r.max_output_tokens, 0) : 0;
+  }
+  RateLimiter::Decision d = limiter_.acquire(t->scopes, t->reserved_tokens);
+  t->headers = d.headers;
+  if (d.admitted) return std::nullopt;
+  t->released = true;
+  const std::string where = fmt::format("{} in organization {}", r.model.empty() ? r.endpoint : r.model, pr.org_id);
+  Denial out;
+  out.status = 429;
+  out.code = "rate_limit_exceeded";
+  out.headers = d.headers;
+  out.retry_after_s = d.retry_after_s;
+  const std::string retry = RateLimiter::duration(d.retry_after_s);
+  if (d.reason == "too_large") {
+    out.type = "tokens";
+    out.should_retry = false;
+    out.retry_after_s = -1;
+    out.message = fmt::format("Request too large for {} on tokens per min (TPM) of {}: Limit {}, Requested {}. The input or "
+                              "output tokens must be reduced in order to run successfully.",
+                              where, d.scope, d.limit, d.requested);
+  } else if (d.reason == "concurrency") {
+    out.type = "requests";
+    out.message = fmt::format("Too many concurrent requests for {} ({}): Limit {}. Please try again when one finishes.", where,
+                              d.scope, d.limit);
+  } else {
+    const bool req = d.reason == "requests";
+    out.type = req ? "requests" : "tokens";
+    out.message = fmt::format("Rate limit reached for {} on {} ({}): Limit {}, Used {}, Requested {}. Please try again in {}.",
+                              where, req ? "requests per min (RPM)" : "tokens per min (TPM)", d.scope, d.limit, d.used,
+                              d.requested, retry);
+  }
+  return out;
+}
+
+void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
+  HoldRequest h;
+  UsageRecord& r = h.record;
+  r.id = t.request_id;
+  r.org_id = t.caller->principal.org_id;
+  r.project_id = t.caller->principal.project_id;
+  r.api_key_id = t.caller->principal.key_id;
+  r.model = t.model;
+  r.endpoint = t.endpoint;
+  r.started_at = t.started_at;
+  h.held_micros = t.held_micros;
+  h.budgets = t.budgets;
+  t.had_hold = true;  // settle() updates the open record; when the hold fails nothing is settled
+  ledger_.hold(std::move(h), [done = std::move(done)](Status s) {
+    if (s.is_ok()) return done(std::nullopt);
+    Denial d;
+    if (s.code() == StatusCode::kResourceExhausted) {
+      d = denial(429, "insufficient_quota", "insufficient_quota",
+                 "You exceeded your current quota, please check your plan and billing details. " +
+                     s.message().substr(s.message().find(':') + 2));
+      d.should_retry = false;
+    } else {
+      NC_LOG_ERROR("gateway: budget hold: {}", s.to_string());
+      d = denial(503, "server_error", "", "The usage ledger is unavailable; try again shortly.");
+      d.retry_after_s = 1;
+    }
+    done(d);
+  });
+}
+
+void Gateway::release(Ticket& t) {
+  if (t.released) return;
+  t.released = true;
+  limiter_.release(t.scopes, t.reserved_tokens);
+}
+
+void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done) {
+  const int64_t used = u.prompt_tokens + u.completion_tokens;
+  if (!t.released) {
+    t.released = true;
+    limiter_.release(t.scopes, std::max<int64_t>(0, t.reserved_tokens - used));
+  }
+  UsageRecord r;
+  r.id = t.request_id;
+  r.org_id = t.caller->principal.org_id;
+  r.project_id = t.caller->principal.project_id;
+  r.api_key_id = t.caller->principal.key_id;
+  r.model = t.model;
+  r.endpoint = t.endpoint;
+  r.status = u.status;
+  r.prompt_tokens = u.prompt_tokens;
+  r.completion_tokens = u.completion_tokens;
+  r.cached_tokens = u.cached_tokens;
+  r.cost_micros = t.price ? token_cost_micros(*t.price, u.prompt_tokens, u.completion_tokens, u.cached_tokens) : 0;
+  if (t.had_hold) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
+  r.started_at = t.started_at;
+  r.finished_at = tenancy::now_us();
+  ledger_.settle(std::move(r), t.had_hold, t.held_micros, std::move(done));
+}
+
+Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, const std::string& body) {
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return invalid_argument("the body must be a CloudEvent JSON object or an array of them");
+  const json list = j.is_array() ? j : json::array({j});
+  if (list.empty()) return invalid_argument("no events in the body");
+  if (list.size() > 10000) return invalid_argument(fmt::format("at most 10000 events per request, not {}", list.size()));
+  auto snap = policy_.snapshot();
+  const int64_t now = tenancy::now_us();
+  std::vector<UsageEvent> out;
+  out.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& e = list[i];
+    auto bad = [&](const std::string& what) { return invalid_argument(fmt::format("event {}: {}", i, what)); };
+    if (!e.is_object()) return bad("must be an object");
+    UsageEvent ev;
+    auto str = [&](const char* k, std::string* v, bool required) -> Status {
+      auto it = e.find(k);
+      if (it == e.end() || it->is_null()) return required ? bad(fmt::format("'{}' (a string) is required", k)) : Status::ok();
+      if (!it->is_string() || it->get<std::string>().empty() || it->get<std::string>().size() > 256)
+        return bad(fmt::format("'{}' must be a non-empty string of at most 256 bytes", k));
+      *v = it->get<std::string>();
+      return Status::ok();
+    };
+    NC_RETURN_IF_ERROR(str("id", &ev.id, true));
+    NC_RETURN_IF_ERROR(str("source", &ev.source, true));
+    NC_RETURN_IF_ERROR(str("type", &ev.type, true));
+    std::string subject, time;
+    NC_RETURN_IF_ERROR(str("subject", &subject, false));
+    NC_RETURN_IF_ERROR(str("time", &time, false));
+    if (time.empty()) {
+      ev.time = now;
+    } else {
+      auto t = parse_rfc3339(time);
+      if (!t.is_ok()) return bad(t.status().message());
+      ev.time = *t;
+    }
+    const auto& p = c.principal;
+    if (p.kind == tenancy::KeyKind::kInference) {
+      // A project key meters into its own project only.
+      if (!subject.empty() && subject != p.project_id) return bad("'subject' must be this key's project id");
+      ev.project_id = p.project_id;
+      ev.api_key_id = p.key_id;
+    } else {
+      ev.project_id = subject;
+    }
+    auto data = e.find("data");
+    if (data == e.end() || !data->is_object()) return bad("'data' (an object) is required");
+    auto num = [&](const char* k, int64_t* v) -> Status {
+      auto it = data->find(k);
+      if (it == data->end() || it->is_null()) return Status::ok();
+      if (!it->is_number_integer() || it->get<int64_t>() < 0) return bad(fmt::format("data.{} must be a non-negative integer", k));
+      *v = it->get<int64_t>();
+      return Status::ok();
+    };
+    NC_RETURN_IF_ERROR(num("quantity", &ev.quantity));
+    NC_RETURN_IF_ERROR(num("input_tokens", &ev.input_tokens));
+    NC_RETURN_IF_ERROR(num("output_tokens", &ev.output_tokens));
+    NC_RETURN_IF_ERROR(num("cached_tokens", &ev.cached_tokens));
+    for (const char* k : {"item", "model", "meter"}) {
+      auto it = data->find(k);
+      if (it != data->end() && it->is_string() && !it->get<std::string>().empty()) {
+        ev.item = it->get<std::string>();
+        break;
+      }
+    }
+    if (ev.item.empty()) return bad("data.item (a model id or a meter name, e.g. \"gpu_seconds:H100\") is required");
+    if (ev.cached_tokens > ev.input_tokens) return bad("data.cached_tokens cannot exceed data.input_tokens");
+    if (const Price* pr = snap->price_at(ev.item, ev.time)) {
+      ev.cost_micros = token_cost_micros(*pr, ev.input_tokens, ev.output_tokens, ev.cached_tokens);
+      const __int128 unit = static_cast<__int128>(ev.quantity) * pr->per_unit;
+      if (unit > INT64_MAX / 2) return bad("data.quantity is too large");
+      ev.cost_micros += static_cast<int64_t>(unit);
+    }
+    ev.data = data->dump();
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+}  // namespace nc::gateway

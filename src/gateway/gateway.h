@@ -1,0 +1,147 @@
+// Gateway: the multi-tenant front door of the inference API, without any HTTP — the HTTP server asks it
+// who is calling (API key), whether the call is in the key's scopes, whether rate limits and budgets
+// admit it, and tells it what the request used so it is billed exactly once.
+//
+//   authenticate  "Authorization: Bearer nc-inf-..." -> Caller (tenant from the key, never from the
+//                 request). Cached per key digest for auth_cache_ttl_ms; a key revoked or rotated
+//                 through this process is dropped from the cache at once (invalidate_auth_cache).
+//   authorize     inference keys call models, admin keys call admin routes; key scopes
+//                 {"models": [...], "endpoints": [...]} narrow further (403).
+//   admit         max_tokens cap, RPM / TPM (prompt + max_tokens reserved) / concurrency per key,
+//                 project and org, all in memory; fills the x-ratelimit-* headers (429 when refused).
+//   hold          when a budget applies: the worst-case cost is held in the ledger (async; 429
+//                 insufficient_quota when over).
+//   settle        the ledger record, committed before the HTTP layer sends the last byte; returns the
+//                 unused reserved tokens to the limiter.
+//
+// Errors for clients are Denial values with OpenAI's status / type / code / message and headers.
+// Threads: every method is thread-safe. authenticate() on a cache miss and the admin/policy calls do
+// database work (run them off the I/O thread); cached(), authorize(), admit(), release() do not;
+// hold() and settle() return at once and call back on the ledger thread.
+// Ownership: borrows the Database (outlives the Gateway); owns its TenantStore, Policy and Ledger.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "gateway/ledger.h"
+#include "gateway/policy.h"
+#include "gateway/rate_limiter.h"
+#include "storage/database.h"
+#include "tenancy/tenant_store.h"
+
+namespace nc::gateway {
+
+struct GatewayOptions {
+  std::string instance = "local";  // names this process's open ledger records (reconciled at start)
+  int auth_cache_ttl_ms = 5000;
+  int policy_refresh_ms = 2000;
+};
+
+// An error for the client, in OpenAI's shape.
+struct Denial {
+  int status = 400;
+  std::string type = "invalid_request_error", code, message, param;
+  double retry_after_s = -1;  // >= 0: send retry-after / retry-after-ms
+  bool should_retry = true;   // false: x-should-retry: false (the SDKs would otherwise retry a 429)
+  Headers headers;
+};
+
+// An authenticated caller: the key's tenant and its scopes, parsed.
+struct Caller {
+  tenancy::Principal principal;
+  std::vector<std::string> models, endpoints;  // empty: any
+  bool allows_model(std::string_view model) const;
+  bool allows_endpoint(std::string_view endpoint) const;
+};
+
+// One admitted inference request, from admit() to settle().
+struct Ticket {
+  std::string request_id, model, endpoint;
+  std::shared_ptr<const Caller> caller;
+  std::vector<LimitedScope> scopes;
+  int64_t reserved_tokens = 0;
+  std::optional<Price> price;
+  std::vector<Budget> budgets;
+  int64_t held_micros = 0;
+  bool had_hold = false, released = false;
+  int64_t started_at = 0;  // unix microseconds
+  Headers headers;         // x-ratelimit-* to send with the response
+};
+
+struct AdmitRequest {
+  std::string request_id, endpoint, model;
+  int64_t prompt_tokens = 0;
+  int64_t max_output_tokens = 0;  // over all choices
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+  std::string status = "completed";  // completed | client_disconnected | error
+};
+
+class Gateway {
+ public:
+  Gateway(storage::Database& db, GatewayOptions options = {});
+  ~Gateway();
+
+  // Migrates the schema, settles records a crash left open, loads the policy; on the first start
+  // creates the operator organization and its admin key and returns the key (print it once).
+  Result<std::optional<std::string>> start();
+  void stop();
+
+  std::shared_ptr<const Caller> cached(std::string_view authorization) const;
+  std::optional<Denial> authenticate(std::string_view authorization, std::shared_ptr<const Caller>* out);
+  void invalidate_auth_cache();
+
+  // Inference endpoints: "completions", "chat.completions", "embeddings", "models", "tokenize",
+  // "usage.events". `model` empty when the route has none.
+  std::optional<Denial> authorize_inference(const Caller& c, std::string_view endpoint, std::string_view model) const;
+  std::optional<Denial> authorize_admin(const Caller& c) const;
+
+  // The smallest max_tokens cap of the caller's key, project and org (0: none).
+  int64_t max_tokens_cap(const Caller& c);
+  std::optional<Denial> admit(std::shared_ptr<const Caller> c, const AdmitRequest& r, Ticket* t);
+  bool needs_hold(const Ticket& t) const { return !t.budgets.empty(); }
+  void hold(Ticket& t, std::function<void(std::optional<Denial>)> done);
+  // Returns the rate-limit reservation of a ticket that will not run (idempotent).
+  void release(Ticket& t);
+  // Releases the reservation (unused tokens back) and writes the ledger record; done after COMMIT.
+  void settle(Ticket& t, const Usage& u, std::function<void(Status)> done);
+
+  // POST /v1/usage/events body (one CloudEvent object, or an array) -> events priced from the
+  // policy; InvalidArgument naming the bad event/field.
+  Result<std::vector<UsageEvent>> parse_usage_events(const Caller& c, const std::string& body);
+
+  tenancy::TenantStore& tenants() { return tenants_; }
+  Policy& policy() { return policy_; }
+  Ledger& ledger() { return ledger_; }
+  storage::Database& db() { return db_; }
+
+ private:
+  std::vector<LimitedScope> scopes_of(const Caller& c, const Snapshot& snap) const;
+
+  storage::Database& db_;
+  GatewayOptions options_;
+  tenancy::TenantStore tenants_;
+  Policy policy_;
+  Ledger ledger_;
+  RateLimiter limiter_;
+  struct CacheEntry {
+    std::shared_ptr<const Caller> caller;
+    int64_t until_ms = 0;
+  };
+  mutable std::mutex cache_mu_;
+  std::unordered_map<std::string, CacheEntry> cache_;  // by key digest
+};
+
+// Money for people: micro-units as a decimal string ("1.234567").
+std::string format_micros(int64_t micros);
+
+}  // namespace nc::gateway
