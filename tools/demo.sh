@@ -1,10 +1,40 @@
 #!/usr/bin/env bash
-# What `make run` starts: `neocloud serve` with no model, which makes its small random-weight demo model
-# on first start (~/.cache/neocloud) and serves it with the OpenAI-compatible API on
-# http://127.0.0.1:${PORT:-8080}/v1 as "demo-random-weights" (its answers are noise: the weights are
-# random). Serve your own GGUF with `build/release/bin/neocloud serve -m model.gguf`. Ctrl-C stops it.
+# What `make run` starts: the whole cloud with embedded defaults — `neocloud serve` with the gateway on a
+# SQLite file (${NEOCLOUD_DATA:-~/.local/share/neocloud}/neocloud.db: tenants, API keys, limits, budgets,
+# the usage ledger) and no model, so it makes its small random-weight demo model on first start
+# (~/.cache/neocloud) and serves it as "demo-random-weights" on http://127.0.0.1:${PORT:-8080}/v1 (its
+# answers are noise: the weights are random). The first start prints the operator's admin key (also kept
+# in the data directory, mode 0600); this script then creates a "demo" project with an inference key and
+# prints a curl command that uses it. Serve your own GGUF with `build/release/bin/neocloud serve -m
+# model.gguf --db sqlite:FILE`. Ctrl-C stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/build/release/bin/neocloud"
-echo "try: curl http://127.0.0.1:${PORT:-8080}/v1/chat/completions -d '{\"model\":\"demo-random-weights\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'"
-exec "$BIN" serve --port "${PORT:-8080}" --parallel 4
+DATA=${NEOCLOUD_DATA:-$HOME/.local/share/neocloud}
+PORT=${PORT:-8080}
+mkdir -p "$DATA"
+chmod 700 "$DATA"
+ADMIN_FILE="$DATA/admin.key"
+ARGS=(serve --port "$PORT" --parallel 4 --db "sqlite:$DATA/neocloud.db")
+[ -f "$DATA/neocloud.db" ] || ARGS+=(--admin-key-file "$ADMIN_FILE")
+"$BIN" "${ARGS[@]}" &
+PID=$!
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' INT TERM EXIT
+for _ in $(seq 600); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200 ] && break
+  kill -0 $PID 2>/dev/null || exit 1
+  sleep 0.2
+done
+INF_FILE="$DATA/demo-inference.key"
+if [ -f "$ADMIN_FILE" ] && [ ! -f "$INF_FILE" ]; then
+  export NEOCLOUD_URL="http://127.0.0.1:$PORT" NEOCLOUD_ADMIN_KEY
+  NEOCLOUD_ADMIN_KEY=$(cat "$ADMIN_FILE")
+  project=$("$BIN" admin projects create demo | sed -n 's/.*"id": "\(proj_[0-9a-f]*\)".*/\1/p' | head -1)
+  (umask 077 && "$BIN" admin keys create --project "$project" --name demo |
+    sed -n 's/.*"value": "\(nc-inf-[A-Za-z0-9]*\)".*/\1/p' > "$INF_FILE")
+fi
+KEY=$(cat "$INF_FILE" 2>/dev/null || echo YOUR_KEY)
+echo
+echo "admin key: $ADMIN_FILE (neocloud admin --key ... orgs|projects|keys|limits|budgets|prices|usage)"
+echo "try: curl http://127.0.0.1:$PORT/v1/chat/completions -H 'Authorization: Bearer $KEY' -d '{\"model\":\"demo-random-weights\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'"
+wait $PID
