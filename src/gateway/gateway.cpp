@@ -263,6 +263,7 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
   t->caller = c;
   t->started_at = tenancy::now_us();
   t->scopes = scopes_of(*c, *snap);
+  t->prompt_tokens = r.prompt_tokens;
   t->reserved_tokens = r.prompt_tokens + r.max_output_tokens;
   if (const Price* p = snap->price_at(r.model, t->started_at)) t->price = *p;
   const auto& pr = c->principal;
@@ -316,6 +317,7 @@ void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
   r.model = t.model;
   r.endpoint = t.endpoint;
   r.started_at = t.started_at;
+  r.prompt_tokens = t.prompt_tokens;  // known at admission: an interrupted record still shows it
   h.held_micros = t.held_micros;
   h.budgets = t.budgets;
   t.had_hold = true;  // settle() updates the open record; when the hold fails nothing is settled

@@ -66,7 +66,7 @@ struct Ticket {
   std::string request_id, model, endpoint;
   std::shared_ptr<const Caller> caller;
   std::vector<LimitedScope> scopes;
-  int64_t reserved_tokens = 0;
+  int64_t prompt_tokens = 0, reserved_tokens = 0;
   std::optional<Price> price;
   std::vector<Budget> budgets;
   int64_t held_micros = 0;

@@ -67,12 +67,12 @@ void GroupCommit::loop() {
       }
       return Status::ok();
     });
-    for (size_t i = 0; i < group.size(); ++i) group[i].done(s.is_ok() ? results[i] : s);
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.groups += 1;
       stats_.units += group.size();
     }
+    for (size_t i = 0; i < group.size(); ++i) group[i].done(s.is_ok() ? results[i] : s);
     group.clear();
   }
 }
