@@ -122,12 +122,20 @@ Gateway::Gateway(storage::Database& db, GatewayOptions options)
     : db_(db),
       options_(std::move(options)),
       tenants_(db),
-      policy_(db, options_.policy_refresh_ms),
+      policy_(db),
       ledger_(db, options_.instance) {}
 
 Gateway::~Gateway() { stop(); }
 
-void Gateway::stop() { ledger_.stop(); }
+void Gateway::stop() {
+  {
+    std::lock_guard<std::mutex> lock(refresher_mu_);
+    stopping_ = true;
+  }
+  refresher_cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+  ledger_.stop();
+}
 
 Result<std::optional<std::string>> Gateway::start() {
   NC_RETURN_IF_ERROR(storage::migrate(db_, storage::neocloud_migrations()));
@@ -138,6 +146,16 @@ Result<std::optional<std::string>> Gateway::start() {
                 reconciled, options_.instance);
   }
   NC_RETURN_IF_ERROR(policy_.refresh());
+  if (!refresher_.joinable()) {
+    refresher_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(refresher_mu_);
+      while (!refresher_cv_.wait_for(lock, std::chrono::milliseconds(options_.policy_refresh_ms), [this] { return stopping_; })) {
+        lock.unlock();
+        if (Status s = policy_.refresh(); !s.is_ok()) NC_LOG_WARN("gateway: reloading limits, prices and budgets: {}", s.to_string());
+        lock.lock();
+      }
+    });
+  }
   NC_ASSIGN_OR_RETURN(auto boot, tenants_.bootstrap(tenancy::Actor{"bootstrap"}));
   if (!boot) return std::optional<std::string>();
   return std::optional<std::string>(boot->plaintext);

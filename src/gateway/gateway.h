@@ -20,12 +20,14 @@
 // hold() and settle() return at once and call back on the ledger thread.
 // Ownership: borrows the Database (outlives the Gateway); owns its TenantStore, Policy and Ledger.
 #pragma once
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -139,6 +141,11 @@ class Gateway {
   };
   mutable std::mutex cache_mu_;
   std::unordered_map<std::string, CacheEntry> cache_;  // by key digest
+  // Reloads the policy every policy_refresh_ms (off the request path).
+  std::thread refresher_;
+  std::mutex refresher_mu_;
+  std::condition_variable refresher_cv_;
+  bool stopping_ = false;
 };
 
 // Money for people: micro-units as a decimal string ("1.234567").

@@ -3,12 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
 
-#include "core/log.h"
 
 namespace nc::gateway {
 
@@ -67,10 +65,6 @@ const Price* Snapshot::price_at(const std::string& item, int64_t t) const {
 }
 
 namespace {
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 Result<std::optional<int64_t>> opt_int(const Row& r, int i) {
   if (r.is_null(i)) return std::optional<int64_t>();
@@ -142,17 +136,10 @@ Status Policy::refresh() {
   }));
   std::lock_guard<std::mutex> lock(mu_);
   snap_ = std::move(snap);
-  loaded_at_ms_ = steady_ms();
   return Status::ok();
 }
 
-std::shared_ptr<const Snapshot> Policy::snapshot() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (loaded_at_ms_ >= 0 && steady_ms() - loaded_at_ms_ < refresh_ms_) return snap_;
-    loaded_at_ms_ = steady_ms();  // one caller reloads; the others keep using the current snapshot
-  }
-  if (Status s = refresh(); !s.is_ok()) NC_LOG_WARN("gateway: reloading limits, prices and budgets: {}", s.to_string());
+std::shared_ptr<const Snapshot> Policy::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   return snap_;
 }

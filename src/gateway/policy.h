@@ -1,7 +1,8 @@
 // Policy: what the operator and tenants configured — rate limits, prices and budgets — stored in the
 // database (schema v2) and served to the request path from an immutable in-memory Snapshot that is
-// reloaded after every change made through this process and every `refresh_ms` otherwise (so changes
-// made by another process on the same PostgreSQL apply within that time).
+// reloaded after every change made through this process, and by whoever calls refresh() periodically
+// (the Gateway's refresher thread: changes made by another process on the same PostgreSQL apply within
+// its period). snapshot() never touches the database.
 //
 // Scopes: "org", "project" or "key" with the object's id; every mutation names the caller's org and
 // checks that the scope object belongs to it in the same transaction (another tenant's object is
@@ -66,13 +67,12 @@ struct Snapshot {
 
 class Policy {
  public:
-  Policy(storage::Database& db, int refresh_ms = 2000) : db_(db), refresh_ms_(refresh_ms) {}
+  explicit Policy(storage::Database& db) : db_(db) {}
 
-  // Loads everything now.
+  // Loads everything now (a failure keeps the current snapshot).
   Status refresh();
-  // The current snapshot; reloads first when it is older than refresh_ms (a failed reload keeps the
-  // old snapshot and logs).
-  std::shared_ptr<const Snapshot> snapshot();
+  // The current snapshot.
+  std::shared_ptr<const Snapshot> snapshot() const;
 
   // Sets (replaces) the limits of one scope object of org_id; all-empty Limits delete them.
   Status set_limits(const std::string& org_id, Scope scope, const std::string& scope_id, const Limits& l,
@@ -95,10 +95,8 @@ class Policy {
   static Status check_owner(storage::Transaction& tx, const std::string& org_id, Scope scope, const std::string& id);
 
   storage::Database& db_;
-  const int refresh_ms_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snap_ = std::make_shared<Snapshot>();
-  int64_t loaded_at_ms_ = -1;
 };
 
 }  // namespace nc::gateway

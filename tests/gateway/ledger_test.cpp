@@ -156,10 +156,14 @@ TEST_P(LedgerTest, ConcurrentHoldsNeverOverspendAndSettleExactly) {
   }
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM usage_records WHERE state = 'settled' AND cost_micros = 10"), 20);
   // A record settles once: a second settle of the same request is refused, nothing changes.
-  UsageRecord again = hold_for(ok_ids[0].empty() ? "x" : ok_ids[0], 25, 500).record;
+  std::string settled_id;
+  for (const auto& id : ok_ids) {
+    if (!id.empty()) settled_id = id;
+  }
+  UsageRecord again = hold_for(settled_id, 25, 500).record;
   again.status = "completed";
   again.cost_micros = 10;
-  if (!ok_ids[0].empty()) EXPECT_FALSE(wait([&](Ledger::Done d) { ledger.settle(again, true, 25, std::move(d)); }).is_ok());
+  EXPECT_FALSE(wait([&](Ledger::Done d) { ledger.settle(again, true, 25, std::move(d)); }).is_ok());
   EXPECT_EQ(scalar("SELECT spent_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), spent);
 }
 
@@ -225,7 +229,7 @@ TEST_P(LedgerTest, UsageEventsAreStoredOncePerOrgSourceAndId) {
 }
 
 TEST_P(LedgerTest, PricesApplyByEffectiveDateAndPolicyIsTenantScoped) {
-  Policy policy(*db_, 0);
+  Policy policy(*db_);
   const tenancy::Actor admin{"key_admin"};
   Price p1{"tiny", 1000, 1000000, 2000000, 500000, 0};
   Price p2{"tiny", 5000, 3000000, 4000000, 0, 0};
@@ -258,7 +262,9 @@ TEST_P(LedgerTest, PricesApplyByEffectiveDateAndPolicyIsTenantScoped) {
     limit_sets += e.action == "rate_limits.set";
     budget_sets += e.action == "budget.set";
     limit_deletes += e.action == "rate_limits.delete";
-    if (e.action == "rate_limits.delete") EXPECT_NE(e.before_json.find("\"rpm\":5"), std::string::npos);
+    if (e.action == "rate_limits.delete") {
+      EXPECT_NE(e.before_json.find("\"rpm\":5"), std::string::npos);
+    }
   }
   EXPECT_EQ(limit_sets, 1);
   EXPECT_EQ(budget_sets, 1);
