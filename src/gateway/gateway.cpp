@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -394,6 +395,7 @@ Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, con
   if (list.size() > 10000) return invalid_argument(fmt::format("at most 10000 events per request, not {}", list.size()));
   auto snap = policy_.snapshot();
   const int64_t now = tenancy::now_us();
+  std::set<std::string> known_projects;
   std::vector<UsageEvent> out;
   out.reserve(list.size());
   for (size_t i = 0; i < list.size(); ++i) {
@@ -428,7 +430,16 @@ Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, con
       if (!subject.empty() && subject != p.project_id) return bad("'subject' must be this key's project id");
       ev.project_id = p.project_id;
       ev.api_key_id = p.key_id;
-    } else {
+    } else if (!subject.empty()) {
+      // An admin key meters into a project of its own organization only (never another tenant's).
+      if (!known_projects.count(subject)) {
+        auto found = db_.read([&](storage::Transaction& tx) {
+          return tx.query_optional("SELECT id FROM projects WHERE id = $1 AND org_id = $2", {subject, p.org_id});
+        });
+        if (!found.is_ok()) return found.status();
+        if (!*found) return bad(fmt::format("'subject' {} is not a project of this organization", subject));
+        known_projects.insert(subject);
+      }
       ev.project_id = subject;
     }
     auto data = e.find("data");

@@ -118,7 +118,8 @@ class Gateway {
   void settle(Ticket& t, const Usage& u, std::function<void(Status)> done);
 
   // POST /v1/usage/events body (one CloudEvent object, or an array) -> events priced from the
-  // policy; InvalidArgument naming the bad event/field.
+  // policy; InvalidArgument naming the bad event/field (a `subject` that is not a project of the
+  // caller's org included). Reads the database (projects): call it off the I/O thread.
   Result<std::vector<UsageEvent>> parse_usage_events(const Caller& c, const std::string& body);
 
   tenancy::TenantStore& tenants() { return tenants_; }

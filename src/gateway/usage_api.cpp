@@ -162,7 +162,7 @@ Result<Plan> make_plan(const Endpoint& ep, const std::string& org_id, const Quer
   const auto start_text = q.scalar("start_time");
   if (!start_text) return invalid_argument("start_time: required");
   NC_ASSIGN_OR_RETURN(const int64_t start, parse_time("start_time", *start_text));
-  int64_t end = now_s;
+  int64_t end = now_s + 1;  // default: up to now, the current second included
   if (const auto end_text = q.scalar("end_time")) {
     NC_ASSIGN_OR_RETURN(end, parse_time("end_time", *end_text));
   }

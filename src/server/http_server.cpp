@@ -667,6 +667,12 @@ struct HttpServer::Impl {
     if (caller) {
       // The max_tokens cap of the key, project or org: a default when the request sets none, else a ceiling.
       if (const int64_t cap = gw->max_tokens_cap(*caller); cap > 0) {
+        auto given = [&](const char* k) { return body.contains(k) && !body[k].is_null(); };
+        if (!given("max_tokens") && !given("max_completion_tokens")) {
+          // The endpoint's default (16 for completions, the context for chat) within the cap.
+          opt.gen.max_tokens = opt.gen.max_tokens < 0 ? static_cast<int32_t>(cap)
+                                                      : static_cast<int32_t>(std::min<int64_t>(opt.gen.max_tokens, cap));
+        }
         if (opt.gen.max_tokens > cap) {
           co_return co_await write_reply(
               stream, req,
@@ -675,7 +681,6 @@ struct HttpServer::Impl {
                         "max_tokens", "invalid_value"),
               request_id);
         }
-        if (opt.gen.max_tokens < 0) opt.gen.max_tokens = static_cast<int32_t>(cap);
       }
     }
     for (const auto& p : prompts) {

@@ -347,6 +347,8 @@ def check_ledger(db_path, out, org_id, project_id, key_id, reconciled_logged):
             if rec["cost_micros"] != 0 or rec["completion_tokens"] != 0:
                 problem("interrupted record %s has cost %d, completion_tokens %d (want 0, 0)" %
                         (rec["id"], rec["cost_micros"], rec["completion_tokens"]))
+            if rec["prompt_tokens"] <= 0:  # known at admission, kept for the record
+                problem("interrupted record %s lost its prompt_tokens" % rec["id"])
         elif rec["status"] in ("completed", "client_disconnected"):
             want = min(rec["prompt_tokens"] + rec["completion_tokens"], rec["held_micros"])
             if rec["cost_micros"] != want:

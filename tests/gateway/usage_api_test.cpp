@@ -362,9 +362,11 @@ TEST_P(UsageApiTest, CostsSumRecordsAndEventsInCurrencyUnits) {
 
 TEST_P(UsageApiTest, EndTimeDefaultsToNow) {
   add({.prompt = 5, .started_at_us = us(kNow - 10)});
+  add({.prompt = 7, .started_at_us = us(kNow) + 999999});  // within the current second: included
   const json page = usage("start_time=" + std::to_string(kNow - 2 * kDay));
-  ASSERT_EQ(page["data"].size(), 2u);  // kNow is day-aligned: [now-2d, now)
+  ASSERT_EQ(page["data"].size(), 3u);  // kNow is day-aligned: [now-2d, now+1s) touches a third day
   EXPECT_EQ(page["data"][1]["results"][0]["input_tokens"], 5);
+  EXPECT_EQ(page["data"][2]["results"][0]["input_tokens"], 7);
 }
 
 TEST_P(UsageApiTest, BadQueriesAreInvalidArgumentNamingTheParameter) {
