@@ -5,7 +5,10 @@
 // admin API): the first start prints the operator's admin key once.
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -50,8 +53,20 @@ Status run_serve(const ServeOptions& o) {
   }
   std::unique_ptr<storage::Database> db;
   std::unique_ptr<gateway::Gateway> gw;
+  int lock_fd = -1;
   if (!o.db.empty()) {
     NC_ASSIGN_OR_RETURN(db, storage::Database::open(o.db));
+    if (db->dialect() == storage::Dialect::kSqlite) {
+      // On SQLite this process is the ledger's only writer (budgets are checked in its memory):
+      // a second serve on the same file is refused.
+      std::string path = o.db.rfind("sqlite://", 0) == 0 ? o.db.substr(9) : o.db.rfind("sqlite:", 0) == 0 ? o.db.substr(7) : o.db;
+      lock_fd = ::open((path + ".serve.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return failed_precondition(fmt::format("another `neocloud serve` uses the SQLite database '{}'; stop it, or use "
+                                               "PostgreSQL (--db postgres://...) to run several processes",
+                                               path));
+      }
+    }
     gateway::GatewayOptions go;
     go.instance = o.instance;
     gw = std::make_unique<gateway::Gateway>(*db, go);
@@ -94,6 +109,7 @@ Status run_serve(const ServeOptions& o) {
   // callbacks post to it.
   registry->shutdown();
   if (gw) gw->stop();  // commits what is queued for the ledger
+  if (lock_fd >= 0) ::close(lock_fd);
   std::lock_guard<std::mutex> lock(mu);
   return load_error;
 }

@@ -147,6 +147,9 @@ Result<std::optional<std::string>> Gateway::start() {
                 reconciled, options_.instance);
   }
   NC_RETURN_IF_ERROR(policy_.refresh());
+  budgets_in_process_ = options_.budgets == GatewayOptions::Budgets::kInProcess ||
+                        (options_.budgets == GatewayOptions::Budgets::kAuto && db_.dialect() == storage::Dialect::kSqlite);
+  if (budgets_in_process_) NC_RETURN_IF_ERROR(accountant_.load(db_, budget_period(tenancy::now_us())));
   if (!refresher_.joinable()) {
     refresher_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(refresher_mu_);
@@ -296,6 +299,21 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
   }
   RateLimiter::Decision d = limiter_.acquire(t->scopes, t->reserved_tokens);
   t->headers = d.headers;
+  if (d.admitted && !t->budgets.empty() && budgets_in_process_) {
+    // The hold in memory (exact: this process is the ledger's only writer); the open record follows
+    // in the background, so a crash still leaves a record to reconcile.
+    if (auto refused = accountant_.try_hold(t->budgets, budget_period(t->started_at), t->held_micros)) {
+      release(*t);
+      Denial q = denial(429, "insufficient_quota", "insufficient_quota",
+                        "You exceeded your current quota, please check your plan and billing details. " + *refused);
+      q.should_retry = false;
+      q.headers = t->headers;
+      return q;
+    }
+    hold(*t, [id = t->request_id](std::optional<Denial> failed) {
+      if (failed) NC_LOG_ERROR("gateway: writing the open record of {}: {}", id, failed->message);
+    });
+  }
   if (d.admitted) return std::nullopt;
   t->released = true;
   const std::string where = fmt::format("{} in organization {}", r.model.empty() ? r.endpoint : r.model, pr.org_id);
@@ -326,6 +344,14 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
   return out;
 }
 
+std::vector<std::pair<Scope, std::string>> Gateway::counter_scopes(const std::string& org, const std::string& project,
+                                                                    const std::string& key) {
+  std::vector<std::pair<Scope, std::string>> out{{Scope::kOrg, org}};
+  if (!project.empty()) out.emplace_back(Scope::kProject, project);
+  if (!key.empty()) out.emplace_back(Scope::kKey, key);
+  return out;
+}
+
 void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
   HoldRequest h;
   UsageRecord& r = h.record;
@@ -338,7 +364,7 @@ void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
   r.started_at = t.started_at;
   r.prompt_tokens = t.prompt_tokens;  // known at admission: an interrupted record still shows it
   h.held_micros = t.held_micros;
-  h.budgets = t.budgets;
+  if (!budgets_in_process_) h.budgets = t.budgets;  // checked by the ledger's transaction
   t.had_hold = true;  // settle() updates the open record; when the hold fails nothing is settled
   ledger_.hold(std::move(h), [done = std::move(done)](Status s) {
     if (s.is_ok()) return done(std::nullopt);
@@ -382,9 +408,39 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
   r.cached_tokens = u.cached_tokens;
   r.cost_micros = t.price ? token_cost_micros(*t.price, u.prompt_tokens, u.completion_tokens, u.cached_tokens) : 0;
   if (t.had_hold) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
+  if (u.status == "error") r.cost_micros = 0;                              // our failure is not billed
   r.started_at = t.started_at;
   r.finished_at = tenancy::now_us();
-  ledger_.settle(std::move(r), t.had_hold, t.held_micros, std::move(done));
+  if (!budgets_in_process_) return ledger_.settle(std::move(r), std::move(done));
+  // After the commit, the in-memory hold becomes spend.
+  auto scopes = counter_scopes(r.org_id, r.project_id, r.api_key_id);
+  const int64_t cost = r.cost_micros;
+  ledger_.settle(std::move(r), [this, budgets = t.had_hold ? t.budgets : std::vector<Budget>{}, held = t.held_micros,
+                                period = budget_period(t.started_at), scopes = std::move(scopes), cost,
+                                done = std::move(done)](Status s) {
+    if (s.is_ok()) accountant_.add_spent(scopes, period, cost);
+    accountant_.release(budgets, period, held);
+    done(std::move(s));
+  });
+}
+
+void Gateway::ingest(const Caller& c, std::vector<UsageEvent> events,
+                     std::function<void(Result<Ledger::IngestResult>)> done) {
+  if (!budgets_in_process_) return ledger_.ingest(c.principal.org_id, std::move(events), std::move(done));
+  // Keep what each event will add to the counters, to count it once its insert has committed.
+  std::vector<std::tuple<std::vector<std::pair<Scope, std::string>>, std::string, int64_t>> costs;
+  for (const auto& e : events) {
+    costs.emplace_back(counter_scopes(c.principal.org_id, e.project_id, e.api_key_id), budget_period(e.time), e.cost_micros);
+  }
+  ledger_.ingest(c.principal.org_id, std::move(events),
+                 [this, costs = std::move(costs), done = std::move(done)](Result<Ledger::IngestResult> r) {
+                   if (r.is_ok()) {
+                     for (size_t i = 0; i < costs.size(); ++i) {
+                       if (r->inserted[i]) accountant_.add_spent(std::get<0>(costs[i]), std::get<1>(costs[i]), std::get<2>(costs[i]));
+                     }
+                   }
+                   done(std::move(r));
+                 });
 }
 
 Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, const std::string& body) {

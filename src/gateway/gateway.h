@@ -9,8 +9,10 @@
 //                 {"models": [...], "endpoints": [...]} narrow further (403).
 //   admit         max_tokens cap, RPM / TPM (prompt + max_tokens reserved) / concurrency per key,
 //                 project and org, all in memory; fills the x-ratelimit-* headers (429 when refused).
-//   hold          when a budget applies: the worst-case cost is held in the ledger (async; 429
-//                 insufficient_quota when over).
+//   budgets       when a budget applies, the worst-case cost is held: in this process's memory when
+//                 it is the ledger's only writer (SQLite; the open record is written in the
+//                 background), else in the ledger's transaction (PostgreSQL: hold(), awaited).
+//                 429 insufficient_quota when over.
 //   settle        the ledger record, committed before the HTTP layer sends the last byte; returns the
 //                 unused reserved tokens to the limiter.
 //
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "gateway/budget_accountant.h"
 #include "gateway/ledger.h"
 #include "gateway/policy.h"
 #include "gateway/rate_limiter.h"
@@ -42,6 +45,9 @@ namespace nc::gateway {
 
 struct GatewayOptions {
   std::string instance = "local";  // names this process's open ledger records (reconciled at start)
+  // Budgets checked in memory (exact for the ledger's only writer: the SQLite default) or in the
+  // database's transaction (several processes on PostgreSQL). Default: by the database's dialect.
+  enum class Budgets { kAuto, kInProcess, kDatabase } budgets = Budgets::kAuto;
   int auth_cache_ttl_ms = 5000;
   int policy_refresh_ms = 2000;
 };
@@ -110,7 +116,8 @@ class Gateway {
   // The smallest max_tokens cap of the caller's key, project and org (0: none).
   int64_t max_tokens_cap(const Caller& c);
   std::optional<Denial> admit(std::shared_ptr<const Caller> c, const AdmitRequest& r, Ticket* t);
-  bool needs_hold(const Ticket& t) const { return !t.budgets.empty(); }
+  // Whether admit() left the budget hold to hold() (database mode).
+  bool needs_hold(const Ticket& t) const { return !t.budgets.empty() && !budgets_in_process_; }
   void hold(Ticket& t, std::function<void(std::optional<Denial>)> done);
   // Returns the rate-limit reservation of a ticket that will not run (idempotent).
   void release(Ticket& t);
@@ -122,6 +129,9 @@ class Gateway {
   // caller's org included). Reads the database (projects): call it off the I/O thread.
   Result<std::vector<UsageEvent>> parse_usage_events(const Caller& c, const std::string& body);
 
+  // Stores usage events (Ledger::ingest) and counts their cost against budgets.
+  void ingest(const Caller& c, std::vector<UsageEvent> events, std::function<void(Result<Ledger::IngestResult>)> done);
+
   tenancy::TenantStore& tenants() { return tenants_; }
   Policy& policy() { return policy_; }
   Ledger& ledger() { return ledger_; }
@@ -129,6 +139,8 @@ class Gateway {
 
  private:
   std::vector<LimitedScope> scopes_of(const Caller& c, const Snapshot& snap) const;
+  static std::vector<std::pair<Scope, std::string>> counter_scopes(const std::string& org, const std::string& project,
+                                                                   const std::string& key);
 
   storage::Database& db_;
   GatewayOptions options_;
@@ -136,6 +148,8 @@ class Gateway {
   Policy policy_;
   Ledger ledger_;
   RateLimiter limiter_;
+  BudgetAccountant accountant_;
+  bool budgets_in_process_ = false;
   struct CacheEntry {
     std::shared_ptr<const Caller> caller;
     int64_t until_ms = 0;

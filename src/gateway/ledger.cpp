@@ -107,18 +107,19 @@ void Ledger::hold(HoldRequest h, Done done) {
       std::move(done));
 }
 
-void Ledger::settle(UsageRecord rec, bool had_hold, int64_t held_micros, Done done) {
+void Ledger::settle(UsageRecord rec, Done done) {
   auto r = std::make_shared<UsageRecord>(std::move(rec));
   writer_->submit(
-      [this, r, had_hold, held_micros](Transaction& tx) -> Status {
+      [this, r](Transaction& tx) -> Status {
         const std::string period = budget_period(r->started_at);
-        if (had_hold) {
-          NC_ASSIGN_OR_RETURN(int64_t n, tx.exec("UPDATE usage_records SET state = 'settled', status = $2, prompt_tokens = $3, "
-                                                 "completion_tokens = $4, cached_tokens = $5, cost_micros = $6, finished_at = $7 "
-                                                 "WHERE id = $1 AND state = 'open'",
-                                                 {r->id, r->status, r->prompt_tokens, r->completion_tokens, r->cached_tokens,
-                                                  r->cost_micros, r->finished_at}));
-          if (n != 1) return failed_precondition(fmt::format("usage record {} is not open", r->id));
+        NC_ASSIGN_OR_RETURN(auto open, tx.query("UPDATE usage_records SET state = 'settled', status = $2, prompt_tokens = $3, "
+                                                "completion_tokens = $4, cached_tokens = $5, cost_micros = $6, finished_at = $7 "
+                                                "WHERE id = $1 AND state = 'open' RETURNING held_micros",
+                                                {r->id, r->status, r->prompt_tokens, r->completion_tokens, r->cached_tokens,
+                                                 r->cost_micros, r->finished_at}));
+        int64_t held = 0;
+        if (!open.empty()) {
+          NC_ASSIGN_OR_RETURN(held, open[0].get_int(0));
         } else {
           NC_RETURN_IF_ERROR(
               tx.exec("INSERT INTO usage_records (id, org_id, project_id, api_key_id, model, endpoint, state, status, "
@@ -129,7 +130,7 @@ void Ledger::settle(UsageRecord rec, bool had_hold, int64_t held_micros, Done do
                        instance_, r->started_at, r->finished_at})
                   .status());
         }
-        return add_to_counters(tx, *r, period, r->cost_micros, had_hold ? -held_micros : 0);
+        return add_to_counters(tx, *r, period, r->cost_micros, -held);
       },
       std::move(done));
 }

@@ -7,7 +7,8 @@
 //     hold to the `spend` counters of the period and inserts the request's record in state 'open'.
 //     Concurrent requests are serialized by the transaction, so they can never overspend together.
 //   - settle(): writes the final record (state 'settled', status, tokens, cost) — an UPDATE of the
-//     open record or an INSERT when there was no hold — and moves the hold to spent on the counters.
+//     open record (moving its hold to spent on the counters) or an INSERT when there is none. A
+//     request settles once: settling it again is AlreadyExists.
 //     The callback fires after COMMIT: the HTTP layer sends the last byte only then.
 //   - reconcile() at start: records this instance left 'open' (the process died mid-request) are
 //     settled as status 'interrupted' at cost 0 and their holds released.
@@ -65,10 +66,10 @@ class Ledger {
   // Settles this instance's open records (see above); returns how many. Call before serving.
   Result<int64_t> reconcile();
 
-  // ResourceExhausted with "insufficient_quota: ..." when a budget would be exceeded.
+  // ResourceExhausted with "insufficient_quota: ..." when a budget in h.budgets would be exceeded
+  // (none given: the open record and the hold are written without a check).
   void hold(HoldRequest h, Done done);
-  // had_hold/held_micros: what hold() reserved (0 when there was none).
-  void settle(UsageRecord r, bool had_hold, int64_t held_micros, Done done);
+  void settle(UsageRecord r, Done done);
 
   struct IngestResult {
     std::vector<bool> inserted;  // per event: false = a duplicate of a stored event

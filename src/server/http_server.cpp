@@ -380,9 +380,8 @@ struct HttpServer::Impl {
     auto list = std::make_shared<std::vector<gateway::UsageEvent>>(std::move(*events));
     std::vector<std::pair<std::string, std::string>> keys;
     for (const auto& e : *list) keys.emplace_back(e.source, e.id);
-    const std::string org = caller->principal.org_id;
     auto done = std::make_shared<Handoff<Result<gateway::Ledger::IngestResult>>>(acceptor.get_executor());
-    gw->ledger().ingest(org, std::move(*list), [done](Result<gateway::Ledger::IngestResult> r) { done->set(std::move(r)); });
+    gw->ingest(*caller, std::move(*list), [done](Result<gateway::Ledger::IngestResult> r) { done->set(std::move(r)); });
     Result<gateway::Ledger::IngestResult> stored = co_await done->get();
     if (!stored.is_ok()) {
       NC_LOG_ERROR("usage events: {}", stored.status().to_string());

@@ -77,6 +77,9 @@ struct DatabaseOptions {
   int busy_timeout_ms = 5000;
   // SQLite: synchronous=FULL (durable commit) when true, NORMAL (durable at checkpoint only) when false.
   bool sqlite_synchronous_full = true;
+  // SQLite: WAL checkpoints on a background thread (PASSIVE, every 100 ms) instead of inside the COMMIT
+  // that crosses SQLite's 1000-page threshold, which stalled every write queued behind it.
+  bool sqlite_background_checkpoint = true;
   // PostgreSQL: seconds to wait for the server when connecting, unless the URL sets connect_timeout.
   int connect_timeout_s = 10;
   // PostgreSQL: prepare each statement once per connection (PQprepare, cached by SQL text and

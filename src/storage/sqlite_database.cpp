@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "core/log.h"
@@ -177,6 +180,8 @@ Result<std::unique_ptr<SqliteConn>> open_conn(const std::string& path, const Dat
       options.sqlite_synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
       "PRAGMA foreign_keys=ON",
       writer ? "PRAGMA query_only=0" : "PRAGMA query_only=1",
+      // Checkpoints run on the background checkpointer, not inside a writer's COMMIT.
+      writer && options.sqlite_background_checkpoint ? "PRAGMA wal_autocheckpoint=0" : "PRAGMA user_version",
   };
   for (const char* p : pragmas) {
     Result<std::string> r = query_text(raw, p);
@@ -329,7 +334,18 @@ class SqliteDatabase final : public Database {
         options_(options),
         writer_(std::move(writer)),
         readers_(options.max_connections - 1, options.pool_wait_ms,
-                 [this]() { return open_conn(path_, options_, /*writer=*/false); }) {}
+                 [this]() { return open_conn(path_, options_, /*writer=*/false); }) {
+    if (options_.sqlite_background_checkpoint) checkpointer_ = std::thread([this] { checkpoint_loop(); });
+  }
+
+  ~SqliteDatabase() override {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      stopping_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
+  }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -349,6 +365,30 @@ class SqliteDatabase final : public Database {
   }
 
  private:
+  // Copies the WAL into the database every 100 ms (PASSIVE: never waits for readers or writers) on
+  // its own connection, so no writer's COMMIT pays for a checkpoint's reads, writes and fsync.
+  void checkpoint_loop() {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      NC_LOG_WARN("storage: cannot open '{}' for checkpoints: {}", path_, db ? sqlite3_errmsg(db) : "?");
+      sqlite3_close_v2(db);
+      return;
+    }
+    sqlite3_busy_timeout(db, 0);
+    std::unique_lock<std::mutex> lock(checkpoint_mu_);
+    while (!checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; })) {
+      lock.unlock();
+      int log_pages = 0, done_pages = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+        NC_LOG_WARN("storage: checkpoint of '{}': {}", path_, sqlite3_errmsg(db));
+      }
+      lock.lock();
+    }
+    lock.unlock();
+    sqlite3_close_v2(db);
+  }
+
   template <typename Discard>
   Status run_on(SqliteConn& conn, std::string_view begin, bool read_only,
                 const std::function<Status(Transaction&)>& fn, bool* retryable, Discard discard) {
@@ -394,6 +434,10 @@ class SqliteDatabase final : public Database {
 
   const std::string path_;
   const DatabaseOptions options_;
+  std::thread checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;
   std::mutex write_mu_;                 // one write transaction at a time in this process
   std::unique_ptr<SqliteConn> writer_;  // guarded by write_mu_; reopened lazily after a failure
   ConnectionPool<SqliteConn> readers_;

@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "gateway/budget_accountant.h"
 #include "gateway/ledger.h"
 #include "gateway/policy.h"
 #include "storage/group_commit.h"
@@ -147,7 +148,7 @@ TEST_P(LedgerTest, ConcurrentHoldsNeverOverspendAndSettleExactly) {
     r.cost_micros = 10;
     r.finished_at = tenancy::now_us();
     spent += 10;
-    ASSERT_TRUE(wait([&](Ledger::Done d) { ledger.settle(r, true, 25, std::move(d)); }).is_ok());
+    ASSERT_TRUE(wait([&](Ledger::Done d) { ledger.settle(r, std::move(d)); }).is_ok());
   }
   for (const char* scope : {"org", "project"}) {
     const std::string id = std::string(scope) == "org" ? org_ : project_;
@@ -163,7 +164,7 @@ TEST_P(LedgerTest, ConcurrentHoldsNeverOverspendAndSettleExactly) {
   UsageRecord again = hold_for(settled_id, 25, 500).record;
   again.status = "completed";
   again.cost_micros = 10;
-  EXPECT_FALSE(wait([&](Ledger::Done d) { ledger.settle(again, true, 25, std::move(d)); }).is_ok());
+  EXPECT_FALSE(wait([&](Ledger::Done d) { ledger.settle(again, std::move(d)); }).is_ok());
   EXPECT_EQ(scalar("SELECT spent_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), spent);
 }
 
@@ -184,6 +185,29 @@ TEST_P(LedgerTest, TwoWritersStillNeverOverspend) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(admitted.load(), 10);
   EXPECT_EQ(scalar("SELECT held_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), 300);
+}
+
+// The in-process accountant (serve on SQLite): the same exactness with a mutex instead of a commit.
+TEST_P(LedgerTest, InProcessBudgetHoldsNeverOverspend) {
+  BudgetAccountant acc;
+  ASSERT_TRUE(acc.load(*db_, "2026-11").is_ok());
+  acc.add_spent({{Scope::kProject, project_}, {Scope::kOrg, org_}}, "2026-11", 100);  // 100 already spent
+  const std::vector<Budget> budgets = {hold_for("x", 0, 600).budgets};
+  std::vector<std::thread> threads;
+  std::atomic<int> admitted{0};
+  for (int i = 0; i < 50; ++i) {
+    threads.emplace_back([&] {
+      if (!acc.try_hold(budgets, "2026-11", 25)) ++admitted;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(admitted.load(), 20);  // (600 - 100) / 25
+  auto refusal = acc.try_hold(budgets, "2026-11", 25);
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_NE(refusal->find("100"), std::string::npos);  // says what was spent
+  acc.release(budgets, "2026-11", 25);
+  EXPECT_FALSE(acc.try_hold(budgets, "2026-11", 25).has_value());
+  EXPECT_FALSE(acc.try_hold(budgets, "2026-12", 25).has_value());  // a new month starts empty
 }
 
 TEST_P(LedgerTest, ReconcileSettlesOnlyThisInstancesOpenRecords) {
