@@ -1,5 +1,7 @@
 #include "engine/generate/sampler.h"
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -29,10 +31,54 @@ Status validate(const SamplingParams& p, int32_t n_vocab) {
   return Status::ok();
 }
 
+namespace {
+
+// A seed for a request that gives none: a process-wide counter started from std::random_device once,
+// mixed by splitmix64 (opening the random device per request cost more than sampling).
+uint32_t fresh_seed() {
+  static std::atomic<uint64_t> counter{(static_cast<uint64_t>(std::random_device()()) << 32) | std::random_device()()};
+  uint64_t z = counter.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return static_cast<uint32_t>(z ^ (z >> 31));
+}
+
+}  // namespace
+
 Sampler::Sampler(const SamplingParams& params, int32_t n_vocab) : p_(params), n_vocab_(n_vocab) {
-  seed_ = p_.seed ? static_cast<uint32_t>(*p_.seed) : std::random_device()();
+  seed_ = p_.seed ? static_cast<uint32_t>(*p_.seed) : fresh_seed();
   rng_.seed(seed_);
-  cur_.resize(static_cast<size_t>(n_vocab));
+  // cur_ (n_vocab candidates) is allocated by the first sample that needs it: greedy never does.
+}
+
+int32_t Sampler::greedy(const float* logits) {
+  // The largest logit after logit_bias and penalties, the lowest id among equals — exactly what the
+  // chain below returns at temperature <= 0 (top-k/top-p/min-p never drop the maximum).
+  const bool penalize =
+      !counts_.empty() && (p_.repeat_penalty != 1.0f || p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f);
+  int32_t best = 0;
+  if (p_.logit_bias.empty() && !penalize) {
+    for (int32_t i = 1; i < n_vocab_; ++i) {
+      if (logits[i] > logits[best]) best = i;
+    }
+    return best;
+  }
+  thread_local std::vector<float> adjusted;
+  adjusted.assign(logits, logits + n_vocab_);
+  for (const auto& [id, bias] : p_.logit_bias) adjusted[id] += bias;
+  if (penalize) {
+    for (const auto& [id, c] : counts_) {
+      if (id < 0 || id >= n_vocab_) continue;
+      float& l = adjusted[id];
+      if (l <= 0) l *= p_.repeat_penalty;
+      else l /= p_.repeat_penalty;
+      l -= static_cast<float>(c) * p_.frequency_penalty + (c > 0 ? 1.0f : 0.0f) * p_.presence_penalty;
+    }
+  }
+  for (int32_t i = 1; i < n_vocab_; ++i) {
+    if (adjusted[i] > adjusted[best]) best = i;
+  }
+  return best;
 }
 
 void Sampler::accept(int32_t token) {
@@ -77,8 +123,16 @@ SampleResult Sampler::sample(const float* logits) {
     res.logprob = static_cast<float>(lse);  // subtracted below once the token is known
   }
 
+  if (p_.temperature <= 0.0f) {
+    std::uniform_real_distribution<double> dist(0.0, 1.0);
+    dist(rng_);  // the draw the chain makes, so the random stream is the same either way
+    res.token = greedy(logits);
+    if (p_.n_logprobs >= 0) res.logprob = logits[res.token] - res.logprob;
+    return res;
+  }
   size_ = static_cast<size_t>(n_vocab_);
   sorted_ = false;
+  cur_.resize(static_cast<size_t>(n_vocab_));
   for (int32_t i = 0; i < n_vocab_; ++i) cur_[i] = {i, logits[i], 0.0f};
   for (const auto& [id, bias] : p_.logit_bias) cur_[id].logit += bias;
   // Penalties (ids still equal indices: nothing is sorted yet).

@@ -65,6 +65,7 @@ class Sampler {
     float p;
   };
   void sort_prefix(size_t k);
+  int32_t greedy(const float* logits);
 
   SamplingParams p_;
   int32_t n_vocab_;
