@@ -174,6 +174,14 @@ struct HttpServer::Impl {
   awaitable<bool> offload(F f) {
     co_return co_await asio::co_spawn(work, [&f]() -> awaitable<bool> { co_return f(); }, use_awaitable);
   }
+  // The same for request preparation, which runs inline when the body is small: two thread hand-offs
+  // cost more than rendering and tokenizing a few KB.
+  static constexpr size_t kInlinePrepBytes = 4096;
+  template <typename F>
+  awaitable<bool> prepare(size_t body_bytes, F f) {
+    if (body_bytes <= kInlinePrepBytes) co_return f();
+    co_return co_await offload(std::move(f));
+  }
 
   // The ready model, or the error to answer: 404 unknown, 503 still loading (or gone).
   static EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string& id, std::optional<Reply>* error) {
@@ -576,7 +584,8 @@ struct HttpServer::Impl {
     ApiError err;
     const int64_t n_embd = m.model().hparams().n_embd;
     // Tokenizing up to 8 MB of input runs on the worker pool, not on the I/O thread.
-    const bool parsed = co_await offload([&] { return parse_embedding_request(body, m.vocab(), n_embd, &opt, &err); });
+    const bool parsed =
+        co_await prepare(req.body().size(), [&] { return parse_embedding_request(body, m.vocab(), n_embd, &opt, &err); });
     if (!parsed) co_return co_await write_reply(stream, req, error_reply(err), request_id);
     engine::Pooling pooling = m.model().hparams().pooling;
     if (pooling == engine::Pooling::kUnspecified || pooling == engine::Pooling::kNone) pooling = engine::Pooling::kMean;
@@ -658,7 +667,7 @@ struct HttpServer::Impl {
     ApiError err;
     std::vector<std::vector<engine::TokenId>> prompts;
     // Rendering the chat template and tokenizing run on the worker pool, not on the I/O thread.
-    const bool ok = co_await offload([&] {
+    const bool ok = co_await prepare(req.body().size(), [&] {
       return parse_completion_options(body, m.vocab(), chat ? -1 : 16, chat, &opt, &err) &&
              (chat ? chat_prompt(m, body, &prompts, &err) : parse_prompts(body, m.vocab(), &prompts, &err));
     });
