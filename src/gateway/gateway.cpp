@@ -310,9 +310,8 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
       q.headers = t->headers;
       return q;
     }
-    hold(*t, [id = t->request_id](std::optional<Denial> failed) {
-      if (failed) NC_LOG_ERROR("gateway: writing the open record of {}: {}", id, failed->message);
-    });
+    t->had_hold = true;
+    t->open_record_pending = true;  // written by write_open_record()
   }
   if (d.admitted) return std::nullopt;
   t->released = true;
@@ -383,6 +382,14 @@ void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
   });
 }
 
+void Gateway::write_open_record(Ticket& t, std::function<void(Status)> done) {
+  t.open_record_pending = false;
+  hold(t, [id = t.request_id, done = std::move(done)](std::optional<Denial> failed) {
+    if (failed) NC_LOG_ERROR("gateway: writing the open record of {}: {}", id, failed->message);
+    if (done) done(failed ? unavailable(failed->message) : Status::ok());
+  });
+}
+
 void Gateway::release(Ticket& t) {
   if (t.released) return;
   t.released = true;
@@ -409,6 +416,7 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
   r.cost_micros = t.price ? token_cost_micros(*t.price, u.prompt_tokens, u.completion_tokens, u.cached_tokens) : 0;
   if (t.had_hold) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
   if (u.status == "error") r.cost_micros = 0;                              // our failure is not billed
+  r.held_micros = t.had_hold ? t.held_micros : 0;
   r.started_at = t.started_at;
   r.finished_at = tenancy::now_us();
   if (!budgets_in_process_) return ledger_.settle(std::move(r), std::move(done));

@@ -79,6 +79,7 @@ struct Ticket {
   std::vector<Budget> budgets;
   int64_t held_micros = 0;
   bool had_hold = false, released = false;
+  bool open_record_pending = false;  // in-process budgets: write_open_record() not called yet
   int64_t started_at = 0;  // unix microseconds
   Headers headers;         // x-ratelimit-* to send with the response
 };
@@ -119,6 +120,11 @@ class Gateway {
   // Whether admit() left the budget hold to hold() (database mode).
   bool needs_hold(const Ticket& t) const { return !t.budgets.empty() && !budgets_in_process_; }
   void hold(Ticket& t, std::function<void(std::optional<Denial>)> done);
+  // In-process budgets (admit() held the budget in memory): writes the request's open record, so a
+  // crash leaves a record to reconcile. A streaming response awaits it before its first byte (every
+  // request a client saw has a record); others need not (their final record precedes any byte).
+  // done may be empty.
+  void write_open_record(Ticket& t, std::function<void(Status)> done);
   // Returns the rate-limit reservation of a ticket that will not run (idempotent).
   void release(Ticket& t);
   // Releases the reservation (unused tokens back) and writes the ledger record; done after COMMIT.

@@ -123,11 +123,11 @@ void Ledger::settle(UsageRecord rec, Done done) {
         } else {
           NC_RETURN_IF_ERROR(
               tx.exec("INSERT INTO usage_records (id, org_id, project_id, api_key_id, model, endpoint, state, status, "
-                      "prompt_tokens, completion_tokens, cached_tokens, cost_micros, period, instance, started_at, finished_at) "
-                      "VALUES ($1, $2, $3, $4, $5, $6, 'settled', $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                      "prompt_tokens, completion_tokens, cached_tokens, cost_micros, period, instance, started_at, finished_at, "
+                      "held_micros) VALUES ($1, $2, $3, $4, $5, $6, 'settled', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                       {r->id, r->org_id, text_or_null(r->project_id), text_or_null(r->api_key_id), r->model, r->endpoint,
                        r->status, r->prompt_tokens, r->completion_tokens, r->cached_tokens, r->cost_micros, period,
-                       instance_, r->started_at, r->finished_at})
+                       instance_, r->started_at, r->finished_at, r->held_micros})
                   .status());
         }
         return add_to_counters(tx, *r, period, r->cost_micros, -held);

@@ -37,6 +37,7 @@ struct UsageRecord {
   std::string status;  // completed | client_disconnected | error | interrupted
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   int64_t cost_micros = 0;
+  int64_t held_micros = 0;  // the worst case held at admission (0: no budget applied)
   int64_t started_at = 0, finished_at = 0;  // unix microseconds
 };
 

@@ -411,7 +411,7 @@ struct HttpServer::Impl {
   // Returns the refusal to send, or nothing (the ticket is then live: settle or release it).
   awaitable<std::optional<Reply>> admit(const std::shared_ptr<const gateway::Caller>& caller, const std::string& request_id,
                                         const std::string& endpoint, const std::string& model, int64_t prompt_tokens,
-                                        int64_t max_output_tokens, gateway::Ticket* ticket) {
+                                        int64_t max_output_tokens, bool stream, gateway::Ticket* ticket) {
     gateway::AdmitRequest ar;
     ar.request_id = request_id;
     ar.endpoint = endpoint;
@@ -419,6 +419,18 @@ struct HttpServer::Impl {
     ar.prompt_tokens = prompt_tokens;
     ar.max_output_tokens = max_output_tokens;
     if (auto d = gw->admit(caller, ar, ticket)) co_return denial_reply(*d);
+    if (ticket->open_record_pending) {
+      if (!stream) {
+        gw->write_open_record(*ticket, nullptr);
+        co_return std::nullopt;
+      }
+      auto written = std::make_shared<Handoff<Status>>(acceptor.get_executor());
+      gw->write_open_record(*ticket, [written](Status st) { written->set(std::move(st)); });
+      Status st = co_await written->get();
+      if (st.is_ok()) co_return std::nullopt;
+      co_await settle(*ticket, 0, 0, "error");
+      co_return ledger_failed();
+    }
     if (!gw->needs_hold(*ticket)) co_return std::nullopt;
     auto done = std::make_shared<Handoff<std::optional<gateway::Denial>>>(acceptor.get_executor());
     gw->hold(*ticket, [done](std::optional<gateway::Denial> d) { done->set(std::move(d)); });
@@ -611,7 +623,7 @@ struct HttpServer::Impl {
     }
     gateway::Ticket ticket;
     if (caller) {
-      std::optional<Reply> refused = co_await admit(caller, request_id, "embeddings", m.id(), prompt_tokens, 0, &ticket);
+      std::optional<Reply> refused = co_await admit(caller, request_id, "embeddings", m.id(), prompt_tokens, 0, false, &ticket);
       if (refused) co_return co_await write_reply(stream, req, *refused, request_id);
     }
     auto queue = std::make_shared<EventQueue>(stream.get_executor());
@@ -714,7 +726,7 @@ struct HttpServer::Impl {
         output_worst += most * opt.n;
       }
       std::optional<Reply> refused = co_await admit(caller, request_id, chat ? "chat.completions" : "completions", m.id(),
-                                                    prompt_total, output_worst, &ticket);
+                                                    prompt_total, output_worst, opt.stream, &ticket);
       if (refused) co_return co_await write_reply(stream, req, *refused, request_id);
     }
     auto queue = std::make_shared<EventQueue>(stream.get_executor());
