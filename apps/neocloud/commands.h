@@ -15,6 +15,7 @@ void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_admin_command(CLI::App& app);
+void add_capacity_command(CLI::App& app);
 
 // Exit code to return from main once a command has run (commands set it; 0 = success).
 int& exit_code();

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   nc::app::add_generate_command(app);
   nc::app::add_serve_command(app);
   nc::app::add_admin_command(app);
+  nc::app::add_capacity_command(app);
   CLI11_PARSE(app, argc, argv);
   return nc::app::exit_code();
 }
