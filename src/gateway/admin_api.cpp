@@ -144,7 +144,11 @@ struct Handler {
         return AdminResponse{200, list(std::move(data))};
       }
       if (post) {
-        const std::string kind = b.value("kind", "inference");
+        std::string kind = "inference";
+        if (auto it = b.find("kind"); it != b.end() && !it->is_null()) {
+          if (!it->is_string()) return invalid_argument("'kind' must be 'inference' or 'admin'");
+          kind = it->get<std::string>();
+        }
         if (kind != "inference" && kind != "admin") return invalid_argument("'kind' must be 'inference' or 'admin'");
         const std::string project = b.contains("project_id") && b["project_id"].is_string() ? b["project_id"].get<std::string>() : "";
         const std::string name = b.contains("name") && b["name"].is_string() ? b["name"].get<std::string>() : "";

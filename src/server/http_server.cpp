@@ -510,11 +510,21 @@ struct HttpServer::Impl {
     if (auto it = body.find("content"); it != body.end() && it->is_string()) text = it->get<std::string>();
     else if (auto p = body.find("prompt"); p != body.end() && p->is_string()) text = p->get<std::string>();
     else return err_reply(400, "'content' (a string) is required", "content");
-    const bool add_special = body.value("add_special", true);
-    const bool parse_special = body.value("parse_special", true);
+    // A flag that is present must be a boolean (nlohmann's value() would throw on another type).
+    auto flag = [&](const char* k, bool dflt, bool* out) {
+      auto it = body.find(k);
+      if (it == body.end() || it->is_null()) return *out = dflt, true;
+      if (!it->is_boolean()) return false;
+      return *out = it->get<bool>(), true;
+    };
+    bool add_special = true, parse_special = true, with_pieces = false;
+    for (auto [k, dflt, out] : {std::tuple{"add_special", true, &add_special}, std::tuple{"parse_special", true, &parse_special},
+                                std::tuple{"with_pieces", false, &with_pieces}}) {
+      if (!flag(k, dflt, out)) return err_reply(400, fmt::format("'{}' must be a boolean", k), k);
+    }
     const auto ids = m.vocab().tokenize(text, add_special, parse_special);
     json j = {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", m.n_ctx()}};
-    if (body.value("with_pieces", false)) {
+    if (with_pieces) {
       json pieces = json::array();
       for (auto id : ids) pieces.push_back({{"id", id}, {"piece", m.vocab().token_to_piece(id, true)}});
       j["tokens"] = pieces;

@@ -354,7 +354,9 @@ bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* e
     } else if (content->is_array()) {
       bool first = true;
       for (const auto& part : *content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
+        const auto type = part.is_object() ? part.find("type") : part.end();
+        if (!part.is_object() || type == part.end() || !type->is_string() || type->get<std::string>() != "text" ||
+            !part.contains("text") || !part["text"].is_string()) {
           return bad(err, where + ".content", "only text content parts are supported", "unsupported_parameter");
         }
         if (!first) cm.content += "\n";  // as llama.cpp joins text parts for templates that take strings
