@@ -79,7 +79,13 @@ ordered_json price_json(const Price& p) {
           {"cached_per_mtok", p.cached_per_mtok}, {"per_unit", p.per_unit}, {"currency", "usd"}};
 }
 
-ordered_json list(ordered_json data) { return {{"object", "list"}, {"data", std::move(data)}}; }
+// 200 {"object": "list", "data": [to_json(item)...]}.
+template <typename Items, typename ToJson>
+AdminResponse list_response(const Items& items, ToJson to_json) {
+  ordered_json data = ordered_json::array();
+  for (const auto& x : items) data.push_back(to_json(x));
+  return AdminResponse{200, ordered_json{{"object", "list"}, {"data", std::move(data)}}};
+}
 
 // Reads an optional positive integer field (null or absent: none).
 Result<std::optional<int64_t>> opt_int(const json& b, const char* k) {
@@ -126,9 +132,7 @@ struct Handler {
     if (what == "projects" && p.size() == 3) {
       if (get) {
         NC_ASSIGN_OR_RETURN(auto ps, gw.tenants().list_projects(org));
-        ordered_json data = ordered_json::array();
-        for (const auto& x : ps) data.push_back(project_json(x));
-        return AdminResponse{200, list(std::move(data))};
+        return list_response(ps, project_json);
       }
       if (post) {
         NC_ASSIGN_OR_RETURN(std::string name, req_str(b, "name"));
@@ -139,9 +143,7 @@ struct Handler {
     if (what == "api_keys" && p.size() == 3) {
       if (get) {
         NC_ASSIGN_OR_RETURN(auto ks, gw.tenants().list_keys(org));
-        ordered_json data = ordered_json::array();
-        for (const auto& k : ks) data.push_back(key_json(k));
-        return AdminResponse{200, list(std::move(data))};
+        return list_response(ks, key_json);
       }
       if (post) {
         std::string kind = "inference";
@@ -185,9 +187,7 @@ struct Handler {
     if (what == "limits" && p.size() == 3) {
       if (get) {
         NC_ASSIGN_OR_RETURN(auto ls, gw.policy().limits(org));
-        ordered_json data = ordered_json::array();
-        for (const auto& [k, l] : ls) data.push_back(limits_json(k.first, k.second, l));
-        return AdminResponse{200, list(std::move(data))};
+        return list_response(ls, [](const auto& kl) { return limits_json(kl.first.first, kl.first.second, kl.second); });
       }
       if (put) {
         NC_ASSIGN_OR_RETURN(Scope s, tenant_scope(b));
@@ -200,14 +200,12 @@ struct Handler {
     if (what == "budgets" && p.size() == 3) {
       if (get) {
         NC_ASSIGN_OR_RETURN(auto bs, gw.policy().budgets(org, budget_period(tenancy::now_us())));
-        ordered_json data = ordered_json::array();
-        for (const auto& st : bs) {
-          data.push_back({{"object", "organization.budget"}, {"scope", scope_name(st.budget.scope)},
-                          {"scope_id", st.budget.scope_id}, {"monthly_limit_micros", st.budget.monthly_limit_micros},
-                          {"period", budget_period(tenancy::now_us())}, {"spent_micros", st.spent_micros},
-                          {"held_micros", st.held_micros}});
-        }
-        return AdminResponse{200, list(std::move(data))};
+        return list_response(bs, [](const Policy::BudgetStatus& st) -> ordered_json {
+          return {{"object", "organization.budget"}, {"scope", scope_name(st.budget.scope)},
+                  {"scope_id", st.budget.scope_id}, {"monthly_limit_micros", st.budget.monthly_limit_micros},
+                  {"period", budget_period(tenancy::now_us())}, {"spent_micros", st.spent_micros},
+                  {"held_micros", st.held_micros}};
+        });
       }
       if (put) {
         NC_ASSIGN_OR_RETURN(Scope s, tenant_scope(b));
@@ -221,14 +219,12 @@ struct Handler {
     if (what == "prices" && p.size() == 3 && get) return prices();
     if (what == "audit_logs" && p.size() == 3 && get) {
       NC_ASSIGN_OR_RETURN(auto entries, gw.tenants().audit_log(org));
-      ordered_json data = ordered_json::array();
-      for (const auto& e : entries) {
-        data.push_back({{"object", "organization.audit_log"}, {"actor_api_key_id", e.actor_key_id}, {"type", e.action},
-                        {"target", e.target}, {"before", ordered_json::parse(e.before_json.empty() ? "null" : e.before_json, nullptr, false)},
-                        {"after", ordered_json::parse(e.after_json.empty() ? "null" : e.after_json, nullptr, false)},
-                        {"effective_at", to_s(e.at)}, {"effective_at_us", e.at}});
-      }
-      return AdminResponse{200, list(std::move(data))};
+      return list_response(entries, [](const auto& e) -> ordered_json {
+        return {{"object", "organization.audit_log"}, {"actor_api_key_id", e.actor_key_id}, {"type", e.action},
+                {"target", e.target}, {"before", ordered_json::parse(e.before_json.empty() ? "null" : e.before_json, nullptr, false)},
+                {"after", ordered_json::parse(e.after_json.empty() ? "null" : e.after_json, nullptr, false)},
+                {"effective_at", to_s(e.at)}, {"effective_at_us", e.at}};
+      });
     }
     if (what == "usage" && p.size() == 4 && p[3] == "completions" && get) {
       NC_ASSIGN_OR_RETURN(auto j, usage_completions(gw.db(), org, query, tenancy::now_us() / 1000000));
@@ -243,9 +239,7 @@ struct Handler {
 
   Result<AdminResponse> prices() {
     NC_ASSIGN_OR_RETURN(auto ps, gw.policy().prices());
-    ordered_json data = ordered_json::array();
-    for (const auto& x : ps) data.push_back(price_json(x));
-    return AdminResponse{200, list(std::move(data))};
+    return list_response(ps, price_json);
   }
 
   Result<AdminResponse> operator_api(std::string_view method, const std::vector<std::string_view>& p, const json& b) {
@@ -255,9 +249,9 @@ struct Handler {
     const std::string what = p.size() > 2 ? std::string(p[2]) : "";
     if (what == "organizations" && p.size() == 3 && method == "GET") {
       NC_ASSIGN_OR_RETURN(auto os, gw.tenants().list_orgs());
-      ordered_json data = ordered_json::array();
-      for (const auto& o : os) data.push_back({{"object", "organization"}, {"id", o.id}, {"name", o.name}, {"created_at", to_s(o.created_at)}});
-      return AdminResponse{200, list(std::move(data))};
+      return list_response(os, [](const auto& o) -> ordered_json {
+        return {{"object", "organization"}, {"id", o.id}, {"name", o.name}, {"created_at", to_s(o.created_at)}};
+      });
     }
     if (what == "organizations" && p.size() == 3 && method == "POST") {
       NC_ASSIGN_OR_RETURN(std::string name, req_str(b, "name"));

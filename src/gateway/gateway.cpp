@@ -103,6 +103,21 @@ Result<int64_t> parse_rfc3339(const std::string& s) {
   return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000000 + frac_us;
 }
 
+// The ledger record of a ticket as admitted: ids, model, endpoint, start time and the prompt tokens
+// (known at admission: an interrupted record still shows them). settle() adds the outcome.
+UsageRecord record_of(const Ticket& t) {
+  UsageRecord r;
+  r.id = t.request_id;
+  r.org_id = t.caller->principal.org_id;
+  r.project_id = t.caller->principal.project_id;
+  r.api_key_id = t.caller->principal.key_id;
+  r.model = t.model;
+  r.endpoint = t.endpoint;
+  r.started_at = t.started_at;
+  r.prompt_tokens = t.prompt_tokens;
+  return r;
+}
+
 }  // namespace
 
 std::string format_micros(int64_t micros) {
@@ -353,15 +368,7 @@ std::vector<std::pair<Scope, std::string>> Gateway::counter_scopes(const std::st
 
 void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
   HoldRequest h;
-  UsageRecord& r = h.record;
-  r.id = t.request_id;
-  r.org_id = t.caller->principal.org_id;
-  r.project_id = t.caller->principal.project_id;
-  r.api_key_id = t.caller->principal.key_id;
-  r.model = t.model;
-  r.endpoint = t.endpoint;
-  r.started_at = t.started_at;
-  r.prompt_tokens = t.prompt_tokens;  // known at admission: an interrupted record still shows it
+  h.record = record_of(t);
   h.held_micros = t.held_micros;
   if (!budgets_in_process_) h.budgets = t.budgets;  // checked by the ledger's transaction
   t.had_hold = true;  // settle() updates the open record; when the hold fails nothing is settled
@@ -402,13 +409,7 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
     t.released = true;
     limiter_.release(t.scopes, std::max<int64_t>(0, t.reserved_tokens - used));
   }
-  UsageRecord r;
-  r.id = t.request_id;
-  r.org_id = t.caller->principal.org_id;
-  r.project_id = t.caller->principal.project_id;
-  r.api_key_id = t.caller->principal.key_id;
-  r.model = t.model;
-  r.endpoint = t.endpoint;
+  UsageRecord r = record_of(t);
   r.status = u.status;
   r.prompt_tokens = u.prompt_tokens;
   r.completion_tokens = u.completion_tokens;
@@ -417,7 +418,6 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
   if (t.had_hold) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
   if (u.status == "error") r.cost_micros = 0;                              // our failure is not billed
   r.held_micros = t.had_hold ? t.held_micros : 0;
-  r.started_at = t.started_at;
   r.finished_at = tenancy::now_us();
   if (!budgets_in_process_) return ledger_.settle(std::move(r), std::move(done));
   // After the commit, the in-memory hold becomes spend.

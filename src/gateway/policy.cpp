@@ -84,6 +84,37 @@ nlohmann::json limits_json(const Limits& l) {
   return j;
 }
 
+Result<Scope> scope_at(const Row& r, int i) {
+  NC_ASSIGN_OR_RETURN(std::string scope, r.get_text(i));
+  return parse_scope(scope);
+}
+
+// A rate_limits row of kLimitColumns: the scope object and its limits (null columns: no limit).
+constexpr const char* kLimitColumns = "scope, scope_id, rpm, tpm, max_concurrent, max_tokens";
+using ScopedLimits = std::pair<std::pair<Scope, std::string>, Limits>;
+
+Result<ScopedLimits> limits_from_row(const Row& r) {
+  ScopedLimits out;
+  NC_ASSIGN_OR_RETURN(out.first.first, scope_at(r, 0));
+  NC_ASSIGN_OR_RETURN(out.first.second, r.get_text(1));
+  Limits& l = out.second;
+  NC_ASSIGN_OR_RETURN(l.rpm, opt_int(r, 2));
+  NC_ASSIGN_OR_RETURN(l.tpm, opt_int(r, 3));
+  NC_ASSIGN_OR_RETURN(l.max_concurrent, opt_int(r, 4));
+  NC_ASSIGN_OR_RETURN(l.max_tokens, opt_int(r, 5));
+  return out;
+}
+
+// A budgets row's first four columns: scope, scope_id, org_id, monthly_limit_micros.
+Result<Budget> budget_from_row(const Row& r) {
+  Budget b;
+  NC_ASSIGN_OR_RETURN(b.scope, scope_at(r, 0));
+  NC_ASSIGN_OR_RETURN(b.scope_id, r.get_text(1));
+  NC_ASSIGN_OR_RETURN(b.org_id, r.get_text(2));
+  NC_ASSIGN_OR_RETURN(b.monthly_limit_micros, r.get_int(3));
+  return b;
+}
+
 Result<Price> price_from_row(const Row& r) {
   Price p;
   NC_ASSIGN_OR_RETURN(p.item, r.get_text(0));
@@ -105,26 +136,14 @@ Status Policy::refresh() {
     snap->limits.clear();
     snap->budgets.clear();
     snap->prices.clear();
-    NC_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT scope, scope_id, rpm, tpm, max_concurrent, max_tokens FROM rate_limits"));
+    NC_ASSIGN_OR_RETURN(auto rows, tx.query(fmt::format("SELECT {} FROM rate_limits", kLimitColumns)));
     for (const Row& r : rows) {
-      NC_ASSIGN_OR_RETURN(std::string scope, r.get_text(0));
-      NC_ASSIGN_OR_RETURN(Scope s, parse_scope(scope));
-      NC_ASSIGN_OR_RETURN(std::string id, r.get_text(1));
-      Limits l;
-      NC_ASSIGN_OR_RETURN(l.rpm, opt_int(r, 2));
-      NC_ASSIGN_OR_RETURN(l.tpm, opt_int(r, 3));
-      NC_ASSIGN_OR_RETURN(l.max_concurrent, opt_int(r, 4));
-      NC_ASSIGN_OR_RETURN(l.max_tokens, opt_int(r, 5));
-      snap->limits[{s, id}] = l;
+      NC_ASSIGN_OR_RETURN(ScopedLimits l, limits_from_row(r));
+      snap->limits[l.first] = l.second;
     }
     NC_ASSIGN_OR_RETURN(rows, tx.query("SELECT scope, scope_id, org_id, monthly_limit_micros FROM budgets"));
     for (const Row& r : rows) {
-      Budget b;
-      NC_ASSIGN_OR_RETURN(std::string scope, r.get_text(0));
-      NC_ASSIGN_OR_RETURN(b.scope, parse_scope(scope));
-      NC_ASSIGN_OR_RETURN(b.scope_id, r.get_text(1));
-      NC_ASSIGN_OR_RETURN(b.org_id, r.get_text(2));
-      NC_ASSIGN_OR_RETURN(b.monthly_limit_micros, r.get_int(3));
+      NC_ASSIGN_OR_RETURN(Budget b, budget_from_row(r));
       snap->budgets[{b.scope, b.scope_id}] = b;
     }
     NC_ASSIGN_OR_RETURN(rows, tx.query(fmt::format("SELECT {} FROM prices ORDER BY item, effective_from", kPriceColumns)));
@@ -161,17 +180,13 @@ Status Policy::set_limits(const std::string& org_id, Scope scope, const std::str
   const bool clear = !l.rpm && !l.tpm && !l.max_concurrent && !l.max_tokens;
   NC_RETURN_IF_ERROR(db_.transact([&](Transaction& tx) -> Status {
     NC_RETURN_IF_ERROR(check_owner(tx, org_id, scope, scope_id));
-    NC_ASSIGN_OR_RETURN(auto before, tx.query_optional("SELECT rpm, tpm, max_concurrent, max_tokens FROM rate_limits "
-                                                       "WHERE scope = $1 AND scope_id = $2",
-                                                       {scope_name(scope), scope_id}));
+    NC_ASSIGN_OR_RETURN(auto before,
+                        tx.query_optional(fmt::format("SELECT {} FROM rate_limits WHERE scope = $1 AND scope_id = $2", kLimitColumns),
+                                          {scope_name(scope), scope_id}));
     std::string before_json;
     if (before) {
-      Limits b;
-      NC_ASSIGN_OR_RETURN(b.rpm, opt_int(*before, 0));
-      NC_ASSIGN_OR_RETURN(b.tpm, opt_int(*before, 1));
-      NC_ASSIGN_OR_RETURN(b.max_concurrent, opt_int(*before, 2));
-      NC_ASSIGN_OR_RETURN(b.max_tokens, opt_int(*before, 3));
-      before_json = limits_json(b).dump();
+      NC_ASSIGN_OR_RETURN(ScopedLimits b, limits_from_row(*before));
+      before_json = limits_json(b.second).dump();
     }
     if (clear) {
       NC_RETURN_IF_ERROR(tx.exec("DELETE FROM rate_limits WHERE scope = $1 AND scope_id = $2", {scope_name(scope), scope_id}).status());
@@ -242,20 +257,16 @@ Status Policy::add_price(const Price& p, const tenancy::Actor& actor) {
 Result<std::vector<Policy::BudgetStatus>> Policy::budgets(const std::string& org_id, const std::string& period) {
   return db_.read([&](Transaction& tx) -> Result<std::vector<BudgetStatus>> {
     NC_ASSIGN_OR_RETURN(auto rows,
-                        tx.query("SELECT b.scope, b.scope_id, b.monthly_limit_micros, COALESCE(s.spent_micros, 0), "
+                        tx.query("SELECT b.scope, b.scope_id, b.org_id, b.monthly_limit_micros, COALESCE(s.spent_micros, 0), "
                                  "COALESCE(s.held_micros, 0) FROM budgets b LEFT JOIN spend s ON s.scope = b.scope AND "
                                  "s.scope_id = b.scope_id AND s.period = $2 WHERE b.org_id = $1 ORDER BY b.scope, b.scope_id",
                                  {org_id, period}));
     std::vector<BudgetStatus> out;
     for (const Row& r : rows) {
       BudgetStatus st;
-      NC_ASSIGN_OR_RETURN(std::string scope, r.get_text(0));
-      NC_ASSIGN_OR_RETURN(st.budget.scope, parse_scope(scope));
-      NC_ASSIGN_OR_RETURN(st.budget.scope_id, r.get_text(1));
-      st.budget.org_id = org_id;
-      NC_ASSIGN_OR_RETURN(st.budget.monthly_limit_micros, r.get_int(2));
-      NC_ASSIGN_OR_RETURN(st.spent_micros, r.get_int(3));
-      NC_ASSIGN_OR_RETURN(st.held_micros, r.get_int(4));
+      NC_ASSIGN_OR_RETURN(st.budget, budget_from_row(r));
+      NC_ASSIGN_OR_RETURN(st.spent_micros, r.get_int(4));
+      NC_ASSIGN_OR_RETURN(st.held_micros, r.get_int(5));
       out.push_back(std::move(st));
     }
     return out;
@@ -263,22 +274,14 @@ Result<std::vector<Policy::BudgetStatus>> Policy::budgets(const std::string& org
 }
 
 Result<std::vector<std::pair<std::pair<Scope, std::string>, Limits>>> Policy::limits(const std::string& org_id) {
-  using Out = std::vector<std::pair<std::pair<Scope, std::string>, Limits>>;
-  return db_.read([&](Transaction& tx) -> Result<Out> {
-    NC_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT scope, scope_id, rpm, tpm, max_concurrent, max_tokens FROM rate_limits "
-                                            "WHERE org_id = $1 ORDER BY scope, scope_id",
+  return db_.read([&](Transaction& tx) -> Result<std::vector<ScopedLimits>> {
+    NC_ASSIGN_OR_RETURN(auto rows, tx.query(fmt::format("SELECT {} FROM rate_limits WHERE org_id = $1 ORDER BY scope, scope_id",
+                                                        kLimitColumns),
                                             {org_id}));
-    Out out;
+    std::vector<ScopedLimits> out;
     for (const Row& r : rows) {
-      NC_ASSIGN_OR_RETURN(std::string scope, r.get_text(0));
-      NC_ASSIGN_OR_RETURN(Scope s, parse_scope(scope));
-      NC_ASSIGN_OR_RETURN(std::string id, r.get_text(1));
-      Limits l;
-      NC_ASSIGN_OR_RETURN(l.rpm, opt_int(r, 2));
-      NC_ASSIGN_OR_RETURN(l.tpm, opt_int(r, 3));
-      NC_ASSIGN_OR_RETURN(l.max_concurrent, opt_int(r, 4));
-      NC_ASSIGN_OR_RETURN(l.max_tokens, opt_int(r, 5));
-      out.push_back({{s, id}, l});
+      NC_ASSIGN_OR_RETURN(ScopedLimits l, limits_from_row(r));
+      out.push_back(std::move(l));
     }
     return out;
   });

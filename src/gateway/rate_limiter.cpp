@@ -85,19 +85,18 @@ RateLimiter::Decision RateLimiter::acquire(const std::vector<LimitedScope>& scop
     if (scopes[i].limits.tpm > 0 && (tok_i < 0 || states[i]->tokens.level < states[tok_i]->tokens.level))
       tok_i = static_cast<int>(i);
   }
+  auto put_headers = [&](const Bucket& b, int64_t cap, const char* limit, const char* remaining, const char* reset) {
+    d.headers.emplace_back(limit, std::to_string(cap));
+    d.headers.emplace_back(remaining, std::to_string(std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)))));
+    d.headers.emplace_back(reset, duration(b.seconds_until(static_cast<double>(cap), cap)));
+  };
   if (req_i >= 0) {
-    const Bucket& b = states[req_i]->requests;
-    const int64_t cap = scopes[req_i].limits.rpm;
-    d.headers.emplace_back("x-ratelimit-limit-requests", std::to_string(cap));
-    d.headers.emplace_back("x-ratelimit-remaining-requests", std::to_string(std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)))));
-    d.headers.emplace_back("x-ratelimit-reset-requests", duration(b.seconds_until(static_cast<double>(cap), cap)));
+    put_headers(states[req_i]->requests, scopes[req_i].limits.rpm, "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests");
   }
   if (tok_i >= 0) {
-    const Bucket& b = states[tok_i]->tokens;
-    const int64_t cap = scopes[tok_i].limits.tpm;
-    d.headers.emplace_back("x-ratelimit-limit-tokens", std::to_string(cap));
-    d.headers.emplace_back("x-ratelimit-remaining-tokens", std::to_string(std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level)))));
-    d.headers.emplace_back("x-ratelimit-reset-tokens", duration(b.seconds_until(static_cast<double>(cap), cap)));
+    put_headers(states[tok_i]->tokens, scopes[tok_i].limits.tpm, "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens");
   }
   return d;
 }

@@ -13,10 +13,8 @@
 #include "gateway/ledger.h"
 #include "gateway/policy.h"
 #include "storage/group_commit.h"
-#include "storage/migrate.h"
-#include "storage/schema.h"
 #include "tenancy/tenant_store.h"
-#include "tests/storage/test_database.h"
+#include "tests/gateway/gateway_test_db.h"
 
 namespace nc::gateway {
 namespace {
@@ -26,21 +24,18 @@ using storage::Dialect;
 using storage::Transaction;
 using storage::test::must;
 
-class LedgerTest : public ::testing::TestWithParam<Dialect> {
+class LedgerTest : public test::GatewayDbTest {
  protected:
   void SetUp() override {
-    test_db_.create(GetParam(), "gateway");
+    GatewayDbTest::SetUp();
     if (HasFatalFailure()) return;
-    db_ = must(Database::open(test_db_.url()));
-    ASSERT_TRUE(storage::migrate(*db_, storage::neocloud_migrations()).is_ok());
     tenants_ = std::make_unique<tenancy::TenantStore>(*db_);
     org_ = must(tenants_->create_org("acme", actor_)).id;
     project_ = must(tenants_->create_project(org_, "p", actor_)).id;
   }
   void TearDown() override {
     tenants_.reset();
-    db_.reset();
-    test_db_.drop(HasFailure());
+    GatewayDbTest::TearDown();
   }
 
   int64_t scalar(const std::string& sql, const storage::Params& params = {}) {
@@ -75,8 +70,6 @@ class LedgerTest : public ::testing::TestWithParam<Dialect> {
     return fut.get();
   }
 
-  storage::test::TestDatabase test_db_;
-  std::unique_ptr<Database> db_;
   std::unique_ptr<tenancy::TenantStore> tenants_;
   std::string org_, project_;
   const tenancy::Actor actor_{""};

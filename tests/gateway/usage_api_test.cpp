@@ -11,15 +11,12 @@
 
 #include "gateway/usage_api.h"
 #include "storage/database.h"
-#include "storage/migrate.h"
-#include "storage/schema.h"
-#include "tests/storage/test_database.h"
+#include "tests/gateway/gateway_test_db.h"
 
 namespace nc::gateway {
 namespace {
 
 using json = nlohmann::ordered_json;
-using storage::Database;
 using storage::Dialect;
 using storage::Transaction;
 using storage::test::must;
@@ -37,18 +34,12 @@ struct Record {
   int64_t started_at_us = 0;
 };
 
-class UsageApiTest : public ::testing::TestWithParam<Dialect> {
+class UsageApiTest : public test::GatewayDbTest {
  protected:
   void SetUp() override {
-    test_db_.create(GetParam(), "gateway");
+    GatewayDbTest::SetUp();
     if (HasFatalFailure()) return;
-    db_ = must(Database::open(test_db_.url()));
-    ASSERT_TRUE(storage::migrate(*db_, storage::neocloud_migrations()).is_ok());
     exec("INSERT INTO organizations (id, name, created_at) VALUES ('org_a', 'a', 0), ('org_b', 'b', 0)");
-  }
-  void TearDown() override {
-    db_.reset();
-    test_db_.drop(HasFailure());
   }
 
   void exec(const std::string& sql, const storage::Params& params = {}) {
@@ -81,8 +72,6 @@ class UsageApiTest : public ::testing::TestWithParam<Dialect> {
     return "start_time=" + std::to_string(start) + "&end_time=" + std::to_string(end);
   }
 
-  storage::test::TestDatabase test_db_;
-  std::unique_ptr<Database> db_;
   int next_id_ = 0;
 };
 
