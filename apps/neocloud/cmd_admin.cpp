@@ -7,63 +7,29 @@
 
 #include <utility>
 
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "apps/neocloud/commands.h"
+#include "apps/neocloud/http_client.h"
 
 namespace nc::app {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
+namespace http = boost::beast::http;
 using nlohmann::ordered_json;
 
 struct AdminOptions {
   std::string url, key;
 };
 
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-// One HTTP/1.1 request; returns the status and body.
+// One HTTP/1.1 request with the admin key; returns the status and body.
 Result<std::pair<int, std::string>> call(const AdminOptions& o, http::verb method, const std::string& target,
                                          const std::string& body) {
-  std::string rest = o.url;
-  if (rest.rfind("http://", 0) != 0) return invalid_argument(fmt::format("--url must start with http:// ('{}')", o.url));
-  rest = rest.substr(7);
-  const std::string hostport = rest.substr(0, rest.find('/'));
-  const size_t colon = hostport.rfind(':');
-  const std::string host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
-  const std::string port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
   if (o.key.empty()) return invalid_argument("no admin key: pass --key or set NEOCLOUD_ADMIN_KEY");
-  try {
-    boost::asio::io_context ioc;
-    tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    stream.connect(resolver.resolve(host, port));
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, host);
-    req.set(http::field::authorization, "Bearer " + o.key);
-    req.set(http::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream, req);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(stream, buf, res);
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    return std::make_pair(static_cast<int>(res.result_int()), res.body());
-  } catch (const std::exception& e) {
-    return unavailable(fmt::format("cannot reach {}: {}", o.url, e.what()));
-  }
+  return http_call(o.url, o.key, method, target, body);
 }
 
 void run(const AdminOptions& o, http::verb method, const std::string& target, const ordered_json& body = nullptr) {

@@ -3,6 +3,8 @@
 // several models, addressed by id; with none, a demo model with random weights (made on first start).
 // --db URL turns on the multi-tenant gateway (API keys, rate limits, budgets, the usage ledger, the
 // admin API): the first start prints the operator's admin key once.
+// --gpus N|auto (simulated GPUs on this machine, or nvidia-smi's) or --gpu-nodes CSV turns on GPU job
+// rental (/v1/jobs): jobs run on this machine (local executor); each run's GPU-seconds go to the ledger.
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -12,9 +14,13 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "apps/neocloud/commands.h"
+#include "capacity/job_controller.h"
+#include "capacity/job_store.h"
+#include "capacity/local_executor.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "storage/database.h"
@@ -30,7 +36,71 @@ struct ServeOptions {
   int port = 8080, parallel = 4, threads = 0;
   int64_t ctx = 4096, batch = 0, chunk = 128;
   std::string db, instance = "local", admin_key_file;
+  std::string gpus, gpu_type = "sim", gpu_nodes, jobs_dir;
+  int jobs_heartbeat = 10, jobs_grace = 10;
 };
+
+// The GPUs jobs may use: a node CSV (openb format), nvidia-smi's GPUs ("auto"), or N simulated GPUs.
+Result<std::vector<capacity::Node>> gpu_inventory(const ServeOptions& o) {
+  if (!o.gpu_nodes.empty()) {
+    NC_ASSIGN_OR_RETURN(auto cluster, capacity::load_cluster_csv(o.gpu_nodes));
+    return cluster.nodes();
+  }
+  char host[256] = "local";
+  ::gethostname(host, sizeof(host) - 1);
+  const int64_t cpu = static_cast<int64_t>(std::thread::hardware_concurrency()) * 1000;
+  const int64_t mem = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1024 * 1024);
+  if (o.gpus == "auto") {
+    std::FILE* p = ::popen("nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits 2>/dev/null", "r");
+    if (!p) return unavailable("--gpus auto: cannot run nvidia-smi");
+    int count = 0;
+    std::string type;
+    int64_t gpu_mem = 0;
+    char line[512];
+    while (std::fgets(line, sizeof(line), p)) {
+      std::string l(line);
+      auto c1 = l.find(','), c2 = l.rfind(',');
+      if (c1 == std::string::npos || c2 == c1) continue;
+      std::string name = l.substr(c1 + 1, c2 - c1 - 1);
+      while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+      for (auto& ch : name) ch = ch == ' ' ? '-' : ch;
+      type = name;
+      gpu_mem = std::atoll(l.c_str() + c2 + 1);
+      ++count;
+    }
+    ::pclose(p);
+    if (count == 0) return unavailable("--gpus auto: nvidia-smi found no GPU (use --gpus N for simulated GPUs)");
+    auto n = capacity::make_node(host, cpu, mem, count, type);
+    n.gpu_memory_mib = gpu_mem;
+    return std::vector<capacity::Node>{n};
+  }
+  char* end = nullptr;
+  const long n = std::strtol(o.gpus.c_str(), &end, 10);
+  if (o.gpus.empty() || *end != '\0' || n < 1 || n > 64) return invalid_argument("--gpus must be 1..64 or auto");
+  return std::vector<capacity::Node>{capacity::make_node(host, cpu, mem, static_cast<int>(n), o.gpu_type)};
+}
+
+// One ended job segment (or a reservation's hold) into the usage ledger, priced per GPU-second: item
+// "gpu-seconds/<type>/<on-demand|spot|reserved|in-reservation|reservation>". The ledger keeps (source, id)
+// once, so a retry never double-bills.
+Status meter_segment(gateway::Gateway& gw, const capacity::SegmentUsage& u) {
+  gateway::UsageEvent e;
+  e.source = "neocloud/capacity";
+  e.id = fmt::format("{}/{}", u.job_id, u.segment);
+  e.type = "gpu.seconds";
+  e.project_id = u.project;
+  e.time = u.ended_us;
+  e.item = fmt::format("gpu-seconds/{}/{}", u.gpu_type, u.item_class);
+  const __int128 milli_us = static_cast<__int128>(u.gpu_milli) * std::max<int64_t>(0, u.ended_us - u.started_us);
+  e.quantity = static_cast<int64_t>((milli_us + 999'999'999) / 1'000'000'000);  // GPU-seconds, rounded up
+  if (const gateway::Price* p = gw.policy().snapshot()->price_at(e.item, u.ended_us)) e.cost_micros = e.quantity * p->per_unit;
+  e.data = fmt::format(R"({{"job_id":"{}","segment":{},"gpu_type":"{}","priority":"{}","gpu_milli":{},"started_at_us":{},"ended_at_us":{},"end":"{}"}})",
+                       u.job_id, u.segment, u.gpu_type, capacity::priority_name(u.priority), u.gpu_milli, u.started_us,
+                       u.ended_us, u.end);
+  std::promise<Status> done;
+  gw.ledger().ingest(u.org, {e}, [&](Result<gateway::Ledger::IngestResult> r) { done.set_value(r.status()); });
+  return done.get_future().get();
+}
 
 Status run_serve(const ServeOptions& o) {
   std::vector<server::ModelSpec> specs;
@@ -83,8 +153,32 @@ Status run_serve(const ServeOptions& o) {
     }
     fmt::print(stderr, "neocloud: gateway on ({}): API keys required\n", db->display_url());
   }
+  std::unique_ptr<capacity::JobStore> job_store;
+  std::unique_ptr<capacity::JobController> jobs;
+  if (!o.gpus.empty() || !o.gpu_nodes.empty()) {
+    NC_ASSIGN_OR_RETURN(auto nodes, gpu_inventory(o));
+    capacity::LocalExecutorOptions leo;
+    for (const auto& n : nodes) leo.nodes.push_back(n.id);
+    NC_ASSIGN_OR_RETURN(auto sched, capacity::Scheduler::create(capacity::Cluster(nodes)));
+    capacity::JobControllerOptions jo;
+    jo.heartbeat_s = o.jobs_heartbeat;
+    jo.grace_period_s = o.jobs_grace;
+    jo.log_dir = o.jobs_dir.empty() ? (std::filesystem::temp_directory_path() / "neocloud-jobs").string() : o.jobs_dir;
+    if (gw) {
+      jo.meter = [g = gw.get()](const capacity::SegmentUsage& u) { return meter_segment(*g, u); };
+      job_store = std::make_unique<capacity::JobStore>(*db);
+      jo.store = job_store.get();
+    }
+    jobs = std::make_unique<capacity::JobController>(std::move(sched), std::make_unique<capacity::LocalExecutor>(leo), jo);
+    NC_RETURN_IF_ERROR(jobs->recover());
+    jobs->start();
+    int total = 0;
+    for (const auto& n : nodes) total += n.num_gpus();
+    fmt::print(stderr, "neocloud: GPU jobs on: {} node(s), {} GPU(s) ({}), logs in {}\n", nodes.size(), total,
+               nodes.empty() ? "" : nodes[0].gpu_type, jo.log_dir);
+  }
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
-  server::HttpServer srv(*registry, gw.get());
+  server::HttpServer srv(*registry, gw.get(), jobs.get());
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
@@ -108,6 +202,8 @@ Status run_serve(const ServeOptions& o) {
   // Stop the engines (and drop their requests' callbacks) while the server's I/O context still exists:
   // callbacks post to it.
   registry->shutdown();
+  if (jobs) jobs->stop();  // running jobs are killed with their executor
+  jobs.reset();
   if (gw) gw->stop();  // commits what is queued for the ledger
   if (lock_fd >= 0) ::close(lock_fd);
   std::lock_guard<std::mutex> lock(mu);
@@ -131,6 +227,17 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--admin-key-file", o->admin_key_file, "first start: also write the operator's admin key to this new file (0600)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
+  cmd->add_option("--gpus", o->gpus, "rent GPUs of this machine as jobs (/v1/jobs): N simulated GPUs, or auto (nvidia-smi)");
+  cmd->add_option("--gpu-type", o->gpu_type, "the GPU type name of --gpus N")->capture_default_str();
+  cmd->add_option("--gpu-nodes", o->gpu_nodes, "GPU inventory CSV (sn,cpu_milli,memory_mib,gpu,model) for /v1/jobs");
+  cmd->add_option("--jobs-grace", o->jobs_grace, "seconds between SIGTERM and SIGKILL when a job is cancelled or preempted")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--jobs-heartbeat", o->jobs_heartbeat,
+                  "seconds between saves of running jobs' alive time (what a crash can leave unbilled)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--jobs-dir", o->jobs_dir, "where job logs and working directories go (default: $TMPDIR/neocloud-jobs)");
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -16,6 +16,8 @@ void add_generate_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_admin_command(CLI::App& app);
 void add_capacity_command(CLI::App& app);
+void add_jobs_command(CLI::App& app);
+void add_reservations_command(CLI::App& app);
 
 // Exit code to return from main once a command has run (commands set it; 0 = success).
 int& exit_code();

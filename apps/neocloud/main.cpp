@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   nc::app::add_serve_command(app);
   nc::app::add_admin_command(app);
   nc::app::add_capacity_command(app);
+  nc::app::add_jobs_command(app);
+  nc::app::add_reservations_command(app);
   CLI11_PARSE(app, argc, argv);
   return nc::app::exit_code();
 }

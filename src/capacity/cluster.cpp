@@ -135,6 +135,7 @@ Node make_node(std::string id, int64_t cpu_milli, int64_t memory_mib, int num_gp
   n.cpu_milli = n.cpu_free = cpu_milli;
   n.memory_mib = n.memory_free = memory_mib;
   n.gpu_free.assign(static_cast<size_t>(std::max(0, num_gpus)), kMilliPerGpu);
+  n.gpu_domain.assign(n.gpu_free.size(), 0);
   return n;
 }
 

@@ -27,6 +27,10 @@ struct Node {
   int64_t cpu_free = 0;
   int64_t memory_free = 0;
   std::vector<int32_t> gpu_free;  // one entry per GPU: free milli-GPU, 0..kMilliPerGpu
+  // Topology (used by the job scheduler; the trace replay leaves the defaults):
+  std::vector<int> gpu_domain;  // NVLink/NVSwitch island of each GPU on this node (all 0: one island)
+  std::string rack;             // network block / leaf switch; a multi-node gang prefers one rack
+  int64_t gpu_memory_mib = 0;   // memory of each GPU (0: unknown)
 
   int num_gpus() const { return static_cast<int>(gpu_free.size()); }
   int64_t gpu_free_milli() const;  // sum of gpu_free

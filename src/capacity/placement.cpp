@@ -27,6 +27,16 @@ void for_each_fitting_gpu(const Node& n, const TaskRequest& task, F&& f) {
   }
 }
 
+// Calls f(i) for each candidate node (every node when candidates is null).
+template <typename F>
+void for_nodes(const Cluster& cluster, const std::vector<size_t>* candidates, F&& f) {
+  if (candidates != nullptr) {
+    for (size_t i : *candidates) f(i);
+  } else {
+    for (size_t i = 0; i < cluster.size(); ++i) f(i);
+  }
+}
+
 }  // namespace
 
 TargetWorkload TargetWorkload::from_pods(const std::vector<PodRecord>& pods) {
@@ -43,11 +53,12 @@ TargetWorkload TargetWorkload::from_pods(const std::vector<PodRecord>& pods) {
   return w;
 }
 
-std::optional<Placement> RandomFitPolicy::place(const Cluster& cluster, const TaskRequest& task) {
+std::optional<Placement> RandomFitPolicy::place_among(const Cluster& cluster, const TaskRequest& task,
+                                                             const std::vector<size_t>* candidates) {
   feasible_.clear();
-  for (size_t i = 0; i < cluster.size(); ++i) {
+  for_nodes(cluster, candidates, [&](size_t i) {
     if (node_admits(cluster.node(i), task)) feasible_.push_back(i);
-  }
+  });
   if (feasible_.empty()) return std::nullopt;
   const size_t i = feasible_[rng_() % feasible_.size()];
   const Node& n = cluster.node(i);
@@ -63,11 +74,12 @@ std::optional<Placement> RandomFitPolicy::place(const Cluster& cluster, const Ta
   return make_placement(i, n, task, gpu);
 }
 
-std::optional<Placement> BestFitPolicy::place(const Cluster& cluster, const TaskRequest& task) {
+std::optional<Placement> BestFitPolicy::place_among(const Cluster& cluster, const TaskRequest& task,
+                                                           const std::vector<size_t>* candidates) {
   std::optional<FitKey> best;
-  for (size_t i = 0; i < cluster.size(); ++i) {
+  for_nodes(cluster, candidates, [&](size_t i) {
     const Node& n = cluster.node(i);
-    if (!node_admits(n, task)) continue;
+    if (!node_admits(n, task)) return;
     auto consider = [&](int gpu) {
       FitKey k = fit_key(n, i, task, gpu);
       if (!best || k < *best) best = k;
@@ -77,7 +89,7 @@ std::optional<Placement> BestFitPolicy::place(const Cluster& cluster, const Task
     } else {
       consider(-1);
     }
-  }
+  });
   if (!best) return std::nullopt;
   const size_t i = std::get<2>(*best);
   return make_placement(i, cluster.node(i), task, std::get<4>(*best));
@@ -152,7 +164,8 @@ double FgdPolicy::cluster_fragmentation(const Cluster& cluster) {
   return s;
 }
 
-std::optional<Placement> FgdPolicy::place(const Cluster& cluster, const TaskRequest& task) {
+std::optional<Placement> FgdPolicy::place_among(const Cluster& cluster, const TaskRequest& task,
+                                                       const std::vector<size_t>* candidates) {
   constexpr double kEps = 1e-9;
   bool found = false;
   double best_delta = 0;
@@ -164,9 +177,9 @@ std::optional<Placement> FgdPolicy::place(const Cluster& cluster, const TaskRequ
       best_key = key;
     }
   };
-  for (size_t i = 0; i < cluster.size(); ++i) {
+  for_nodes(cluster, candidates, [&](size_t i) {
     const Node& n = cluster.node(i);
-    if (!node_admits(n, task)) continue;
+    if (!node_admits(n, task)) return;
     const double before = cached_fragmentation(cluster, i);
     const int64_t cpu_after = n.cpu_free - task.cpu_milli;
     scratch_ = n.gpu_free;
@@ -186,7 +199,7 @@ std::optional<Placement> FgdPolicy::place(const Cluster& cluster, const TaskRequ
       }
       consider(node_fragmentation(scratch_, cpu_after) - before, fit_key(n, i, task, -1));
     }
-  }
+  });
   if (!found) return std::nullopt;
   const size_t i = std::get<2>(best_key);
   return make_placement(i, cluster.node(i), task, std::get<4>(best_key));

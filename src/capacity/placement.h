@@ -31,7 +31,13 @@ class PlacementPolicy {
   virtual std::string_view name() const = 0;
   // Where `task` fits best by this policy's measure; nullopt if no node can host it. The returned
   // placement is valid for Cluster::allocate on this very cluster state.
-  virtual std::optional<Placement> place(const Cluster& cluster, const TaskRequest& task) = 0;
+  std::optional<Placement> place(const Cluster& cluster, const TaskRequest& task) {
+    return place_among(cluster, task, nullptr);
+  }
+  // The same, considering only the nodes in `candidates` (indices; nullptr = every node). A scheduler
+  // with an index of free capacity narrows the search this way; the answer is the policy's best among them.
+  virtual std::optional<Placement> place_among(const Cluster& cluster, const TaskRequest& task,
+                                               const std::vector<size_t>* candidates) = 0;
 };
 
 // The workload the cluster is expected to see, as a distribution of task types (CPU, GPU count,
@@ -54,7 +60,8 @@ class RandomFitPolicy final : public PlacementPolicy {
  public:
   explicit RandomFitPolicy(uint64_t seed) : rng_(seed) {}
   std::string_view name() const override { return "random-fit"; }
-  std::optional<Placement> place(const Cluster& cluster, const TaskRequest& task) override;
+  std::optional<Placement> place_among(const Cluster& cluster, const TaskRequest& task,
+                                       const std::vector<size_t>* candidates) override;
 
  private:
   std::mt19937_64 rng_;
@@ -64,7 +71,8 @@ class RandomFitPolicy final : public PlacementPolicy {
 class BestFitPolicy final : public PlacementPolicy {
  public:
   std::string_view name() const override { return "best-fit"; }
-  std::optional<Placement> place(const Cluster& cluster, const TaskRequest& task) override;
+  std::optional<Placement> place_among(const Cluster& cluster, const TaskRequest& task,
+                                       const std::vector<size_t>* candidates) override;
 };
 
 // Fragmentation of a node for a task type m (the paper's F_n(m)), with free milli f_g per GPU, free
@@ -83,7 +91,8 @@ class FgdPolicy final : public PlacementPolicy {
  public:
   explicit FgdPolicy(const TargetWorkload& target);
   std::string_view name() const override { return "fgd"; }
-  std::optional<Placement> place(const Cluster& cluster, const TaskRequest& task) override;
+  std::optional<Placement> place_among(const Cluster& cluster, const TaskRequest& task,
+                                       const std::vector<size_t>* candidates) override;
 
   // F_n for a node with these free GPU amounts (milli-GPU) and free CPU.
   double node_fragmentation(const std::vector<int32_t>& gpu_free, int64_t cpu_free) const;

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "engine/gguf/gguf.h"
+#include "capacity/jobs_api.h"
 #include "gateway/admin_api.h"
 #include "server/openai.h"
 
@@ -160,9 +161,10 @@ class Handoff : public std::enable_shared_from_this<Handoff<T>> {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(ModelRegistry& m, gateway::Gateway* g) : models(m), gw(g) {}
+  Impl(ModelRegistry& m, gateway::Gateway* g, capacity::JobController* j) : models(m), gw(g), jobs(j) {}
   ModelRegistry& models;
   gateway::Gateway* gw;
+  capacity::JobController* jobs;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   // CPU work of a request before it reaches the engine (template rendering, tokenizing): off the I/O
@@ -342,9 +344,36 @@ struct HttpServer::Impl {
         });
         if (denied) co_return co_await write_reply(stream, req, denial_reply(*denied), request_id);
       }
+      if (jobs && capacity::is_gpu_quota_path(path)) {
+        // Operator only: a tenant cannot change (or read another org's) GPU quota.
+        if (auto d = gw->authorize_admin(*caller)) co_return co_await write_reply(stream, req, denial_reply(*d), request_id);
+        if (!caller->principal.operator_org) {
+          co_return co_await write_reply(stream, req, err_reply(403, "Only the operator's admin keys manage GPU quotas.", "", "insufficient_permissions"), request_id);
+        }
+        capacity::JobsResponse res;
+        co_await offload([&] {
+          res = capacity::handle_gpu_quota(*jobs, std::string(req.method_string()), path, req.body());
+          return true;
+        });
+        Reply reply;
+        reply.status = static_cast<http::status>(res.status);
+        reply.body = res.body.dump(-1, ' ', false, json::error_handler_t::replace);
+        co_return co_await write_reply(stream, req, reply, request_id);
+      }
       if (gateway::is_admin_path(path)) co_return co_await admin(stream, req, *caller, path, target, request_id);
+      if (jobs && capacity::is_jobs_path(path)) {
+        // Inference keys need the "jobs" endpoint in their scopes (or no endpoint scopes); admin keys may.
+        if (caller->principal.kind == tenancy::KeyKind::kInference) {
+          if (auto d = gw->authorize_inference(*caller, "jobs", "")) co_return co_await write_reply(stream, req, denial_reply(*d), request_id);
+        }
+        co_return co_await jobs_route(stream, req, caller->principal.org_id, caller->principal.project_id, path, target,
+                                      request_id);
+      }
       if (path == "/v1/usage/events" && req.method() == http::verb::post)
         co_return co_await usage_events(stream, req, caller, request_id);
+    }
+    if (!gw && jobs && capacity::is_jobs_path(path)) {
+      co_return co_await jobs_route(stream, req, "local", "", path, target, request_id);
     }
     json body;
     EngineService* m = nullptr;
@@ -353,6 +382,24 @@ struct HttpServer::Impl {
     if (target.rfind("/v1/embeddings", 0) == 0) co_return co_await embeddings(stream, req, *m, body, request_id, caller);
     const bool chat = target.rfind("/v1/chat/completions", 0) == 0;
     co_return co_await completions(stream, req, *m, body, request_id, chat, caller);
+  }
+
+  // The jobs API: the controller's lock and log reads, on the worker pool.
+  awaitable<bool> jobs_route(beast::tcp_stream& stream, http::request<http::string_body>& req, const std::string& org,
+                             const std::string& project, const std::string& path, const std::string& target,
+                             const std::string& request_id) {
+    const size_t q = target.find('?');
+    const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
+    const std::string method(req.method_string());
+    capacity::JobsResponse res;
+    co_await offload([&] {
+      res = capacity::handle_jobs(*jobs, org, project, method, path, query, req.body());
+      return true;
+    });
+    Reply reply;
+    reply.status = static_cast<http::status>(res.status);
+    reply.body = res.body.dump(-1, ' ', false, json::error_handler_t::replace);
+    co_return co_await write_reply(stream, req, reply, request_id);
   }
 
   // The admin API: database work on the worker pool.
@@ -974,8 +1021,8 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway)
-    : impl_(std::make_unique<Impl>(models, gateway)) {}
+HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway, capacity::JobController* jobs)
+    : impl_(std::make_unique<Impl>(models, gateway, jobs)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::listen(const std::string& host, uint16_t port) {

@@ -6,8 +6,10 @@
 // With a Gateway (serve --db): every route but /health and /metrics needs an API key; inference
 // requests pass rate limits and budgets and are written to the usage ledger before their last byte;
 // POST /v1/usage/events and the admin API (/v1/organization/..., /v1/admin/...) are served too.
+// With a JobController (serve --gpus/--gpu-nodes): the GPU jobs API /v1/jobs... (capacity/jobs_api.h),
+// tenant-scoped by the key's organization and project ("local" without a gateway).
 //
-// Ownership: borrows the ModelRegistry and the Gateway (both must outlive the server). Thread-safety: `listen` and `run`
+// Ownership: borrows the ModelRegistry, the Gateway and the JobController (all must outlive the server). Thread-safety: `listen` and `run`
 // from one thread; `stop` from any thread.
 #pragma once
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "capacity/job_controller.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
 
@@ -24,7 +27,8 @@ namespace nc::server {
 class HttpServer {
  public:
   // gateway: null serves without keys, limits or ledger (a private engine server).
-  explicit HttpServer(ModelRegistry& models, gateway::Gateway* gateway = nullptr);
+  explicit HttpServer(ModelRegistry& models, gateway::Gateway* gateway = nullptr,
+                      capacity::JobController* jobs = nullptr);
   ~HttpServer();
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);

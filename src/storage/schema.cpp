@@ -161,6 +161,42 @@ CREATE TABLE usage_events (
 CREATE INDEX usage_events_org_time ON usage_events (org_id, time);
 )sql";
 
+// Version 3: GPU capacity rental. A job is stored as its whole JSON document (spec, state, events,
+// segments) next to the columns queries filter on; quotas per organization and GPU type ('' = all types)
+// in milli-GPUs.
+constexpr const char* kCapacityV3 = R"sql(
+CREATE TABLE gpu_quotas (
+  org_id      TEXT NOT NULL REFERENCES organizations (id),
+  gpu_type    TEXT NOT NULL,
+  gpus_milli  BIGINT NOT NULL CHECK (gpus_milli >= 0),
+  updated_at  BIGINT NOT NULL,
+  PRIMARY KEY (org_id, gpu_type)
+);
+
+CREATE TABLE jobs (
+  id           TEXT PRIMARY KEY,
+  org_id       TEXT NOT NULL,
+  project_id   TEXT,
+  state        TEXT NOT NULL,
+  created_at   BIGINT NOT NULL,
+  updated_at   BIGINT NOT NULL,
+  doc          TEXT NOT NULL
+);
+CREATE INDEX jobs_org_created ON jobs (org_id, created_at);
+CREATE INDEX jobs_state ON jobs (state);
+
+CREATE TABLE reservations (
+  id          TEXT PRIMARY KEY,
+  org_id      TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  start_at    BIGINT NOT NULL,
+  end_at      BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL,
+  doc         TEXT NOT NULL
+);
+CREATE INDEX reservations_org ON reservations (org_id, start_at);
+)sql";
+
 std::string with_blob_type(const char* sql, const char* blob_type) {
   std::string s(sql);
   const std::string token = "@BLOB@";
@@ -184,6 +220,12 @@ std::vector<Migration> build() {
   gateway.sqlite_sql = kGatewayV2;
   gateway.postgres_sql = kGatewayV2;
   list.push_back(std::move(gateway));
+  Migration capacity;
+  capacity.version = 3;
+  capacity.name = "capacity";
+  capacity.sqlite_sql = kCapacityV3;
+  capacity.postgres_sql = kCapacityV3;
+  list.push_back(std::move(capacity));
   return list;
 }
 

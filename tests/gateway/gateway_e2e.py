@@ -270,7 +270,7 @@ class Server:
         check(r.returncode == 0, f"model synth failed: {r.stdout}{r.stderr}")
         self.key_file = os.path.join(a.tmp, "admin.key")
         cmd = [a.neocloud, "serve", "-m", f"{model}:{MODEL}", "--port", "0", "-t", "2", "--parallel", "8", "--db",
-               self.backend.url, "--admin-key-file", self.key_file]
+               self.backend.url, "--admin-key-file", self.key_file] + list(getattr(a, "serve_args", []))
         libc = ctypes.CDLL(None, use_errno=True)
 
         def die_with_parent():  # the server goes when this test goes, even when killed with SIGKILL

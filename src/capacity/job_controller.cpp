@@ -1,0 +1,745 @@
+#include "capacity/job_controller.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "capacity/job_store.h"
+#include "core/log.h"
+
+namespace nc::capacity {
+namespace {
+
+int64_t unix_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string new_job_id() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  return fmt::format("job_{:016x}", rng());
+}
+
+JobState state_of(ExitKind k) {
+  switch (k) {
+    case ExitKind::kSucceeded: return JobState::kSucceeded;
+    case ExitKind::kFailed: return JobState::kFailed;
+    case ExitKind::kTerminated: return JobState::kCancelled;
+    case ExitKind::kTimedOut: return JobState::kTimedOut;
+    case ExitKind::kNodeFailed: return JobState::kNodeFailed;
+  }
+  return JobState::kFailed;
+}
+
+SegmentUsage usage_of(const Job& j, const JobSegment& seg) {
+  SegmentUsage u;
+  u.job_id = j.id;
+  u.org = j.org;
+  u.project = j.project;
+  u.gpu_type = seg.gpu_type;
+  u.item_class = j.spec.reservation.empty() ? std::string(priority_name(j.spec.priority)) : "in-reservation";
+  u.priority = j.spec.priority;
+  u.segment = seg.index;
+  u.gpu_milli = seg.gpu_milli;
+  u.started_us = seg.started_us;
+  u.ended_us = seg.ended_us;
+  u.end = seg.end;
+  return u;
+}
+
+// A reservation's hold, from activation to release, as one metered segment.
+SegmentUsage reservation_usage(const ReservationRecord& rec) {
+  SegmentUsage u;
+  u.job_id = rec.id;
+  u.org = rec.org;
+  u.gpu_type = rec.gpu_type;
+  u.item_class = "reservation";
+  u.priority = PriorityClass::kReserved;
+  u.gpu_milli = static_cast<int64_t>(rec.gpus) * kMilliPerGpu;
+  u.started_us = rec.activated_us;
+  u.ended_us = rec.released_us;
+  u.end = std::string(reservation_state_name(rec.state));
+  return u;
+}
+
+}  // namespace
+
+std::string_view reservation_state_name(ReservationState s) {
+  switch (s) {
+    case ReservationState::kPending: return "pending";
+    case ReservationState::kActive: return "active";
+    case ReservationState::kEnded: return "ended";
+    case ReservationState::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::string_view job_state_name(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+    case JobState::kPreempted: return "preempted";
+    case JobState::kTimedOut: return "timed_out";
+    case JobState::kNodeFailed: return "node_failed";
+  }
+  return "?";
+}
+
+bool is_terminal(JobState s) { return s != JobState::kQueued && s != JobState::kRunning; }
+
+JobController::JobController(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Executor> executor,
+                             JobControllerOptions options)
+    : scheduler_(std::move(scheduler)), executor_(std::move(executor)), options_(std::move(options)) {}
+
+JobController::~JobController() { stop(); }
+
+void JobController::start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void JobController::stop() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void JobController::loop() {
+  for (;;) {
+    tick();
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms), [&] { return wake_flag_ || stopping_; });
+    if (stopping_) return;
+    wake_flag_ = false;
+  }
+}
+
+void JobController::event(Live& l, std::string type, std::string detail) {
+  l.job.events.push_back({unix_us(), std::move(type), std::move(detail)});
+  dirty(l);
+}
+
+Status JobController::save_dirty() {
+  if (!options_.store) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_.clear();
+    dirty_reservations_.clear();
+    return Status::ok();
+  }
+  std::vector<Job> copies;
+  std::vector<ReservationRecord> res_copies;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::sort(dirty_reservations_.begin(), dirty_reservations_.end());
+    dirty_reservations_.erase(std::unique(dirty_reservations_.begin(), dirty_reservations_.end()), dirty_reservations_.end());
+    for (const auto& id : dirty_reservations_) {
+      auto it = reservations_.find(id);
+      if (it != reservations_.end()) res_copies.push_back(it->second.rec);
+    }
+    dirty_reservations_.clear();
+    std::sort(dirty_.begin(), dirty_.end());
+    dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
+    for (const auto& id : dirty_) {
+      auto it = jobs_.find(id);
+      if (it != jobs_.end()) copies.push_back(it->second->job);
+    }
+    dirty_.clear();
+  }
+  for (const auto& r : res_copies) {
+    Status rs = options_.store->save_reservation(r);
+    if (!rs.is_ok()) {
+      NC_LOG_WARN("saving reservation {}: {} (retrying)", r.id, rs.to_string());
+      std::lock_guard<std::mutex> lock(mu_);
+      dirty_reservations_.push_back(r.id);
+    }
+  }
+  Status s = options_.store->save_all(copies);
+  if (!s.is_ok()) {
+    NC_LOG_WARN("saving {} job(s): {} (retrying)", copies.size(), s.to_string());
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& j : copies) dirty_.push_back(j.id);
+  }
+  return s;
+}
+
+Status JobController::recover() {
+  if (!options_.store) return Status::ok();
+  NC_ASSIGN_OR_RETURN(auto quotas, options_.store->load_quotas());
+  NC_ASSIGN_OR_RETURN(auto jobs, options_.store->load_all());
+  NC_ASSIGN_OR_RETURN(auto reservations, options_.store->load_reservations());
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& rec : reservations) {
+    LiveReservation lr;
+    lr.sched_id = next_sched_id_++;
+    const int64_t t = unix_us();
+    if (rec.released_us == 0 && (rec.state == ReservationState::kPending || rec.state == ReservationState::kActive) &&
+        rec.end_us > t) {
+      Status s = scheduler_->add_reservation({lr.sched_id, rec.org, rec.gpu_type, rec.gpus, rec.start_us, rec.end_us}, t);
+      if (!s.is_ok()) NC_LOG_WARN("reservation {} could not be restored: {}", rec.id, s.to_string());
+      rec.state = ReservationState::kPending;  // activates again (activated_us is kept: billed across the restart)
+    } else if (rec.released_us == 0) {
+      // It ended while the server was down: it held its GPUs until its end.
+      if (rec.state == ReservationState::kPending || rec.state == ReservationState::kActive) rec.state = ReservationState::kEnded;
+      if (rec.activated_us > 0) {
+        rec.released_us = std::min(t, rec.end_us);
+        unmetered_.push_back(reservation_usage(rec));
+      } else {
+        rec.released_us = -1;
+      }
+    } else if (rec.released_us > 0 && !rec.metered) {
+      unmetered_.push_back(reservation_usage(rec));
+    }
+    lr.rec = rec;
+    dirty_reservations_.push_back(rec.id);
+    reservations_[rec.id] = std::move(lr);
+  }
+  for (const auto& q : quotas) {
+    Status s = scheduler_->set_quota(q.org, q.gpu_type, q.gpus_milli);
+    if (!s.is_ok()) NC_LOG_WARN("quota of {} on '{}': {}", q.org, q.gpu_type, s.to_string());
+  }
+  const int64_t now = unix_us();
+  int requeued = 0, queued = 0;
+  for (auto& job : jobs) {
+    auto l = std::make_unique<Live>();
+    l->job = std::move(job);
+    l->sched_id = next_sched_id_++;
+    l->submitted_us = l->job.created_us;
+    l->segment = static_cast<int>(l->job.segments.size()) - 1;
+    Live& r = *l;
+    if (!is_terminal(r.job.state)) {
+      // A segment without an end was running (or placed) when the last process went away.
+      if (!r.job.segments.empty() && r.job.segments.back().ended_us == 0 && r.job.segments.back().started_us == 0) {
+        r.job.segments.pop_back();  // placed but never launched: nothing ran
+        r.segment -= 1;
+      }
+      if (!r.job.segments.empty() && r.job.segments.back().ended_us == 0) {
+        JobSegment& seg = r.job.segments.back();
+        seg.ended_us = std::max(seg.started_us, std::min(now, r.job.alive_us));
+        seg.end = "interrupted";
+        if (seg.started_us > 0 && !seg.metered) {
+          unmetered_.push_back(usage_of(r.job, seg));
+        }
+        event(r, "interrupted", fmt::format("segment {}: the server stopped while it ran", seg.index));
+        ++requeued;
+      }
+      if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {
+        finish(r, JobState::kNodeFailed, now, "the server stopped while it ran");
+      } else {
+        r.job.state = JobState::kQueued;
+        Status s = scheduler_->submit(sched_job(r));
+        if (!s.is_ok()) {
+          finish(r, JobState::kFailed, now, "cannot queue again: " + s.message());
+        } else {
+          ++queued;
+        }
+      }
+    } else {
+      // Ended segments whose usage may not have reached the ledger: meter again (it dedupes).
+      for (const auto& seg : r.job.segments) {
+        if (seg.ended_us > 0 && seg.started_us > 0 && !seg.metered) {
+          unmetered_.push_back(usage_of(r.job, seg));
+        }
+      }
+    }
+    by_sched_[r.sched_id] = l.get();
+    jobs_[r.job.id] = std::move(l);
+  }
+  if (!jobs.empty()) NC_LOG_INFO("jobs: recovered {} job(s): {} queued again ({} interrupted)", jobs.size(), queued, requeued);
+  return Status::ok();
+}
+
+SchedJob JobController::sched_job(const Live& l) const {
+  SchedJob j;
+  j.id = l.sched_id;
+  j.org = l.job.org;
+  j.priority = l.job.spec.priority;
+  j.shape = l.job.spec.shape;
+  j.max_duration_s = l.job.spec.max_duration_s;
+  j.submitted_us = l.submitted_us;
+  if (!l.job.spec.reservation.empty()) {
+    auto it = reservations_.find(l.job.spec.reservation);
+    j.reservation = it != reservations_.end() ? it->second.sched_id : UINT64_MAX;  // unknown: the scheduler refuses it
+  }
+  return j;
+}
+
+Result<Job> JobController::submit(const std::string& org, const std::string& project, JobSpec spec) {
+  if (spec.command.empty()) return invalid_argument("command is required");
+  if (spec.tasks_per_node < 1 || spec.tasks_per_node > 64) return invalid_argument("tasks_per_node must be 1..64");
+  if (spec.max_duration_s < 0) return invalid_argument("max_duration_seconds must not be negative");
+  if (spec.max_duration_s == 0) spec.max_duration_s = options_.default_max_duration_s;
+  if (spec.max_duration_s > options_.max_duration_limit_s) {
+    return invalid_argument(fmt::format("max_duration_seconds must be at most {}", options_.max_duration_limit_s));
+  }
+  for (const auto& [k, v] : spec.env) {
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
+      return invalid_argument(fmt::format("bad environment variable name '{}'", k));
+    }
+  }
+  auto l = std::make_unique<Live>();
+  l->job.id = new_job_id();
+  l->job.org = org;
+  l->job.project = project;
+  l->job.spec = std::move(spec);
+  l->job.created_us = unix_us();
+  l->job.log_path = (std::filesystem::path(options_.log_dir) / l->job.id / "output.log").string();
+  l->submitted_us = l->job.created_us;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!l->job.spec.reservation.empty()) {
+      auto it = reservations_.find(l->job.spec.reservation);
+      if (it == reservations_.end() || it->second.rec.org != org) {
+        return not_found(fmt::format("no reservation '{}'", l->job.spec.reservation));
+      }
+      const auto st = it->second.rec.state;
+      if (st != ReservationState::kPending && st != ReservationState::kActive) {
+        return failed_precondition(fmt::format("reservation {} is {}", it->first, reservation_state_name(st)));
+      }
+    }
+    l->sched_id = next_sched_id_++;
+    NC_RETURN_IF_ERROR(scheduler_->submit(sched_job(*l)));
+    event(*l, "submitted", std::string(priority_name(l->job.spec.priority)));
+    if (options_.store) {
+      // The job is stored before the caller hears of it.
+      Status saved = options_.store->save(l->job);
+      if (!saved.is_ok()) {
+        (void)scheduler_->remove(l->sched_id);
+        return unavailable("the job could not be stored; nothing was queued: " + saved.message());
+      }
+    }
+    by_sched_[l->sched_id] = l.get();
+    Job copy = l->job;
+    jobs_[copy.id] = std::move(l);
+    {
+      std::lock_guard<std::mutex> w(wake_mu_);
+      wake_flag_ = true;
+    }
+    wake_.notify_all();
+    return copy;
+  }
+}
+
+JobController::Live* JobController::find(const std::string& org, const std::string& id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second->job.org != org) return nullptr;
+  return it->second.get();
+}
+
+const JobController::Live* JobController::find(const std::string& org, const std::string& id) const {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second->job.org != org) return nullptr;
+  return it->second.get();
+}
+
+Result<Job> JobController::get(const std::string& org, const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Live* l = find(org, id);
+  if (!l) return not_found(fmt::format("no job '{}'", id));
+  Job j = l->job;
+  if (j.state == JobState::kQueued) {
+    if (auto info = scheduler_->info(l->sched_id)) j.pending_reason = std::string(pending_reason_name(info->reason));
+  }
+  return j;
+}
+
+std::vector<Job> JobController::list(const std::string& org, std::optional<JobState> state) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Job> out;
+  for (const auto& [id, l] : jobs_) {
+    if (l->job.org != org || (state && l->job.state != *state)) continue;
+    out.push_back(l->job);
+  }
+  std::sort(out.begin(), out.end(), [](const Job& a, const Job& b) {
+    return a.created_us != b.created_us ? a.created_us > b.created_us : a.id > b.id;
+  });
+  return out;
+}
+
+Result<Job> JobController::cancel(const std::string& org, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Live* l = find(org, id);
+  if (!l) return not_found(fmt::format("no job '{}'", id));
+  if (is_terminal(l->job.state)) {
+    return failed_precondition(fmt::format("job {} already ended ({})", id, job_state_name(l->job.state)));
+  }
+  if (l->cancel_requested) return l->job;
+  l->cancel_requested = true;
+  event(*l, "cancel_requested");
+  if (l->job.state == JobState::kQueued || !l->launched) {
+    // Queued, or placed and waiting for preempted jobs to stop: nothing runs yet.
+    (void)scheduler_->remove(l->sched_id);
+    finish(*l, JobState::kCancelled, unix_us(), "cancelled before it ran");
+  } else {
+    Status s = executor_->terminate(l->job.id, l->segment, options_.grace_period_s);
+    if (!s.is_ok()) NC_LOG_WARN("cancel {}: {}", id, s.to_string());
+  }
+  if (options_.store) (void)options_.store->save(l->job);  // (a failure is retried with the dirty set)
+  return l->job;
+}
+
+Result<std::pair<std::string, int64_t>> JobController::logs(const std::string& org, const std::string& id,
+                                                            int64_t offset, int64_t max_bytes) const {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Live* l = find(org, id);
+    if (!l) return not_found(fmt::format("no job '{}'", id));
+    path = l->job.log_path;
+  }
+  if (offset < 0) return invalid_argument("offset must not be negative");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::make_pair(std::string(), offset);  // no output yet
+  in.seekg(0, std::ios::end);
+  const int64_t size = static_cast<int64_t>(in.tellg());
+  if (offset >= size) return std::make_pair(std::string(), size);
+  const int64_t n = std::min(max_bytes, size - offset);
+  std::string buf(static_cast<size_t>(n), '\0');
+  in.seekg(offset);
+  in.read(buf.data(), n);
+  return std::make_pair(std::move(buf), offset + n);
+}
+
+Status JobController::set_quota(const std::string& org, const std::string& gpu_type, std::optional<int64_t> milli) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!gpu_type.empty() && scheduler_->placer().type_id(gpu_type) < 0) {
+    return invalid_argument(fmt::format("unknown GPU type '{}'", gpu_type));
+  }
+  if (milli && *milli < 0) return invalid_argument("a quota must not be negative");
+  if (options_.store) NC_RETURN_IF_ERROR(options_.store->save_quota(org, gpu_type, milli));
+  return scheduler_->set_quota(org, gpu_type, milli);
+}
+
+std::vector<JobController::QuotaView> JobController::quotas(const std::string& org) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<QuotaView> out;
+  std::vector<std::string> types = {""};
+  for (const auto& t : scheduler_->placer().types()) types.push_back(t);
+  for (const auto& t : types) {
+    auto [limit, used] = scheduler_->quota_of(org, t);
+    out.push_back({t, limit, used});
+  }
+  return out;
+}
+
+void JobController::finish(Live& l, JobState s, int64_t now_us, std::string detail) {
+  l.job.state = s;
+  l.job.finished_us = now_us;
+  event(l, std::string(job_state_name(s)), std::move(detail));
+}
+
+void JobController::launch(Live& l, int64_t now_us) {
+  LaunchSpec spec;
+  spec.job_id = l.job.id;
+  spec.segment = l.segment;
+  spec.command = l.job.spec.command;
+  spec.args = l.job.spec.args;
+  spec.env = l.job.spec.env;
+  spec.log_path = l.job.log_path;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(l.job.log_path).parent_path(), ec);
+  spec.working_dir = l.job.spec.working_dir.empty() ? std::filesystem::path(l.job.log_path).parent_path().string()
+                                                    : l.job.spec.working_dir;
+  spec.tasks_per_node = l.job.spec.tasks_per_node;
+  spec.max_duration_s = l.job.spec.max_duration_s;
+  spec.grace_period_s = options_.grace_period_s;
+  spec.nodes = l.job.segments.back().nodes;
+  Status s = executor_->launch(spec);
+  if (!s.is_ok()) {
+    (void)scheduler_->remove(l.sched_id);
+    l.job.segments.back().ended_us = now_us;
+    l.job.segments.back().started_us = now_us;
+    l.job.segments.back().end = "launch_failed";
+    finish(l, JobState::kFailed, now_us, "launch failed: " + s.message());
+    return;
+  }
+  l.launched = true;
+  l.job.state = JobState::kRunning;
+  // When it began (the executor's report gives the exact time at the end); what a crash recovery meters from.
+  l.job.segments.back().started_us = now_us;
+  l.job.alive_us = now_us;
+  std::string where;
+  for (const auto& n : spec.nodes) where += fmt::format("{}{}:[{}]", where.empty() ? "" : " ", n.node, fmt::join(n.gpus, ","));
+  event(l, "started", fmt::format("segment {} on {}", l.segment, where));
+}
+
+void JobController::handle_end(Live& l, const ExitReport& r, std::vector<SegmentUsage>& usage) {
+  JobSegment& seg = l.job.segments.back();
+  seg.started_us = r.started_at_us;
+  seg.ended_us = r.ended_at_us;
+  seg.end = std::string(exit_kind_name(r.kind));
+  usage.push_back(usage_of(l.job, seg));
+  l.launched = false;
+  (void)scheduler_->remove(l.sched_id);
+  const int64_t now = unix_us();
+  if (l.cancel_requested) {
+    finish(l, JobState::kCancelled, now, r.detail);
+  } else if (l.stop_requested) {
+    finish(l, JobState::kTimedOut, now, "its reservation ended");
+  } else if (l.preempt_requested && r.kind == ExitKind::kTerminated) {
+    l.preempt_requested = false;
+    event(l, "preempted", fmt::format("segment {}", seg.index));
+    if (l.job.spec.requeue) {
+      l.job.state = JobState::kQueued;
+      if (Status s = scheduler_->submit(sched_job(l)); !s.is_ok()) {
+        finish(l, JobState::kPreempted, now, "requeue failed: " + s.message());
+      } else {
+        event(l, "requeued");
+      }
+    } else {
+      finish(l, JobState::kPreempted, now, "");
+    }
+  } else {
+    l.job.exit_code = r.exit_code;
+    finish(l, state_of(r.kind), now, r.detail);
+  }
+}
+
+void JobController::tick() {
+  std::lock_guard<std::mutex> tick_lock(tick_mu_);
+  std::vector<SegmentUsage> usage;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    usage.swap(unmetered_);
+    for (const ExitReport& r : executor_->poll()) {
+      auto it = jobs_.find(r.job_id);
+      if (it == jobs_.end() || it->second->segment != r.segment) continue;
+      Live& l = *it->second;
+      const uint64_t victim = l.sched_id;
+      handle_end(l, r, usage);
+      // Jobs waiting for this victim may now launch.
+      for (auto& [id, other] : jobs_) {
+        auto& w = other->waiting_for;
+        if (w.empty()) continue;
+        w.erase(std::remove(w.begin(), w.end(), victim), w.end());
+        if (w.empty() && other->job.state == JobState::kQueued && !other->cancel_requested &&
+            !other->job.segments.empty() && other->job.segments.back().ended_us == 0 && !other->launched) {
+          launch(*other, unix_us());
+        }
+      }
+    }
+    const int64_t now = unix_us();
+    if (now - last_heartbeat_us_ >= static_cast<int64_t>(options_.heartbeat_s) * 1000000) {
+      last_heartbeat_us_ = now;
+      for (auto& [id, l] : jobs_) {
+        if (l->launched) {
+          l->job.alive_us = now;
+          dirty(*l);
+        }
+      }
+    }
+    for (const Decision& d : scheduler_->schedule(now)) {
+      auto it = by_sched_.find(d.job);
+      if (it == by_sched_.end()) continue;
+      Live& l = *it->second;
+      if (d.kind == Decision::Kind::kStop) {
+        if (l.launched) {
+          l.stop_requested = true;
+          event(l, "stopping", "its reservation ended");
+          Status s = executor_->terminate(l.job.id, l.segment, options_.grace_period_s);
+          if (!s.is_ok()) NC_LOG_WARN("stop {}: {}", l.job.id, s.to_string());
+        } else if (!is_terminal(l.job.state)) {
+          (void)scheduler_->remove(l.sched_id);  // placed but not launched (a no-op when it was queued)
+          finish(l, JobState::kCancelled, now, "its reservation ended before it ran");
+        }
+        continue;
+      }
+      if (d.kind == Decision::Kind::kPreempt) {
+        l.preempt_requested = true;
+        event(l, "preempting", "a higher-priority job needs its GPUs");
+        Status s = executor_->terminate(l.job.id, l.segment, options_.grace_period_s);
+        if (!s.is_ok()) NC_LOG_WARN("preempt {}: {}", l.job.id, s.to_string());
+        continue;
+      }
+      // Start: a new segment on the placement.
+      l.segment += 1;
+      JobSegment seg;
+      seg.index = l.segment;
+      seg.gpu_type = d.placement.gpu_type;
+      seg.gpu_milli = d.placement.total_gpu_milli();
+      for (const auto& part : d.placement.parts) {
+        NodeAssignment a;
+        a.node = scheduler_->cluster().node(part.node).id;
+        for (const auto& g : part.gpus) {
+          a.gpus.push_back(g.gpu);
+          a.gpu_milli = g.milli;
+        }
+        std::sort(a.gpus.begin(), a.gpus.end());
+        a.cpu_milli = part.cpu_milli;
+        a.memory_mib = part.memory_mib;
+        seg.nodes.push_back(std::move(a));
+      }
+      l.job.segments.push_back(std::move(seg));
+      l.placement = d.placement;
+      l.waiting_for.clear();
+      for (uint64_t v : d.after) {
+        auto vit = by_sched_.find(v);
+        if (vit != by_sched_.end() && vit->second->launched) l.waiting_for.push_back(v);
+      }
+      if (l.waiting_for.empty()) {
+        launch(l, now);
+      } else {
+        event(l, "placed", fmt::format("waiting for {} preempted job(s) to stop", l.waiting_for.size()));
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    refresh_reservations(unix_us(), usage);
+  }
+  // Meter outside the lock (it may write to a database), then record that it was metered.
+  std::vector<SegmentUsage> failed, done;
+  for (const auto& u : usage) {
+    Status s = options_.meter ? options_.meter(u) : Status::ok();
+    if (!s.is_ok()) {
+      NC_LOG_WARN("metering {} segment {}: {} (retrying)", u.job_id, u.segment, s.to_string());
+      failed.push_back(u);
+    } else {
+      done.push_back(u);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unmetered_.insert(unmetered_.end(), failed.begin(), failed.end());
+    for (const auto& u : done) {
+      if (auto r = reservations_.find(u.job_id); r != reservations_.end()) {
+        r->second.rec.metered = true;
+        dirty_reservations_.push_back(u.job_id);
+        continue;
+      }
+      auto it = jobs_.find(u.job_id);
+      if (it == jobs_.end()) continue;
+      for (auto& seg : it->second->job.segments) {
+        if (seg.index == u.segment) seg.metered = true;
+      }
+      dirty(*it->second);
+    }
+  }
+  (void)save_dirty();
+}
+
+}  // namespace nc::capacity
+
+namespace nc::capacity {
+
+void JobController::refresh_reservations(int64_t now_us, std::vector<SegmentUsage>& usage) {
+  for (auto& [id, lr] : reservations_) {
+    ReservationRecord& rec = lr.rec;
+    if (rec.released_us != 0) continue;  // done (-1: it ended without ever holding GPUs)
+    auto info = scheduler_->reservation_info(lr.sched_id);
+    if (info) {
+      if (info->state == ReservationInfo::State::kActive && rec.state == ReservationState::kPending) {
+        rec.state = ReservationState::kActive;
+        if (rec.activated_us == 0) rec.activated_us = now_us;
+        rec.nodes.clear();
+        for (const auto& part : info->placement.parts) {
+          NodeAssignment a;
+          a.node = scheduler_->cluster().node(part.node).id;
+          for (const auto& g : part.gpus) a.gpus.push_back(g.gpu);
+          std::sort(a.gpus.begin(), a.gpus.end());
+          rec.nodes.push_back(std::move(a));
+        }
+        dirty_reservations_.push_back(id);
+      }
+      if (rec.waiting != info->waiting) {
+        rec.waiting = info->waiting;
+        dirty_reservations_.push_back(id);
+      }
+      continue;
+    }
+    // The scheduler is done with it: its GPUs are back.
+    if (rec.state != ReservationState::kCancelled) rec.state = ReservationState::kEnded;
+    if (rec.activated_us > 0) {
+      rec.released_us = now_us;
+      usage.push_back(reservation_usage(rec));
+    } else {
+      rec.released_us = -1;
+    }
+    dirty_reservations_.push_back(id);
+  }
+}
+
+Result<ReservationRecord> JobController::reserve(const std::string& org, ReservationRecord spec) {
+  const int64_t now = unix_us();
+  if (spec.gpus < 1) return invalid_argument("'gpus' must be at least 1");
+  if (spec.gpu_type.empty()) return invalid_argument("'gpu_type' is required");
+  if (spec.start_us == 0) spec.start_us = now;
+  if (spec.end_us <= spec.start_us) return invalid_argument("the end must be after the start");
+  if (spec.end_us <= now) return invalid_argument("the reservation would already be over");
+  if (spec.end_us - std::max(spec.start_us, now) > options_.max_duration_limit_s * 1000000) {
+    return invalid_argument(fmt::format("a reservation lasts at most {} s", options_.max_duration_limit_s));
+  }
+  spec.id = "res_" + new_job_id().substr(4);
+  spec.org = org;
+  spec.created_us = now;
+  spec.state = ReservationState::kPending;
+  std::lock_guard<std::mutex> lock(mu_);
+  LiveReservation lr;
+  lr.sched_id = next_sched_id_++;
+  Reservation r{lr.sched_id, org, spec.gpu_type, spec.gpus, spec.start_us, spec.end_us};
+  NC_RETURN_IF_ERROR(scheduler_->add_reservation(r, now));
+  if (options_.store) {
+    Status saved = options_.store->save_reservation(spec);
+    if (!saved.is_ok()) {
+      (void)scheduler_->cancel_reservation(lr.sched_id);
+      return unavailable("the reservation could not be stored: " + saved.message());
+    }
+  }
+  lr.rec = spec;
+  reservations_[spec.id] = lr;
+  {
+    std::lock_guard<std::mutex> w(wake_mu_);
+    wake_flag_ = true;
+  }
+  wake_.notify_all();
+  return spec;
+}
+
+std::vector<ReservationRecord> JobController::reservations(const std::string& org) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ReservationRecord> out;
+  for (const auto& [id, lr] : reservations_) {
+    if (lr.rec.org == org) out.push_back(lr.rec);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.start_us != b.start_us ? a.start_us > b.start_us : a.id > b.id; });
+  return out;
+}
+
+Result<ReservationRecord> JobController::reservation(const std::string& org, const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = reservations_.find(id);
+  if (it == reservations_.end() || it->second.rec.org != org) return not_found(fmt::format("no reservation '{}'", id));
+  return it->second.rec;
+}
+
+Result<ReservationRecord> JobController::cancel_reservation(const std::string& org, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = reservations_.find(id);
+  if (it == reservations_.end() || it->second.rec.org != org) return not_found(fmt::format("no reservation '{}'", id));
+  ReservationRecord& rec = it->second.rec;
+  if (rec.state != ReservationState::kPending && rec.state != ReservationState::kActive) {
+    return failed_precondition(fmt::format("reservation {} is already {}", id, reservation_state_name(rec.state)));
+  }
+  NC_RETURN_IF_ERROR(scheduler_->cancel_reservation(it->second.sched_id));
+  rec.state = ReservationState::kCancelled;
+  if (options_.store) (void)options_.store->save_reservation(rec);
+  {
+    std::lock_guard<std::mutex> w(wake_mu_);
+    wake_flag_ = true;
+  }
+  wake_.notify_all();
+  return rec;
+}
+
+}  // namespace nc::capacity

@@ -1,0 +1,225 @@
+// JobController: the life of tenants' GPU jobs — submit, queue, place (Scheduler), launch and stop
+// (Executor), preempt and requeue, time out, cancel — with an event history per job and one metered
+// segment per run. It is what the /v1/jobs API and `neocloud jobs` drive.
+//
+// States: queued -> running -> succeeded | failed | cancelled | preempted | timed_out | node_failed.
+// A spot job preempted by an on-demand/reserved one gets SIGTERM, grace_period_s, SIGKILL, and goes back
+// to queued (its original submit time keeps its place) unless requeue is off (then: preempted). Each run
+// is a segment (0, 1, ...); when a segment ends the meter callback gets its GPU time once (the ledger
+// dedupes on job id + segment, so a repeated call cannot double-bill).
+//
+// Tenancy: every call names the organization of the caller's key; a job of another organization is
+// NotFound, exactly like a job that does not exist.
+//
+// Ownership: owns the Scheduler and Executor. Threads: all public methods are thread-safe (one mutex);
+// start() runs a loop thread that polls the executor and runs scheduling cycles every tick_ms (and at
+// once after a submit or cancel).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "capacity/executor.h"
+#include "capacity/job.h"
+#include "capacity/scheduler.h"
+#include "core/status.h"
+
+namespace nc::capacity {
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled, kPreempted, kTimedOut, kNodeFailed };
+std::string_view job_state_name(JobState s);
+bool is_terminal(JobState s);
+
+struct JobSpec {
+  std::string name;
+  std::string command;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string working_dir;  // empty: the job's own directory under the log directory
+  JobShape shape;
+  int tasks_per_node = 1;
+  PriorityClass priority = PriorityClass::kOnDemand;
+  int64_t max_duration_s = 0;  // 0: the controller's default
+  bool requeue = true;         // a preempted spot job goes back to the queue
+  std::string reservation;     // "res_...": run inside this reservation of the same organization
+};
+
+enum class ReservationState { kPending, kActive, kEnded, kCancelled };
+std::string_view reservation_state_name(ReservationState s);
+
+// N GPUs of a type held for an organization during [start, end) (scheduler.h's Reservation). Billed
+// from the moment it holds its GPUs to the moment it gives them back (item gpu-seconds/<type>/reservation);
+// the jobs inside it are metered as gpu-seconds/<type>/in-reservation.
+struct ReservationRecord {
+  std::string id;  // "res_<16 hex>"
+  std::string org, name, gpu_type;
+  int gpus = 0;
+  int64_t start_us = 0, end_us = 0, created_us = 0;
+  ReservationState state = ReservationState::kPending;
+  std::vector<NodeAssignment> nodes;  // the GPUs it holds (active)
+  int64_t activated_us = 0, released_us = 0;
+  bool metered = false;
+  std::string waiting;  // pending past its start: why
+};
+
+struct JobEvent {
+  int64_t time_us = 0;
+  std::string type;    // submitted, started, preempting, preempted, requeued, succeeded, failed, ...
+  std::string detail;
+};
+
+// One run of a job: what it held and for how long.
+struct JobSegment {
+  int index = 0;
+  std::string gpu_type;
+  int64_t gpu_milli = 0;  // total over its GPUs (1000 per whole GPU)
+  std::vector<NodeAssignment> nodes;
+  int64_t started_us = 0, ended_us = 0;  // ended 0: still running
+  std::string end;                       // exit kind of the segment
+  bool metered = false;                  // its usage reached the meter (the ledger)
+};
+
+struct Job {
+  std::string id;  // "job_<16 hex>"
+  std::string org, project;
+  JobSpec spec;
+  JobState state = JobState::kQueued;
+  std::string pending_reason;  // queued: quota | resources | priority
+  int exit_code = 0;
+  int64_t created_us = 0, finished_us = 0;
+  int64_t alive_us = 0;  // running: the last time the controller saw it running (persisted periodically)
+  std::vector<JobEvent> events;
+  std::vector<JobSegment> segments;
+  std::string log_path;
+};
+
+// What the meter gets when a segment ends (GPU-seconds = gpu_milli * seconds / 1000).
+struct SegmentUsage {
+  std::string job_id, org, project, gpu_type;
+  std::string item_class;  // the price item's last part: the priority class, "in-reservation" or "reservation"
+
+  PriorityClass priority = PriorityClass::kOnDemand;
+  int segment = 0;
+  int64_t gpu_milli = 0;
+  int64_t started_us = 0, ended_us = 0;
+  std::string end;
+};
+
+struct JobControllerOptions {
+  std::string log_dir;                  // <log_dir>/<job id>/output.log
+  int tick_ms = 200;
+  int grace_period_s = 10;              // preemption and cancel: SIGTERM -> SIGKILL
+  int64_t default_max_duration_s = 7 * 86400;
+  int64_t max_duration_limit_s = 30 * 86400;
+  // Called (under no lock) once per ended segment; its error is logged and the call retried next tick.
+  std::function<Status(const SegmentUsage&)> meter;
+  // Where jobs and quotas persist (null: memory only). Borrowed; outlives the controller.
+  class JobStore* store = nullptr;
+  int heartbeat_s = 10;  // how often running jobs' alive time is saved (bounds what a crash can lose)
+};
+
+class JobController {
+ public:
+  JobController(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Executor> executor, JobControllerOptions options);
+  ~JobController();
+
+  // With a store: loads quotas and jobs. Jobs that were running when the last process stopped (or
+  // crashed) get their segment closed at the last saved alive time (end "interrupted", metered) and are
+  // requeued (or end as node_failed when requeue is off); queued ones queue again. Call before start().
+  Status recover();
+  void start();  // the loop thread
+  void stop();   // stops the loop; running jobs are SIGKILLed by the executor's destructor
+
+  // InvalidArgument (bad spec), FailedPrecondition (can never fit this cluster).
+  Result<Job> submit(const std::string& org, const std::string& project, JobSpec spec);
+  Result<Job> get(const std::string& org, const std::string& id) const;
+  std::vector<Job> list(const std::string& org, std::optional<JobState> state = std::nullopt) const;
+  // A queued job is cancelled at once; a running one gets SIGTERM (grace, SIGKILL) and is cancelled
+  // when it has stopped. FailedPrecondition if it already ended.
+  Result<Job> cancel(const std::string& org, const std::string& id);
+  // The job's output from byte `offset` (at most max_bytes), and the offset after it.
+  Result<std::pair<std::string, int64_t>> logs(const std::string& org, const std::string& id, int64_t offset,
+                                               int64_t max_bytes = 1 << 20) const;
+
+  // Persisted (with a store) before it applies. InvalidArgument: unknown type or negative.
+  // Reservations. reserve: InvalidArgument (bad fields), FailedPrecondition (no room in the window, quota).
+  Result<ReservationRecord> reserve(const std::string& org, ReservationRecord spec);
+  std::vector<ReservationRecord> reservations(const std::string& org) const;
+  Result<ReservationRecord> reservation(const std::string& org, const std::string& id) const;
+  // Its queued jobs are cancelled and its running jobs stopped (ended as timed_out: their time is over).
+  Result<ReservationRecord> cancel_reservation(const std::string& org, const std::string& id);
+
+  Status set_quota(const std::string& org, const std::string& gpu_type, std::optional<int64_t> milli);
+  struct QuotaView {
+    std::string gpu_type;  // "" = over all types
+    std::optional<int64_t> limit_milli;
+    int64_t used_milli = 0;
+  };
+  // The org's quota and use: over all types first, then per GPU type of the cluster.
+  std::vector<QuotaView> quotas(const std::string& org) const;
+  // Runs one tick now (tests and the loop): poll, handle ends, schedule, launch.
+  void tick();
+  Scheduler& scheduler() { return *scheduler_; }
+
+ private:
+  struct Live {
+    Job job;
+    uint64_t sched_id = 0;
+    int64_t submitted_us = 0;
+    int segment = -1;               // current / last segment index
+    bool launched = false;          // current segment handed to the executor
+    bool cancel_requested = false;
+    bool preempt_requested = false;
+    bool stop_requested = false;        // its reservation ended
+    std::vector<uint64_t> waiting_for;  // victims that must stop before launch
+    GangPlacement placement;
+  };
+
+  Live* find(const std::string& org, const std::string& id);
+  const Live* find(const std::string& org, const std::string& id) const;
+  void event(Live& l, std::string type, std::string detail = "");
+  void handle_end(Live& l, const ExitReport& r, std::vector<SegmentUsage>& usage);
+  void launch(Live& l, int64_t now_us);
+  void finish(Live& l, JobState s, int64_t now_us, std::string detail);
+  SchedJob sched_job(const Live& l) const;
+  void loop();
+  void dirty(Live& l) { dirty_.push_back(l.job.id); }
+  Status save_dirty();  // writes the jobs changed since the last save (outside mu_)
+
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Executor> executor_;
+  JobControllerOptions options_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Live>> jobs_;
+  std::unordered_map<uint64_t, Live*> by_sched_;
+  struct LiveReservation {
+    ReservationRecord rec;
+    uint64_t sched_id = 0;
+  };
+  std::map<std::string, LiveReservation> reservations_;
+  void refresh_reservations(int64_t now_us, std::vector<SegmentUsage>& usage);
+  std::vector<std::string> dirty_reservations_;
+  uint64_t next_sched_id_ = 1;
+  std::vector<SegmentUsage> unmetered_;  // meter failed: retried
+  std::vector<std::string> dirty_;       // job ids changed since the last save
+  int64_t last_heartbeat_us_ = 0;
+
+  std::mutex tick_mu_;  // one tick at a time
+  std::mutex wake_mu_;
+  std::condition_variable wake_;
+  bool wake_flag_ = false, stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace nc::capacity

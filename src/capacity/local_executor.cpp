@@ -1,0 +1,699 @@
+#include "capacity/local_executor.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace nc::capacity {
+namespace {
+
+constexpr int64_t kUsPerS = 1'000'000;
+constexpr long kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+
+int64_t clock_us(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * kUsPerS + ts.tv_nsec / 1000;
+}
+int64_t unix_us() { return clock_us(CLOCK_REALTIME); }
+int64_t mono_us() { return clock_us(CLOCK_MONOTONIC); }
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+Status errno_status(int err, const std::string& what) {
+  std::string m = what + ": " + errno_text(err);
+  switch (err) {
+    case ENOENT: case ENOTDIR: return not_found(m);
+    case EACCES: case EPERM: return {StatusCode::kPermissionDenied, m};
+    case EAGAIN: case ENOMEM: return resource_exhausted(m);
+    default: return internal_error(m);
+  }
+}
+
+std::string signal_text(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(sig);
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+std::string read_small_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool has_word(const std::string& text, const std::string& word) {
+  std::istringstream in(text);
+  std::string w;
+  while (in >> w) {
+    if (w == word) return true;
+  }
+  return false;
+}
+
+struct ProcInfo {
+  pid_t pid = 0, ppid = 0, session = 0;
+  char state = '?';
+};
+
+// Every process on the machine (/proc/<pid>/stat: "pid (comm) state ppid pgrp session ...").
+std::vector<ProcInfo> list_processes() {
+  std::vector<ProcInfo> out;
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) return out;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    char path[300];
+    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    const char* close_paren = std::strrchr(buf, ')');
+    if (close_paren == nullptr) continue;
+    ProcInfo p;
+    int pgrp = 0;
+    if (std::sscanf(close_paren + 1, " %c %d %d %d", &p.state, &p.ppid, &pgrp, &p.session) != 4) continue;
+    p.pid = static_cast<pid_t>(std::atoi(e->d_name));
+    out.push_back(p);
+  }
+  ::closedir(dir);
+  return out;
+}
+
+std::set<pid_t> cgroup_members(const std::vector<std::string>& cgroups) {
+  std::set<pid_t> out;
+  for (const std::string& cg : cgroups) {
+    std::istringstream in(read_small_file(cg + "/cgroup.procs"));
+    pid_t pid = 0;
+    while (in >> pid) out.insert(pid);
+  }
+  return out;
+}
+
+// Sets NAME=value in env, replacing an earlier NAME.
+void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  std::string prefix = name + "=";
+  for (std::string& e : env) {
+    if (e.compare(0, prefix.size(), prefix) == 0) {
+      e = prefix + value;
+      return;
+    }
+  }
+  env.push_back(prefix + value);
+}
+
+std::string env_value(const std::vector<std::string>& env, const std::string& name) {
+  std::string prefix = name + "=";
+  for (const std::string& e : env) {
+    if (e.compare(0, prefix.size(), prefix) == 0) return e.substr(prefix.size());
+  }
+  return "";
+}
+
+// argv[0] as execvp would find it, but in the job's PATH (a relative entry is relative to working_dir).
+Result<std::string> resolve_command(const std::string& command, const std::string& path_var,
+                                    const std::string& working_dir) {
+  if (command.find('/') != std::string::npos) return command;
+  std::istringstream in(path_var);
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + command;
+    std::string check = candidate[0] == '/' ? candidate : working_dir + "/" + candidate;
+    struct stat st{};
+    if (::stat(check.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(check.c_str(), X_OK) == 0) {
+      return check;
+    }
+  }
+  return not_found("command '" + command + "' not found in PATH=" + path_var);
+}
+
+std::string join_gpus(const std::vector<int>& gpus) {
+  std::string s;
+  for (size_t i = 0; i < gpus.size(); ++i) s += (i ? "," : "") + std::to_string(gpus[i]);
+  return s;
+}
+
+// Signals a server commonly ignores or handles (SIGPIPE above all), which a task must not inherit so.
+constexpr int kDefaultSignals[] = {SIGHUP, SIGINT,  SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGUSR1,
+                                   SIGUSR2, SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ};
+
+// What posix_spawn below does, but born inside a cgroup (clone3 CLONE_INTO_CGROUP, Linux >= 5.7): a
+// process moved in after it started may already have forked children that stay outside. The child is
+// a copy of a possibly threaded process, so it makes only async-signal-safe calls before execve.
+// Returns 0 or an errno; ENOSYS/EINVAL/E2BIG mean the kernel cannot do it.
+int spawn_into_cgroup(int cgroup_fd, const char* exe, char* const argv[], char* const envp[], const char* wd,
+                      int log_fd, pid_t* pid_out) {
+  struct CloneArgs {  // struct clone_args (linux/sched.h), version 2
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+        cgroup;
+  };
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return errno;
+  CloneArgs args{};
+  args.flags = 0x200000000ULL;  // CLONE_INTO_CGROUP
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) {
+    int err = 0;
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : kDefaultSignals) ::sigaction(sig, &dfl, nullptr);
+    int null_fd = -1;
+    if (::setsid() < 0 || ::chdir(wd) != 0 || (null_fd = ::open("/dev/null", O_RDONLY)) < 0 ||
+        ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
+      err = errno;
+    } else {
+      // Everything but 0-2 and the error pipe (which closes on exec) is closed.
+      int keep = err_pipe[1];
+      if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+      ::close_range(static_cast<unsigned>(keep + 1), ~0u, 0);
+      ::execve(exe, argv, envp);
+      err = errno;
+    }
+    ssize_t ignored = ::write(err_pipe[1], &err, sizeof err);
+    (void)ignored;
+    ::_exit(127);
+  }
+  int saved = errno;
+  ::close(err_pipe[1]);
+  if (pid < 0) {
+    ::close(err_pipe[0]);
+    return saved;
+  }
+  int err = 0;
+  ssize_t n;
+  while ((n = ::read(err_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {
+  }
+  ::close(err_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof err)) {  // it never ran the command: reap it
+    while (::waitpid(static_cast<pid_t>(pid), nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return err != 0 ? err : EIO;
+  }
+  *pid_out = static_cast<pid_t>(pid);
+  return 0;
+}
+
+bool task_failed(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }
+
+}  // namespace
+
+int LocalExecutor::master_port(std::string_view job_id) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : job_id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return 20000 + static_cast<int>(h % 10000);
+}
+
+LocalExecutor::LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {
+  if (options_.reap_orphans) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  detect_cgroups();
+}
+
+LocalExecutor::~LocalExecutor() {
+  for (auto& [key, seg] : segments_) {
+    std::set<pid_t> sids;
+    for (const Task& t : seg->tasks) sids.insert(t.pid);
+    signal_all(sids, seg->cgroups, &seg->seen, SIGKILL);
+    for (Task& t : seg->tasks) {
+      if (t.done) continue;
+      while (::waitpid(t.pid, &t.status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    leftovers_.push_back(Leftover{std::move(sids), std::move(seg->seen), std::move(seg->cgroups)});
+  }
+  segments_.clear();
+  // Whatever the tasks left behind: kill and reap it, for a bounded time (a process stuck in the kernel
+  // cannot be waited for forever).
+  int64_t deadline = mono_us() + 3 * kUsPerS;
+  while (!leftovers_.empty() && mono_us() < deadline) {
+    for (size_t i = 0; i < leftovers_.size();) {
+      Leftover& l = leftovers_[i];
+      if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) == 0 && l.seen.empty()) {
+        for (const std::string& cg : l.cgroups) ::rmdir(cg.c_str());
+        leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    if (!leftovers_.empty()) ::usleep(10'000);
+  }
+}
+
+Status LocalExecutor::launch(const LaunchSpec& spec) {
+  // Validate everything first: a launch that fails here has started nothing.
+  if (spec.job_id.empty()) return invalid_argument("launch: empty job_id");
+  const std::string what = "launch " + spec.job_id + " segment " + std::to_string(spec.segment);
+  auto key = std::make_pair(spec.job_id, spec.segment);
+  if (launched_.count(key)) return {StatusCode::kAlreadyExists, what + ": already launched"};
+  if (spec.command.empty()) return invalid_argument(what + ": empty command");
+  if (spec.log_path.empty()) return invalid_argument(what + ": empty log_path");
+  if (spec.nodes.empty()) return invalid_argument(what + ": no nodes");
+  if (spec.tasks_per_node < 1) return invalid_argument(what + ": tasks_per_node < 1");
+  std::set<std::string> names;
+  for (const NodeAssignment& n : spec.nodes) {
+    if (n.node.empty()) return invalid_argument(what + ": a node without a name");
+    if (!names.insert(n.node).second) return invalid_argument(what + ": node " + n.node + " assigned twice");
+    if (!options_.nodes.empty() &&
+        std::find(options_.nodes.begin(), options_.nodes.end(), n.node) == options_.nodes.end()) {
+      return invalid_argument(what + ": unknown node " + n.node);
+    }
+    for (size_t i = 0; i < n.gpus.size(); ++i) {
+      int g = n.gpus[i];
+      if (g < 0 || (options_.gpus_per_node > 0 && g >= options_.gpus_per_node) || (i > 0 && g <= n.gpus[i - 1])) {
+        return invalid_argument(what + ": bad GPU list " + join_gpus(n.gpus) + " on node " + n.node);
+      }
+    }
+    if (n.gpu_milli < 1 || n.gpu_milli > 1000) return invalid_argument(what + ": gpu_milli out of 1..1000");
+    if (n.gpu_milli < 1000 && n.gpus.size() != 1) {
+      return invalid_argument(what + ": a fractional share needs exactly one GPU");
+    }
+  }
+  for (const auto& [k, v] : spec.env) {
+    if (k.empty() || k.find('=') != std::string::npos) return invalid_argument(what + ": bad env name '" + k + "'");
+  }
+
+  std::error_code ec;
+  std::filesystem::path log_path(spec.log_path);
+  if (log_path.has_parent_path()) std::filesystem::create_directories(log_path.parent_path(), ec);
+  if (ec) return internal_error(what + ": create " + log_path.parent_path().string() + ": " + ec.message());
+  std::string working_dir = spec.working_dir;
+  if (working_dir.empty()) working_dir = log_path.has_parent_path() ? log_path.parent_path().string() : ".";
+  struct stat st{};
+  if (::stat(working_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return not_found(what + ": working_dir " + working_dir + " is not a directory");
+  }
+
+  auto seg = std::make_unique<Segment>();
+  seg->job_id = spec.job_id;
+  seg->segment = spec.segment;
+  seg->max_duration_s = spec.max_duration_s;
+  seg->grace_period_s = spec.grace_period_s;
+  for (const NodeAssignment& n : spec.nodes) seg->node_names.push_back(n.node);
+  LaunchSpec resolved = spec;
+  resolved.working_dir = working_dir;
+  Status s = spawn_all(resolved, *seg);
+  if (!s.is_ok()) return s.with_context(what);
+  launched_.insert(key);
+  segments_.emplace(key, std::move(seg));
+  return Status::ok();
+}
+
+Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
+  // The environment every task shares: a few variables of ours, then the job's, then spec.env.
+  std::vector<std::string> base;
+  const char* path = std::getenv("PATH");
+  set_env(base, "PATH", path ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (const char* name : {"HOME", "USER", "LANG"}) {
+    if (const char* v = std::getenv(name)) set_env(base, name, v);
+  }
+  const int nnodes = static_cast<int>(spec.nodes.size());
+  set_env(base, "WORLD_SIZE", std::to_string(nnodes * spec.tasks_per_node));
+  set_env(base, "LOCAL_WORLD_SIZE", std::to_string(spec.tasks_per_node));
+  set_env(base, "NNODES", std::to_string(nnodes));
+  set_env(base, "MASTER_ADDR", "127.0.0.1");
+  set_env(base, "MASTER_PORT", std::to_string(master_port(spec.job_id)));
+  set_env(base, "NEOCLOUD_JOB_ID", spec.job_id);
+  set_env(base, "NEOCLOUD_SEGMENT", std::to_string(spec.segment));
+
+  // spec.env may change PATH, so resolve the command in the job's own PATH.
+  std::vector<std::string> probe = base;
+  for (const auto& [k, v] : spec.env) set_env(probe, k, v);
+  NC_ASSIGN_OR_RETURN(std::string exe, resolve_command(spec.command, env_value(probe, "PATH"), spec.working_dir));
+
+  int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return errno_status(errno, "open " + spec.log_path);
+  if (log_fd < 3) {  // keep it clear of the 0-2 it is duplicated onto
+    int high = ::fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
+    ::close(log_fd);
+    if (high < 0) return errno_status(errno, "dup " + spec.log_path);
+    log_fd = high;
+  }
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Own session (and so process group); no blocked signals; default dispositions.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  sigset_t mask;
+  sigemptyset(&mask);
+  posix_spawnattr_setsigmask(&attr, &mask);
+  for (int sig : kDefaultSignals) sigaddset(&mask, sig);
+  posix_spawnattr_setsigdefault(&attr, &mask);
+
+  std::vector<std::string> argv_s;
+  argv_s.push_back(spec.command);
+  for (const std::string& a : spec.args) argv_s.push_back(a);
+  std::vector<char*> argv;
+  for (std::string& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  Status result;
+  seg.started_us = unix_us();
+  seg.started_mono_us = mono_us();
+  int n_spawned = 0;
+  for (int node_rank = 0; node_rank < nnodes && result.is_ok(); ++node_rank) {
+    const NodeAssignment& node = spec.nodes[node_rank];
+    std::string cgroup = cgroups_active() ? make_cgroup(spec, node_rank) : "";
+    int cgroup_fd = -1;
+    if (!cgroup.empty()) {
+      seg.cgroups.push_back(cgroup);
+      cgroup_fd = ::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    std::vector<std::string> env = base;
+    std::string gpus = join_gpus(node.gpus);
+    set_env(env, "CUDA_VISIBLE_DEVICES", gpus);
+    set_env(env, "NVIDIA_VISIBLE_DEVICES", gpus);
+    if (node.gpu_milli < 1000) set_env(env, "NEOCLOUD_GPU_MILLI", std::to_string(node.gpu_milli));
+    set_env(env, "NODE_RANK", std::to_string(node_rank));
+    for (int local_rank = 0; local_rank < spec.tasks_per_node; ++local_rank) {
+      std::vector<std::string> task_env = env;
+      set_env(task_env, "LOCAL_RANK", std::to_string(local_rank));
+      set_env(task_env, "RANK", std::to_string(node_rank * spec.tasks_per_node + local_rank));
+      for (const auto& [k, v] : spec.env) set_env(task_env, k, v);
+      std::vector<char*> envp;
+      for (std::string& e : task_env) envp.push_back(e.data());
+      envp.push_back(nullptr);
+      pid_t pid = 0;
+      int err = -1;
+      if (n_spawned == options_.fail_spawn_at) err = EAGAIN;
+      if (err < 0 && cgroup_fd >= 0 && clone_into_cgroup_) {
+        err = spawn_into_cgroup(cgroup_fd, exe.c_str(), argv.data(), envp.data(), spec.working_dir.c_str(), log_fd,
+                                &pid);
+        if (err == ENOSYS || err == EINVAL || err == E2BIG) {
+          clone_into_cgroup_ = false;  // an older kernel: move the process in after it started
+          err = -1;
+        }
+      }
+      bool born_in_cgroup = err == 0;
+      if (err < 0) err = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), envp.data());
+      ++n_spawned;
+      if (err != 0) {
+        result = errno_status(err, "spawn " + exe + " (task " + std::to_string(local_rank) + " on node " +
+                                       node.node + ")");
+        break;
+      }
+      if (!cgroup.empty() && !born_in_cgroup) write_file(cgroup + "/cgroup.procs", std::to_string(pid));
+      seg.tasks.push_back(Task{pid, node_rank, local_rank});
+    }
+    if (cgroup_fd >= 0) ::close(cgroup_fd);
+  }
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(log_fd);
+  if (result.is_ok()) return result;
+
+  // Gang: stop and reap whatever started, and anything it started.
+  std::set<pid_t> sids;
+  for (const Task& t : seg.tasks) sids.insert(t.pid);
+  signal_all(sids, seg.cgroups, &seg.seen, SIGKILL);
+  for (Task& t : seg.tasks) {
+    while (::waitpid(t.pid, &t.status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  Leftover l{std::move(sids), std::move(seg.seen), std::move(seg.cgroups)};
+  if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) > 0 || !l.seen.empty()) {
+    leftovers_.push_back(std::move(l));
+  } else {
+    for (const std::string& cg : l.cgroups) ::rmdir(cg.c_str());
+  }
+  return result;
+}
+
+Status LocalExecutor::terminate(const std::string& job_id, int segment, int grace_s) {
+  auto it = segments_.find({job_id, segment});
+  if (it == segments_.end()) {
+    return not_found("terminate: " + job_id + " segment " + std::to_string(segment) + " is not running");
+  }
+  Segment& seg = *it->second;
+  int64_t now = mono_us();
+  reap_tasks(seg, now);
+  // A segment whose tasks have all ended keeps its real outcome; poll() reports it.
+  bool all_done = std::all_of(seg.tasks.begin(), seg.tasks.end(), [](const Task& t) { return t.done; });
+  if (!all_done) stop(seg, StopCause::kTerminated, grace_s, now);
+  return Status::ok();
+}
+
+void LocalExecutor::reap_tasks(Segment& seg, int64_t now_mono_us) {
+  for (size_t i = 0; i < seg.tasks.size(); ++i) {
+    Task& t = seg.tasks[i];
+    if (t.done) continue;
+    int status = 0;
+    pid_t r = ::waitpid(t.pid, &status, WNOHANG);
+    if (r == 0 || (r < 0 && errno == EINTR)) continue;
+    if (r < 0) status = 255 << 8;  // ECHILD: someone else reaped it; count it as a failure
+    t.done = true;
+    t.status = status;
+    if (!task_failed(status)) continue;
+    if (seg.first_bad < 0) seg.first_bad = static_cast<int>(i);
+    if (seg.cause == StopCause::kNone) stop(seg, StopCause::kFailed, seg.grace_period_s, now_mono_us);
+  }
+}
+
+void LocalExecutor::stop(Segment& seg, StopCause cause, int grace_s, int64_t now_mono_us) {
+  if (seg.cause == StopCause::kNone) seg.cause = cause;
+  if (seg.killed) return;
+  std::set<pid_t> sids;
+  for (const Task& t : seg.tasks) sids.insert(t.pid);
+  if (grace_s <= 0) {
+    signal_all(sids, seg.cgroups, &seg.seen, SIGKILL);
+    seg.killed = true;
+    return;
+  }
+  int64_t kill_at = now_mono_us + static_cast<int64_t>(grace_s) * kUsPerS;
+  if (seg.kill_at_mono_us == 0) {
+    signal_all(sids, seg.cgroups, &seg.seen, SIGTERM);
+    signal_all(sids, seg.cgroups, &seg.seen, SIGCONT);  // a stopped process must run to see SIGTERM
+    seg.kill_at_mono_us = kill_at;
+  } else {
+    seg.kill_at_mono_us = std::min(seg.kill_at_mono_us, kill_at);
+  }
+}
+
+int LocalExecutor::signal_all(const std::set<pid_t>& sids, const std::vector<std::string>& cgroups,
+                              std::set<pid_t>* seen, int sig) {
+  if (sig != 0) {
+    for (pid_t sid : sids) ::kill(-sid, sig);  // a task's process group id is its pid
+    if (sig == SIGKILL) {
+      for (const std::string& cg : cgroups) write_file(cg + "/cgroup.kill", "1");
+    }
+  }
+  std::set<pid_t> members = cgroup_members(cgroups);
+  std::set<pid_t> still_seen;
+  const pid_t self = ::getpid();
+  int live = 0;
+  for (const ProcInfo& p : list_processes()) {
+    if (p.pid == self) continue;
+    if (!sids.count(p.session) && !members.count(p.pid) && !seen->count(p.pid)) continue;
+    if (p.state == 'Z') {
+      // A zombie: gone, unless it is our child (re-parented to us as subreaper) that we can reap. Task
+      // processes (pid in sids) are reaped by reap_tasks(), which needs their status.
+      if (p.ppid == self && !sids.count(p.pid)) {
+        int status = 0;
+        if (::waitpid(p.pid, &status, WNOHANG) == 0) still_seen.insert(p.pid);
+      }
+      continue;
+    }
+    ++live;
+    if (!sids.count(p.pid)) still_seen.insert(p.pid);
+    if (sig != 0) ::kill(p.pid, sig);
+  }
+  *seen = std::move(still_seen);
+  return live;
+}
+
+std::vector<ExitReport> LocalExecutor::poll() {
+  std::vector<ExitReport> out;
+  const int64_t now = mono_us();
+  for (auto it = segments_.begin(); it != segments_.end();) {
+    Segment& seg = *it->second;
+    reap_tasks(seg, now);
+    if (std::all_of(seg.tasks.begin(), seg.tasks.end(), [](const Task& t) { return t.done; })) {
+      out.push_back(make_report(seg, unix_us()));
+      // Anything the job left behind dies now; later polls make sure of it and reap it.
+      Leftover l;
+      for (const Task& t : seg.tasks) l.sids.insert(t.pid);
+      l.seen = std::move(seg.seen);
+      l.cgroups = std::move(seg.cgroups);
+      if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) > 0 || !l.seen.empty()) {
+        leftovers_.push_back(std::move(l));
+      } else {
+        for (const std::string& cg : l.cgroups) ::rmdir(cg.c_str());
+      }
+      it = segments_.erase(it);
+      continue;
+    }
+    if (seg.max_duration_s > 0 && seg.cause == StopCause::kNone &&
+        now - seg.started_mono_us >= seg.max_duration_s * kUsPerS) {
+      stop(seg, StopCause::kTimedOut, seg.grace_period_s, now);
+    }
+    if (seg.kill_at_mono_us != 0 && now >= seg.kill_at_mono_us && !seg.killed) {
+      stop(seg, seg.cause, 0, now);
+    }
+    ++it;
+  }
+  for (size_t i = 0; i < leftovers_.size();) {
+    Leftover& l = leftovers_[i];
+    if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) == 0 && l.seen.empty()) {
+      bool removed = true;
+      for (const std::string& cg : l.cgroups) removed = (::rmdir(cg.c_str()) == 0 || errno == ENOENT) && removed;
+      if (removed) {
+        leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
+        continue;
+      }
+    }
+    ++i;
+  }
+  // As subreaper, reap (about once a second) the orphans that running jobs leave as zombies.
+  if (options_.reap_orphans && !segments_.empty() && now - last_scan_mono_us_ >= kUsPerS) {
+    last_scan_mono_us_ = now;
+    for (auto& [key, seg] : segments_) {
+      std::set<pid_t> sids;
+      for (const Task& t : seg->tasks) sids.insert(t.pid);
+      signal_all(sids, seg->cgroups, &seg->seen, 0);
+    }
+  }
+  return out;
+}
+
+ExitReport LocalExecutor::make_report(const Segment& seg, int64_t now_us) const {
+  ExitReport r;
+  r.job_id = seg.job_id;
+  r.segment = seg.segment;
+  r.started_at_us = seg.started_us;
+  r.ended_at_us = now_us;
+  std::string bad;
+  if (seg.first_bad >= 0) {
+    const Task& t = seg.tasks[seg.first_bad];
+    bad = "task " + std::to_string(t.node_rank * (seg.tasks.size() / seg.node_names.size()) + t.local_rank) +
+          " on " + seg.node_names[t.node_rank];
+    if (WIFEXITED(t.status)) {
+      r.exit_code = WEXITSTATUS(t.status);
+      bad += " exited " + std::to_string(r.exit_code);
+    } else if (WIFSIGNALED(t.status)) {
+      r.signal = WTERMSIG(t.status);
+      bad += " was killed by " + signal_text(r.signal);
+    }
+  }
+  switch (seg.cause) {
+    case StopCause::kNone:
+      r.kind = ExitKind::kSucceeded;
+      r.detail = "all " + std::to_string(seg.tasks.size()) + " tasks exited 0";
+      break;
+    case StopCause::kFailed:
+      r.kind = ExitKind::kFailed;
+      r.detail = bad;
+      break;
+    case StopCause::kTerminated:
+      r.kind = ExitKind::kTerminated;
+      r.detail = "terminated" + (bad.empty() ? "" : "; " + bad);
+      break;
+    case StopCause::kTimedOut:
+      r.kind = ExitKind::kTimedOut;
+      r.detail = "ran past max_duration_s=" + std::to_string(seg.max_duration_s) + (bad.empty() ? "" : "; " + bad);
+      break;
+  }
+  if (seg.killed && seg.cause != StopCause::kNone) r.detail += " (SIGKILLed after the grace period)";
+  return r;
+}
+
+void LocalExecutor::detect_cgroups() {
+  if (!options_.use_cgroups) {
+    cgroup_status_ = "off (use_cgroups is false)";
+    return;
+  }
+  std::string parent = options_.cgroup_parent;
+  if (parent.empty()) {
+    std::istringstream in(read_small_file("/proc/self/cgroup"));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("0::", 0) == 0) parent = "/sys/fs/cgroup" + line.substr(3);
+    }
+    if (parent.empty()) parent = "/sys/fs/cgroup";
+  }
+  while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+  struct statfs fs{};
+  if (::statfs(parent.c_str(), &fs) != 0 || static_cast<long>(fs.f_type) != kCgroup2Magic) {
+    cgroup_status_ = "off (" + parent + " is not a cgroup2 mount)";
+    return;
+  }
+  // Enable the controllers for our children where they exist (refused when parent holds processes).
+  std::string controllers = read_small_file(parent + "/cgroup.controllers");
+  std::string enabled = read_small_file(parent + "/cgroup.subtree_control");
+  for (const char* c : {"cpu", "memory"}) {
+    if (has_word(controllers, c) && !has_word(enabled, c)) write_file(parent + "/cgroup.subtree_control", std::string("+") + c);
+  }
+  enabled = read_small_file(parent + "/cgroup.subtree_control");
+  has_cpu_ = has_word(enabled, "cpu");
+  has_memory_ = has_word(enabled, "memory");
+  std::string probe = parent + "/nc-probe-" + std::to_string(::getpid());
+  if (::mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) {
+    cgroup_status_ = "off (cannot create a cgroup in " + parent + ": " + errno_text(errno) + ")";
+    return;
+  }
+  ::rmdir(probe.c_str());
+  cgroup_parent_ = parent;
+  cgroup_status_ = "on under " + parent + " (cpu.max " + (has_cpu_ ? "enforced" : "unavailable") +
+                   ", memory.max " + (has_memory_ ? "enforced" : "unavailable") + ")";
+}
+
+std::string LocalExecutor::make_cgroup(const LaunchSpec& spec, int node_rank) {
+  std::string name = "nc-";
+  for (char c : spec.job_id) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
+  name += "-s" + std::to_string(spec.segment) + "-n" + std::to_string(node_rank) + "-p" + std::to_string(::getpid());
+  std::string dir = cgroup_parent_ + "/" + name;
+  ::rmdir(dir.c_str());  // a stale one from a crashed run of this pid
+  if (::mkdir(dir.c_str(), 0755) != 0) return "";
+  const NodeAssignment& n = spec.nodes[node_rank];
+  if (has_cpu_ && n.cpu_milli > 0) {
+    // cpu_milli of one CPU = cpu_milli/1000 of each 100 ms period; the kernel's minimum quota is 1 ms.
+    int64_t quota = std::max<int64_t>(1000, n.cpu_milli * 100);
+    write_file(dir + "/cpu.max", std::to_string(quota) + " 100000");
+  }
+  if (has_memory_ && n.memory_mib > 0) write_file(dir + "/memory.max", std::to_string(n.memory_mib * 1024 * 1024));
+  return dir;
+}
+
+}  // namespace nc::capacity

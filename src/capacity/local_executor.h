@@ -1,0 +1,138 @@
+// LocalExecutor: the Executor that runs jobs on this machine with posix_spawn (or clone3 straight into
+// the node's cgroup when cgroups are on). Each task is its own session and process group; the "nodes"
+// of a multi-node job are simulated here: every node's tasks run locally with that node's GPU indices
+// in CUDA_VISIBLE_DEVICES and MASTER_ADDR=127.0.0.1 (so a job's "node-b" is a label, not another
+// machine). Used by the single-machine deployment and as the reference the executor suite is checked
+// against.
+//
+// Stopping a job stops its whole process tree: signals go to each task's process group and to every
+// process found in the task's session (/proc scan), so children that made their own process group die
+// too. With cgroups active (below) every node of a segment also gets a cgroup, whose members are
+// signalled as well (this also catches processes that called setsid); without them a process that
+// leaves the session (setsid, daemonizing) escapes. When a segment ends, processes it left behind are
+// SIGKILLed (a job owns nothing past its end) and the executor keeps killing and reaping them in later
+// poll() calls until none is left.
+//
+// Policy beyond the Executor contract: when a task fails (non-zero exit, or a signal we did not send),
+// the other tasks of the segment get SIGTERM (SIGKILL after grace_period_s), like srun's
+// --kill-on-bad-exit: a distributed job with a dead rank only hangs. The report is kFailed with the
+// first failing task's status. max_duration_s and grace periods are enforced by poll(), so the caller
+// must poll at least once a second; ended_at_us is when poll() saw the last task end.
+//
+// Orphans: with reap_orphans (default) the constructor makes this process a child subreaper
+// (PR_SET_CHILD_SUBREAPER), so a job's processes whose parent died are re-parented here instead of to
+// init (which on some machines never reaps them), and poll() reaps those that belong to its jobs'
+// sessions. The flag is process-wide and stays set after the executor is gone; other components' orphans
+// then also come to this process, which never reaps what it cannot tell is its own.
+//
+// Ownership: a LocalExecutor owns the processes (and cgroups) it launched; the destructor SIGKILLs every
+// one still running and reaps it. Threads: not synchronized; launch/terminate/poll/running and the
+// destructor are called by one thread (the job controller's). posix_spawn is safe in a threaded process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "capacity/executor.h"
+
+namespace nc::capacity {
+
+struct LocalExecutorOptions {
+  // Node names a job may be assigned to; empty: any name. GPU indices must be < gpus_per_node
+  // (0: not checked).
+  std::vector<std::string> nodes;
+  int gpus_per_node = 0;
+  // cgroup v2: each node of a segment runs in its own cgroup under cgroup_parent (empty: this process's
+  // cgroup under /sys/fs/cgroup), with cpu.max / memory.max from NodeAssignment where those controllers
+  // are enabled. Silently off when the directory is not a writable cgroup2 mount (see cgroup_status()).
+  bool use_cgroups = true;
+  std::string cgroup_parent;
+  bool reap_orphans = true;  // become a child subreaper (see above)
+  // Tests only: the n-th task spawn (0-based, across the nodes of one launch) fails, to exercise the
+  // gang rollback. -1: never.
+  int fail_spawn_at = -1;
+};
+
+class LocalExecutor final : public Executor {
+ public:
+  explicit LocalExecutor(LocalExecutorOptions options = {});
+  ~LocalExecutor() override;
+  LocalExecutor(const LocalExecutor&) = delete;
+  LocalExecutor& operator=(const LocalExecutor&) = delete;
+
+  std::string_view name() const override { return "local"; }
+  Status launch(const LaunchSpec& spec) override;
+  Status terminate(const std::string& job_id, int segment, int grace_s) override;
+  std::vector<ExitReport> poll() override;
+  size_t running() const override { return segments_.size(); }
+
+  // Whether jobs run in cgroups; cgroup_status() says why not (or the parent directory used).
+  bool cgroups_active() const { return !cgroup_parent_.empty(); }
+  const std::string& cgroup_status() const { return cgroup_status_; }
+
+  // The MASTER_PORT of a job: 20000 + (FNV-1a of the job id) % 10000.
+  static int master_port(std::string_view job_id);
+
+ private:
+  enum class StopCause { kNone, kFailed, kTerminated, kTimedOut };
+  struct Task {
+    pid_t pid = 0;  // also its process group and session id
+    int node_rank = 0;
+    int local_rank = 0;
+    bool done = false;
+    int status = 0;  // from waitpid
+  };
+  struct Segment {
+    std::string job_id;
+    int segment = 0;
+    std::vector<std::string> node_names;
+    std::vector<Task> tasks;
+    std::vector<std::string> cgroups;  // one per node while cgroups are active
+    std::set<pid_t> seen;              // other processes of the job met in scans (to reap as orphans)
+    int64_t started_us = 0;            // unix time
+    int64_t started_mono_us = 0;
+    int64_t max_duration_s = 0;
+    int grace_period_s = 10;
+    StopCause cause = StopCause::kNone;
+    int64_t kill_at_mono_us = 0;  // SIGKILL when reached (0: not scheduled)
+    bool killed = false;
+    int first_bad = -1;  // index in tasks of the first task that ended badly
+  };
+  // What is left of reported segments: processes they left behind, until none is left.
+  struct Leftover {
+    std::set<pid_t> sids;
+    std::set<pid_t> seen;
+    std::vector<std::string> cgroups;
+  };
+
+  Status spawn_all(const LaunchSpec& spec, Segment& seg);
+  void reap_tasks(Segment& seg, int64_t now_mono_us);
+  void stop(Segment& seg, StopCause cause, int grace_s, int64_t now_mono_us);
+  // Sends sig to every process of the given sessions / cgroups (and adds what it met to *seen); returns
+  // how many non-zombie processes it met. Reaps zombies among them that are our children (not tasks).
+  int signal_all(const std::set<pid_t>& sids, const std::vector<std::string>& cgroups, std::set<pid_t>* seen,
+                 int sig);
+  ExitReport make_report(const Segment& seg, int64_t now_us) const;
+  void detect_cgroups();
+  std::string make_cgroup(const LaunchSpec& spec, int node_rank);
+
+  LocalExecutorOptions options_;
+  std::string cgroup_parent_;  // empty: cgroups off
+  std::string cgroup_status_;
+  bool has_cpu_ = false, has_memory_ = false;
+  bool clone_into_cgroup_ = true;  // false once the kernel refused clone3(CLONE_INTO_CGROUP)
+  std::map<std::pair<std::string, int>, std::unique_ptr<Segment>> segments_;
+  std::set<std::pair<std::string, int>> launched_;  // every job id + segment ever launched
+  std::vector<Leftover> leftovers_;
+  int64_t last_scan_mono_us_ = 0;
+};
+
+}  // namespace nc::capacity

@@ -1,0 +1,355 @@
+// The job controller on the local executor with simulated GPUs: jobs see exactly their GPUs, spot jobs
+// are preempted and requeued, cancel kills the process tree, max duration times out, every segment is
+// metered once with its real run time, quotas hold, and one organization never sees another's jobs.
+#include "capacity/job_controller.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "capacity/job_store.h"
+#include "capacity/local_executor.h"
+#include "storage/database.h"
+#include "storage/migrate.h"
+#include "storage/schema.h"
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace nc::capacity {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Metered {
+  std::mutex mu;
+  std::vector<SegmentUsage> calls;
+};
+
+class JobControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(NC_TEST_TMP) + "/job_controller/" + std::to_string(::getpid()) + "/" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    ctl_ = make_controller(nullptr);
+    ctl_->start();
+  }
+
+  std::unique_ptr<JobController> make_controller(JobStore* store) {
+    std::vector<Node> nodes = {make_node("node-a", 16000, 64 * 1024, 4, "sim"), make_node("node-b", 16000, 64 * 1024, 4, "sim")};
+    auto sched = Scheduler::create(Cluster(nodes), SchedulerOptions{});
+    EXPECT_TRUE(sched.is_ok());
+    LocalExecutorOptions eo;
+    eo.nodes = {"node-a", "node-b"};
+    eo.gpus_per_node = 4;
+    JobControllerOptions co;
+    co.log_dir = dir_ + "/jobs";
+    co.tick_ms = 50;
+    co.grace_period_s = 1;
+    co.heartbeat_s = 1;
+    co.store = store;
+    co.meter = [this](const SegmentUsage& u) {
+      std::lock_guard<std::mutex> lock(metered_.mu);
+      metered_.calls.push_back(u);
+      return Status::ok();
+    };
+    return std::make_unique<JobController>(std::move(sched).value(), std::make_unique<LocalExecutor>(eo), co);
+  }
+  void TearDown() override {
+    ctl_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  JobSpec shell(const std::string& script, int gpus, PriorityClass p = PriorityClass::kOnDemand) {
+    JobSpec s;
+    s.command = "sh";
+    s.args = {"-c", script};
+    s.shape.gpus = gpus;
+    s.priority = p;
+    s.max_duration_s = 60;
+    return s;
+  }
+
+  // Waits until pred(job) or the deadline; returns the last view.
+  Job wait_for(const std::string& org, const std::string& id, const std::function<bool(const Job&)>& pred,
+               std::chrono::seconds deadline = 30s) {
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+      auto j = ctl_->get(org, id);
+      EXPECT_TRUE(j.is_ok());
+      if (!j.is_ok()) return {};
+      if (pred(*j) || std::chrono::steady_clock::now() > end) return *j;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  Job wait_done(const std::string& org, const std::string& id) {
+    return wait_for(org, id, [](const Job& j) { return is_terminal(j.state); });
+  }
+  std::string log_of(const std::string& org, const std::string& id) {
+    auto l = ctl_->logs(org, id, 0);
+    EXPECT_TRUE(l.is_ok());
+    return l.is_ok() ? l->first : "";
+  }
+  std::vector<SegmentUsage> metered_for(const std::string& id) {
+    std::lock_guard<std::mutex> lock(metered_.mu);
+    std::vector<SegmentUsage> out;
+    for (const auto& u : metered_.calls) {
+      if (u.job_id == id) out.push_back(u);
+    }
+    return out;
+  }
+  static bool has_event(const Job& j, const std::string& type) {
+    for (const auto& e : j.events) {
+      if (e.type == type) return true;
+    }
+    return false;
+  }
+
+  std::string dir_;
+  Metered metered_;
+  std::unique_ptr<JobController> ctl_;
+};
+
+TEST_F(JobControllerTest, TwoGpuJobSeesExactlyItsGpus) {
+  auto a = ctl_->submit("acme", "p1", shell("echo CVD=$CUDA_VISIBLE_DEVICES WS=$WORLD_SIZE", 2));
+  auto b = ctl_->submit("acme", "p1", shell("echo CVD=$CUDA_VISIBLE_DEVICES WS=$WORLD_SIZE", 2));
+  ASSERT_TRUE(a.is_ok() && b.is_ok()) << a.status().to_string();
+  Job ja = wait_done("acme", a->id), jb = wait_done("acme", b->id);
+  ASSERT_EQ(ja.state, JobState::kSucceeded) << log_of("acme", a->id);
+  ASSERT_EQ(jb.state, JobState::kSucceeded);
+  for (const Job* j : {&ja, &jb}) {
+    ASSERT_EQ(j->segments.size(), 1u);
+    ASSERT_EQ(j->segments[0].nodes.size(), 1u);
+    const auto& gpus = j->segments[0].nodes[0].gpus;
+    ASSERT_EQ(gpus.size(), 2u);
+    EXPECT_EQ(log_of("acme", j->id), fmt::format("CVD={},{} WS=1\n", gpus[0], gpus[1]));
+  }
+  EXPECT_EQ(ja.segments[0].gpu_milli, 2000);
+}
+
+TEST_F(JobControllerTest, GangOverTwoNodesGetsRanks) {
+  JobSpec s = shell("echo rank=$RANK of $WORLD_SIZE node=$NODE_RANK gpus=$CUDA_VISIBLE_DEVICES", 8);
+  s.shape.nodes = 2;
+  s.tasks_per_node = 1;
+  auto j = ctl_->submit("acme", "p1", s);
+  ASSERT_TRUE(j.is_ok()) << j.status().to_string();
+  Job done = wait_done("acme", j->id);
+  ASSERT_EQ(done.state, JobState::kSucceeded) << log_of("acme", j->id);
+  const std::string log = log_of("acme", j->id);
+  EXPECT_NE(log.find("rank=0 of 2 node=0 gpus=0,1,2,3"), std::string::npos) << log;
+  EXPECT_NE(log.find("rank=1 of 2 node=1 gpus=0,1,2,3"), std::string::npos) << log;
+  // A 16-GPU job can never run on 8 GPUs: refused at submit, not queued for ever.
+  auto big = ctl_->submit("acme", "p1", shell("true", 16));
+  EXPECT_EQ(big.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobControllerTest, SpotIsPreemptedRequeuedAndMeteredPerSegment) {
+  // Spot fills node-a and node-b; it traps TERM to show the grace period is given.
+  JobSpec spot = shell("trap 'echo got TERM; exit 0' TERM; echo start; sleep 30 & wait", 8, PriorityClass::kSpot);
+  spot.shape.nodes = 2;
+  auto sp = ctl_->submit("spotco", "p", spot);
+  ASSERT_TRUE(sp.is_ok());
+  wait_for("spotco", sp->id, [](const Job& j) { return j.state == JobState::kRunning; });
+  std::this_thread::sleep_for(300ms);
+  auto od = ctl_->submit("acme", "p1", shell("echo on-demand ran; sleep 1", 2));
+  ASSERT_TRUE(od.is_ok());
+  Job odj = wait_done("acme", od->id);
+  ASSERT_EQ(odj.state, JobState::kSucceeded);
+  // The spot job was preempted, requeued, and runs again (segment 1) once the on-demand job ended.
+  Job spj = wait_for("spotco", sp->id, [](const Job& j) { return j.segments.size() == 2 && j.state == JobState::kRunning; });
+  EXPECT_TRUE(has_event(spj, "preempting"));
+  EXPECT_TRUE(has_event(spj, "preempted"));
+  EXPECT_TRUE(has_event(spj, "requeued"));
+  ASSERT_EQ(spj.segments.size(), 2u);
+  EXPECT_EQ(spj.segments[0].end, "terminated");
+  EXPECT_NE(log_of("spotco", sp->id).find("got TERM"), std::string::npos);
+  // The on-demand job started only after the spot job had stopped: no GPU was double-booked.
+  EXPECT_GE(odj.segments[0].started_us, spj.segments[0].ended_us);
+  ASSERT_TRUE(ctl_->cancel("spotco", sp->id).is_ok());
+  Job cancelled = wait_done("spotco", sp->id);
+  EXPECT_EQ(cancelled.state, JobState::kCancelled);
+  // Two segments, each metered exactly once, with the times the job really ran.
+  std::this_thread::sleep_for(200ms);
+  auto m = metered_for(sp->id);
+  ASSERT_EQ(m.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(m[i].segment, i);
+    EXPECT_EQ(m[i].gpu_milli, 8000);
+    EXPECT_EQ(m[i].priority, PriorityClass::kSpot);
+    EXPECT_EQ(m[i].started_us, cancelled.segments[i].started_us);
+    EXPECT_EQ(m[i].ended_us, cancelled.segments[i].ended_us);
+    EXPECT_GT(m[i].ended_us, m[i].started_us);
+  }
+  auto om = metered_for(od->id);
+  ASSERT_EQ(om.size(), 1u);
+  const double secs = static_cast<double>(om[0].ended_us - om[0].started_us) / 1e6;
+  EXPECT_NEAR(secs, 1.0, 1.0);  // `sleep 1`: within 1 s per segment
+  EXPECT_EQ(om[0].gpu_milli, 2000);
+}
+
+TEST_F(JobControllerTest, CancelKillsTheWholeProcessTree) {
+  auto j = ctl_->submit("acme", "p1", shell("sleep 1000 & echo $! > child.pid; echo $$ > main.pid; wait", 1));
+  ASSERT_TRUE(j.is_ok());
+  wait_for("acme", j->id, [](const Job& x) { return x.state == JobState::kRunning; });
+  const std::string dir = dir_ + "/jobs/" + j->id;
+  pid_t child = 0, main_pid = 0;
+  for (int i = 0; i < 200 && (child == 0 || main_pid == 0); ++i) {
+    std::ifstream c(dir + "/child.pid"), m(dir + "/main.pid");
+    c >> child;
+    m >> main_pid;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_GT(child, 0);
+  ASSERT_GT(main_pid, 0);
+  ASSERT_TRUE(ctl_->cancel("acme", j->id).is_ok());
+  Job done = wait_done("acme", j->id);
+  EXPECT_EQ(done.state, JobState::kCancelled);
+  bool gone = false;
+  for (int i = 0; i < 250 && !gone; ++i) {
+    gone = kill(child, 0) != 0 && kill(main_pid, 0) != 0;
+    if (!gone) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(gone) << "a process of the cancelled job survived";
+  // Cancelling again: it already ended.
+  EXPECT_EQ(ctl_->cancel("acme", j->id).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobControllerTest, MaxDurationTimesOut) {
+  JobSpec s = shell("sleep 100", 1);
+  s.max_duration_s = 1;
+  auto j = ctl_->submit("acme", "p1", s);
+  ASSERT_TRUE(j.is_ok());
+  Job done = wait_done("acme", j->id);
+  EXPECT_EQ(done.state, JobState::kTimedOut);
+  ASSERT_EQ(done.segments.size(), 1u);
+  const double secs = static_cast<double>(done.segments[0].ended_us - done.segments[0].started_us) / 1e6;
+  EXPECT_GE(secs, 1.0);
+  EXPECT_LE(secs, 4.0);
+}
+
+TEST_F(JobControllerTest, QuotaAndTenantIsolation) {
+  ASSERT_TRUE(ctl_->set_quota("acme", "", 2000).is_ok());
+  auto a = ctl_->submit("acme", "p1", shell("sleep 30", 2));
+  auto b = ctl_->submit("acme", "p1", shell("sleep 30", 2));
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  wait_for("acme", a->id, [](const Job& x) { return x.state == JobState::kRunning; });
+  std::this_thread::sleep_for(200ms);
+  Job jb = *ctl_->get("acme", b->id);
+  EXPECT_EQ(jb.state, JobState::kQueued);
+  EXPECT_EQ(jb.pending_reason, "quota");
+  // Another org: cannot see, list or cancel acme's jobs.
+  EXPECT_EQ(ctl_->get("other", a->id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ctl_->cancel("other", a->id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ctl_->logs("other", a->id, 0).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ctl_->list("other").empty());
+  EXPECT_EQ(ctl_->list("acme").size(), 2u);
+  EXPECT_EQ(ctl_->get("acme", a->id)->state, JobState::kRunning);
+  // Cancelling the running one lets the queued one start.
+  ASSERT_TRUE(ctl_->cancel("acme", a->id).is_ok());
+  Job started = wait_for("acme", b->id, [](const Job& x) { return x.state == JobState::kRunning; });
+  EXPECT_EQ(started.state, JobState::kRunning);
+  ASSERT_TRUE(ctl_->cancel("acme", b->id).is_ok());
+  EXPECT_EQ(wait_done("acme", b->id).state, JobState::kCancelled);
+}
+
+TEST_F(JobControllerTest, BadSpecsAreRefused) {
+  JobSpec s = shell("true", 1);
+  s.command.clear();
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
+  s = shell("true", 3);
+  s.shape.nodes = 2;
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
+  s = shell("true", 1);
+  s.env = {{"A=B", "x"}};
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
+  s = shell("true", 1);
+  s.max_duration_s = 365LL * 86400;
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ctl_->list("acme").empty());
+}
+
+// Jobs and quotas survive a restart: history stays, queued jobs queue again, a job that was running when
+// the process went away has its segment closed at the last heartbeat, metered, and is requeued.
+TEST_F(JobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) {
+  ctl_.reset();
+  auto db = storage::Database::open("sqlite:" + dir_ + "/nc.db");
+  ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+  ASSERT_TRUE(storage::migrate(**db, storage::neocloud_migrations()).is_ok());
+  ASSERT_TRUE((*db)->transact([](storage::Transaction& tx) -> Status {
+                return tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ('acme', 'acme', 0)").status();
+              }).is_ok());
+  JobStore store(**db);
+  std::string long_id, blocked_id, done_id;
+  int64_t alive_before_stop = 0;
+  {
+    auto a = make_controller(&store);
+    ASSERT_TRUE(a->recover().is_ok());
+    a->start();
+    ctl_ = std::move(a);
+    ASSERT_TRUE(ctl_->set_quota("acme", "", 2000).is_ok());
+    auto done = ctl_->submit("acme", "p", shell("echo finished", 1));
+    ASSERT_TRUE(done.is_ok());
+    done_id = done->id;
+    ASSERT_EQ(wait_done("acme", done_id).state, JobState::kSucceeded);
+    auto lj = ctl_->submit("acme", "p", shell("sleep 60", 2));
+    auto bj = ctl_->submit("acme", "p", shell("echo later", 2));
+    ASSERT_TRUE(lj.is_ok() && bj.is_ok());
+    long_id = lj->id;
+    blocked_id = bj->id;
+    wait_for("acme", long_id, [](const Job& j) { return j.state == JobState::kRunning; });
+    std::this_thread::sleep_for(2500ms);  // a heartbeat or two are saved
+    alive_before_stop = ctl_->get("acme", long_id)->alive_us;
+    EXPECT_GT(alive_before_stop, 0);
+    EXPECT_EQ(ctl_->get("acme", blocked_id)->pending_reason, "quota");
+    ctl_.reset();  // the process "dies": its jobs are killed, nothing more is recorded
+  }
+  {
+    std::lock_guard<std::mutex> lock(metered_.mu);
+    metered_.calls.clear();
+  }
+  ctl_ = make_controller(&store);
+  ASSERT_TRUE(ctl_->recover().is_ok());
+  // History: the finished job is still there, unchanged.
+  Job done = *ctl_->get("acme", done_id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_TRUE(has_event(done, "succeeded"));
+  EXPECT_EQ(log_of("acme", done_id), "finished\n");
+  // The interrupted job: segment 0 closed at its last heartbeat, and queued again.
+  Job lj = *ctl_->get("acme", long_id);
+  EXPECT_EQ(lj.state, JobState::kQueued);
+  ASSERT_EQ(lj.segments.size(), 1u);
+  EXPECT_EQ(lj.segments[0].end, "interrupted");
+  EXPECT_EQ(lj.segments[0].ended_us, alive_before_stop);
+  EXPECT_TRUE(has_event(lj, "interrupted"));
+  ctl_->start();
+  // It runs again (segment 1); the quota still holds the other job back.
+  lj = wait_for("acme", long_id, [](const Job& j) { return j.state == JobState::kRunning; });
+  EXPECT_EQ(lj.segments.size(), 2u);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(ctl_->get("acme", blocked_id)->state, JobState::kQueued);
+  EXPECT_EQ(ctl_->get("acme", blocked_id)->pending_reason, "quota");
+  // The interrupted segment was metered once after the restart.
+  auto m = metered_for(long_id);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].segment, 0);
+  EXPECT_EQ(m[0].end, "interrupted");
+  EXPECT_EQ(m[0].ended_us, alive_before_stop);
+  EXPECT_TRUE(metered_for(done_id).empty());  // metered before the restart, not again
+  ASSERT_TRUE(ctl_->cancel("acme", long_id).is_ok());
+  EXPECT_EQ(wait_done("acme", long_id).state, JobState::kCancelled);
+  EXPECT_EQ(wait_for("acme", blocked_id, [](const Job& j) { return is_terminal(j.state); }).state, JobState::kSucceeded);
+  ctl_.reset();
+  db->reset();
+}
+
+}  // namespace
+}  // namespace nc::capacity
