@@ -37,7 +37,7 @@ struct ServeOptions {
   int64_t ctx = 4096, batch = 0, chunk = 128;
   std::string db, instance = "local", admin_key_file;
   std::string gpus, gpu_type = "sim", gpu_nodes, jobs_dir;
-  int jobs_heartbeat = 10, jobs_grace = 10;
+  int jobs_heartbeat = 10, jobs_grace = 10, node_timeout = -1;
 };
 
 // The GPUs jobs may use: a node CSV (openb format), nvidia-smi's GPUs ("auto"), or N simulated GPUs.
@@ -162,6 +162,11 @@ Status run_serve(const ServeOptions& o) {
     NC_ASSIGN_OR_RETURN(auto sched, capacity::Scheduler::create(capacity::Cluster(nodes)));
     capacity::JobControllerOptions jo;
     jo.heartbeat_s = o.jobs_heartbeat;
+    // --gpus: this machine, alive while this process is. --gpu-nodes: nodes report with heartbeats.
+    if (o.gpu_nodes.empty()) {
+      for (const auto& n : nodes) jo.self_nodes.push_back(n.id);
+    }
+    jo.node_timeout_s = o.node_timeout >= 0 ? o.node_timeout : (o.gpu_nodes.empty() ? 0 : 60);
     jo.grace_period_s = o.jobs_grace;
     jo.log_dir = o.jobs_dir.empty() ? (std::filesystem::temp_directory_path() / "neocloud-jobs").string() : o.jobs_dir;
     if (gw) {
@@ -237,6 +242,9 @@ void add_serve_command(CLI::App& app) {
                   "seconds between saves of running jobs' alive time (what a crash can leave unbilled)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--node-timeout", o->node_timeout,
+                  "seconds without a heartbeat (POST /v1/admin/nodes/{id}/heartbeat) before a --gpu-nodes node is down "
+                  "and its jobs requeue (default 60; 0: never)");
   cmd->add_option("--jobs-dir", o->jobs_dir, "where job logs and working directories go (default: $TMPDIR/neocloud-jobs)");
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
       ->check(CLI::PositiveNumber)

@@ -15,6 +15,7 @@ BackfillPolicy::Shadow BackfillPolicy::reserve(const GangPlacer& placer, uint64_
       ready_.clear();
       for (size_t i : nodes) {
         const Node& n = cluster.node(i);
+        if (placer.is_down(i)) continue;
         if (n.num_gpus() < per_node || n.cpu_milli < shape.cpu_milli || n.memory_mib < shape.memory_mib) continue;
         gpu_free_ = n.gpu_free;
         int64_t cpu = n.cpu_free, mem = n.memory_free;

@@ -75,6 +75,8 @@ GangPlacer::GangPlacer(Cluster cluster, std::unique_ptr<PlacementPolicy> single)
   pos_share_.assign(n, 0);
   bucket_full_.assign(n, -1);
   bucket_share_.assign(n, -1);
+  down_.assign(n, 0);
+  indexed_.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
     const Node& node = cluster_.node(i);
     if (node.num_gpus() == 0) continue;
@@ -105,7 +107,20 @@ int GangPlacer::type_id(std::string_view name) const {
   return -1;
 }
 
+void GangPlacer::set_down(size_t node, bool down) {
+  if (node >= cluster_.size() || is_down(node) == down) return;
+  if (down) {
+    index_remove(node);
+    down_[node] = 1;
+  } else {
+    down_[node] = 0;
+    index_insert(node);
+  }
+}
+
 void GangPlacer::index_insert(size_t i) {
+  if (down_[i]) return;
+  indexed_[i] = 1;
   const Node& node = cluster_.node(i);
   cpu_free_.insert(node.cpu_free);
   memory_free_.insert(node.memory_free);
@@ -127,6 +142,8 @@ void GangPlacer::index_insert(size_t i) {
 }
 
 void GangPlacer::index_remove(size_t i) {
+  if (!indexed_[i]) return;
+  indexed_[i] = 0;
   cpu_free_.erase(cpu_free_.find(cluster_.node(i).cpu_free));
   memory_free_.erase(memory_free_.find(cluster_.node(i).memory_free));
   const int t = node_type_[i];
@@ -254,7 +271,7 @@ std::optional<GangPlacement> GangPlacer::place_single(const JobShape& shape, con
   const std::vector<size_t>* candidates = &scratch_;
   if (shape.gpus == 0) {
     for (size_t i = 0; i < cluster_.size(); ++i) {
-      if (!excluded || !(*excluded)[i]) scratch_.push_back(i);
+      if ((!excluded || !(*excluded)[i]) && !down_[i]) scratch_.push_back(i);
     }
   } else {
     for (int t : types) {

@@ -57,6 +57,10 @@ class GangPlacer {
   // O(1) necessary condition for place() (false: certainly does not fit).
   bool may_fit(const JobShape& shape, const std::vector<int>& types) const;
 
+  // A node that is down (lost its heartbeat, drained) is never chosen; its resources stay as they are.
+  void set_down(size_t node, bool down);
+  bool is_down(size_t node) const { return down_[node] != 0; }
+
   // Applies / undoes a placement (InvalidArgument and no change when it does not fit / is not there).
   Status allocate(const GangPlacement& p);
   Status release(const GangPlacement& p);
@@ -91,6 +95,8 @@ class GangPlacer {
   std::vector<TypeIndex> index_;
   std::vector<uint32_t> pos_full_, pos_share_;  // node's position in its bucket
   std::vector<int> bucket_full_, bucket_share_;
+  std::vector<uint8_t> down_;
+  std::vector<uint8_t> indexed_;  // the node is in the buckets (not down)
   std::vector<size_t> scratch_;
   std::multiset<int64_t> cpu_free_, memory_free_;  // over all nodes: the most any node has free
 };

@@ -97,7 +97,67 @@ bool is_terminal(JobState s) { return s != JobState::kQueued && s != JobState::k
 
 JobController::JobController(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Executor> executor,
                              JobControllerOptions options)
-    : scheduler_(std::move(scheduler)), executor_(std::move(executor)), options_(std::move(options)) {}
+    : scheduler_(std::move(scheduler)), executor_(std::move(executor)), options_(std::move(options)) {
+  const int64_t now = unix_us();
+  for (const auto& n : scheduler_->cluster().nodes()) health_[n.id] = {now, false};
+}
+
+Status JobController::heartbeat(const std::string& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = health_.find(node);
+  if (it == health_.end()) return not_found(fmt::format("no node '{}'", node));
+  it->second.last_us = unix_us();
+  if (it->second.down) {
+    it->second.down = false;
+    (void)scheduler_->set_node_down(node, false);
+    NC_LOG_INFO("node {} is back", node);
+  }
+  return Status::ok();
+}
+
+std::vector<NodeStatus> JobController::nodes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<NodeStatus> out;
+  for (const auto& n : scheduler_->cluster().nodes()) {
+    const auto& h = health_.at(n.id);
+    out.push_back({n.id, n.gpu_type, n.num_gpus(), n.gpu_free_milli(), h.down, h.last_us});
+  }
+  return out;
+}
+
+void JobController::check_nodes(int64_t now_us) {
+  for (const auto& n : options_.self_nodes) {
+    if (auto it = health_.find(n); it != health_.end()) it->second.last_us = now_us;
+  }
+  if (options_.node_timeout_s <= 0) return;
+  for (auto& [node, h] : health_) {
+    if (h.down || now_us - h.last_us <= static_cast<int64_t>(options_.node_timeout_s) * 1000000) continue;
+    h.down = true;
+    auto on_it = scheduler_->set_node_down(node, true);
+    NC_LOG_WARN("node {} lost its heartbeat ({} s): {} job(s) on it", node, (now_us - h.last_us) / 1000000,
+                on_it.is_ok() ? on_it->size() : 0);
+    if (!on_it.is_ok()) continue;
+    for (uint64_t id : *on_it) {
+      auto it = by_sched_.find(id);
+      if (it == by_sched_.end()) continue;
+      Live& l = *it->second;
+      if (is_terminal(l.job.state)) continue;
+      l.node_lost_us = h.last_us;
+      event(l, "node_lost", fmt::format("node {} lost its heartbeat", node));
+      if (l.launched) {
+        Status s = executor_->terminate(l.job.id, l.segment, 0);
+        if (!s.is_ok()) NC_LOG_WARN("stop {} on lost node {}: {}", l.job.id, node, s.to_string());
+      } else {
+        // Placed, waiting for preempted jobs: place it again elsewhere.
+        (void)scheduler_->remove(l.sched_id);
+        if (!l.job.segments.empty() && l.job.segments.back().ended_us == 0) l.job.segments.pop_back();
+        l.segment = static_cast<int>(l.job.segments.size()) - 1;
+        l.node_lost_us = 0;
+        (void)scheduler_->submit(sched_job(l));
+      }
+    }
+  }
+}
 
 JobController::~JobController() { stop(); }
 
@@ -478,6 +538,11 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
   JobSegment& seg = l.job.segments.back();
   seg.started_us = r.started_at_us;
   seg.ended_us = r.ended_at_us;
+  const bool node_lost = l.node_lost_us != 0 || r.kind == ExitKind::kNodeFailed;
+  if (l.node_lost_us != 0) {
+    seg.ended_us = std::max(seg.started_us, std::min(seg.ended_us, l.node_lost_us));  // billed until it was last seen
+    l.node_lost_us = 0;
+  }
   seg.end = std::string(exit_kind_name(r.kind));
   usage.push_back(usage_of(l.job, seg));
   l.launched = false;
@@ -487,6 +552,17 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
     finish(l, JobState::kCancelled, now, r.detail);
   } else if (l.stop_requested) {
     finish(l, JobState::kTimedOut, now, "its reservation ended");
+  } else if (node_lost) {
+    if (l.job.spec.requeue) {
+      l.job.state = JobState::kQueued;
+      if (Status s = scheduler_->submit(sched_job(l)); !s.is_ok()) {
+        finish(l, JobState::kNodeFailed, now, "requeue failed: " + s.message());
+      } else {
+        event(l, "requeued", "after its node failed");
+      }
+    } else {
+      finish(l, JobState::kNodeFailed, now, r.detail);
+    }
   } else if (l.preempt_requested && r.kind == ExitKind::kTerminated) {
     l.preempt_requested = false;
     event(l, "preempted", fmt::format("segment {}", seg.index));
@@ -530,6 +606,7 @@ void JobController::tick() {
       }
     }
     const int64_t now = unix_us();
+    check_nodes(now);
     if (now - last_heartbeat_us_ >= static_cast<int64_t>(options_.heartbeat_s) * 1000000) {
       last_heartbeat_us_ = now;
       for (auto& [id, l] : jobs_) {

@@ -126,6 +126,19 @@ struct JobControllerOptions {
   // Where jobs and quotas persist (null: memory only). Borrowed; outlives the controller.
   class JobStore* store = nullptr;
   int heartbeat_s = 10;  // how often running jobs' alive time is saved (bounds what a crash can lose)
+  // Node health: a node without a heartbeat (heartbeat()) for node_timeout_s is down: nothing new is
+  // placed on it, and its jobs are stopped and requeued (node_failed when requeue is off), billed until
+  // its last heartbeat. 0: no checks. self_nodes are this machine's: the controller heartbeats them.
+  int node_timeout_s = 0;
+  std::vector<std::string> self_nodes;
+};
+
+struct NodeStatus {
+  std::string id, gpu_type;
+  int gpus = 0;
+  int64_t gpu_free_milli = 0;
+  bool down = false;
+  int64_t last_heartbeat_us = 0;
 };
 
 class JobController {
@@ -167,6 +180,10 @@ class JobController {
   };
   // The org's quota and use: over all types first, then per GPU type of the cluster.
   std::vector<QuotaView> quotas(const std::string& org) const;
+  // A node says it is alive (NotFound for an unknown node); a down node comes back.
+  Status heartbeat(const std::string& node);
+  std::vector<NodeStatus> nodes() const;
+
   // Runs one tick now (tests and the loop): poll, handle ends, schedule, launch.
   void tick();
   Scheduler& scheduler() { return *scheduler_; }
@@ -181,6 +198,7 @@ class JobController {
     bool cancel_requested = false;
     bool preempt_requested = false;
     bool stop_requested = false;        // its reservation ended
+    int64_t node_lost_us = 0;           // != 0: a node of it lost its heartbeat then (stop, requeue)
     std::vector<uint64_t> waiting_for;  // victims that must stop before launch
     GangPlacement placement;
   };
@@ -210,6 +228,12 @@ class JobController {
   std::map<std::string, LiveReservation> reservations_;
   void refresh_reservations(int64_t now_us, std::vector<SegmentUsage>& usage);
   std::vector<std::string> dirty_reservations_;
+  struct NodeHealth {
+    int64_t last_us = 0;
+    bool down = false;
+  };
+  std::map<std::string, NodeHealth> health_;
+  void check_nodes(int64_t now_us);
   uint64_t next_sched_id_ = 1;
   std::vector<SegmentUsage> unmetered_;  // meter failed: retried
   std::vector<std::string> dirty_;       // job ids changed since the last save

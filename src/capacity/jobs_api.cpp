@@ -139,6 +139,7 @@ bool is_jobs_path(std::string_view path) {
          path.rfind("/v1/reservations/", 0) == 0;
 }
 
+namespace {
 bool is_gpu_quota_path(std::string_view path) {
   constexpr std::string_view prefix = "/v1/admin/organizations/", suffix = "/gpu_quota";
   return path.size() > prefix.size() + suffix.size() && path.rfind(prefix, 0) == 0 &&
@@ -146,7 +147,6 @@ bool is_gpu_quota_path(std::string_view path) {
          path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()).find('/') == std::string_view::npos;
 }
 
-namespace {
 ojson quotas_json(JobController& jobs, const std::string& org) {
   ojson data = ojson::array();
   for (const auto& q : jobs.quotas(org)) {
@@ -156,7 +156,6 @@ ojson quotas_json(JobController& jobs, const std::string& org) {
   }
   return {{"object", "list"}, {"data", data}};
 }
-}  // namespace
 
 JobsResponse handle_gpu_quota(JobController& jobs, std::string_view method, std::string_view path, const std::string& body) {
   constexpr size_t prefix = std::string_view("/v1/admin/organizations/").size();
@@ -182,6 +181,41 @@ JobsResponse handle_gpu_quota(JobController& jobs, std::string_view method, std:
   if (s.code() == StatusCode::kFailedPrecondition) return error(404, fmt::format("no organization '{}'", org), "", "not_found_error");
   if (!s.is_ok()) return from_status(s);
   return {200, quotas_json(jobs, org)};
+}
+
+JobsResponse handle_nodes(JobController& jobs, std::string_view method, std::string_view path) {
+  if (path == "/v1/admin/nodes" && method == "GET") {
+    ojson data = ojson::array();
+    for (const auto& n : jobs.nodes()) {
+      data.push_back({{"id", n.id},
+                      {"gpu_type", n.gpu_type},
+                      {"gpus", n.gpus},
+                      {"gpus_free", static_cast<double>(n.gpu_free_milli) / 1000.0},
+                      {"status", n.down ? "down" : "up"},
+                      {"last_heartbeat_us", n.last_heartbeat_us}});
+    }
+    return {200, {{"object", "list"}, {"data", data}}};
+  }
+  constexpr std::string_view prefix = "/v1/admin/nodes/", suffix = "/heartbeat";
+  if (method == "POST" && path.size() > prefix.size() + suffix.size() && path.substr(path.size() - suffix.size()) == suffix) {
+    const std::string node(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
+    Status s = jobs.heartbeat(node);
+    if (!s.is_ok()) return from_status(s);
+    return {200, {{"id", node}, {"status", "up"}}};
+  }
+  return error(404, fmt::format("no route {} {}", method, path), "", "not_found_error");
+}
+
+}  // namespace
+
+bool is_capacity_admin_path(std::string_view path) {
+  return is_gpu_quota_path(path) || path == "/v1/admin/nodes" || path.rfind("/v1/admin/nodes/", 0) == 0;
+}
+
+JobsResponse handle_capacity_admin(JobController& jobs, std::string_view method, std::string_view path,
+                                   const std::string& body) {
+  if (is_gpu_quota_path(path)) return handle_gpu_quota(jobs, method, path, body);
+  return handle_nodes(jobs, method, path);
 }
 
 ojson job_json(const Job& j) {

@@ -16,6 +16,8 @@
 //   (a job runs inside a reservation with "reservation": "res_..." in its submit body)
 // Operator only (the server checks the caller is the operator organization's admin):
 //   GET|PUT /v1/admin/organizations/{org}/gpu_quota   {gpu_type ("" = all types), gpus (null = no limit)}
+//   GET     /v1/admin/nodes                            the GPU nodes: type, GPUs, free, down, last heartbeat
+//   POST    /v1/admin/nodes/{node}/heartbeat           a node agent says the node is alive
 // Errors are OpenAI-style error bodies; another organization's job is 404 like a missing one.
 //
 // Thread-safety: JobController is thread-safe; call from any thread (it does not block on I/O except
@@ -37,8 +39,10 @@ struct JobsResponse {
 };
 
 bool is_jobs_path(std::string_view path);  // /v1/jobs... and /v1/reservations...
-bool is_gpu_quota_path(std::string_view path);  // /v1/admin/organizations/{org}/gpu_quota
-JobsResponse handle_gpu_quota(JobController& jobs, std::string_view method, std::string_view path, const std::string& body);
+// The operator's capacity routes: /v1/admin/organizations/{org}/gpu_quota and /v1/admin/nodes...
+bool is_capacity_admin_path(std::string_view path);
+JobsResponse handle_capacity_admin(JobController& jobs, std::string_view method, std::string_view path,
+                                   const std::string& body);
 JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std::string& project,
                          std::string_view method, std::string_view path, std::string_view query,
                          const std::string& body);

@@ -19,6 +19,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace nc::capacity {
@@ -117,26 +118,6 @@ std::set<pid_t> cgroup_members(const std::vector<std::string>& cgroups) {
     while (in >> pid) out.insert(pid);
   }
   return out;
-}
-
-// Sets NAME=value in env, replacing an earlier NAME.
-void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
-  std::string prefix = name + "=";
-  for (std::string& e : env) {
-    if (e.compare(0, prefix.size(), prefix) == 0) {
-      e = prefix + value;
-      return;
-    }
-  }
-  env.push_back(prefix + value);
-}
-
-std::string env_value(const std::vector<std::string>& env, const std::string& name) {
-  std::string prefix = name + "=";
-  for (const std::string& e : env) {
-    if (e.compare(0, prefix.size(), prefix) == 0) return e.substr(prefix.size());
-  }
-  return "";
 }
 
 // argv[0] as execvp would find it, but in the job's PATH (a relative entry is relative to working_dir).
@@ -248,32 +229,18 @@ LocalExecutor::LocalExecutor(LocalExecutorOptions options) : options_(std::move(
 
 LocalExecutor::~LocalExecutor() {
   for (auto& [key, seg] : segments_) {
-    std::set<pid_t> sids;
-    for (const Task& t : seg->tasks) sids.insert(t.pid);
-    signal_all(sids, seg->cgroups, &seg->seen, SIGKILL);
+    signal_all(seg->procs, SIGKILL);
     for (Task& t : seg->tasks) {
-      if (t.done) continue;
-      while (::waitpid(t.pid, &t.status, 0) < 0 && errno == EINTR) {
+      while (!t.done && ::waitpid(t.pid, &t.status, 0) < 0 && errno == EINTR) {
       }
     }
-    leftovers_.push_back(Leftover{std::move(sids), std::move(seg->seen), std::move(seg->cgroups)});
+    retire(std::move(seg->procs));
   }
   segments_.clear();
-  // Whatever the tasks left behind: kill and reap it, for a bounded time (a process stuck in the kernel
-  // cannot be waited for forever).
+  // Kill and reap what the tasks left behind, for a bounded time (a process stuck in the kernel cannot
+  // be waited for forever).
   int64_t deadline = mono_us() + 3 * kUsPerS;
-  while (!leftovers_.empty() && mono_us() < deadline) {
-    for (size_t i = 0; i < leftovers_.size();) {
-      Leftover& l = leftovers_[i];
-      if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) == 0 && l.seen.empty()) {
-        for (const std::string& cg : l.cgroups) ::rmdir(cg.c_str());
-        leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
-      } else {
-        ++i;
-      }
-    }
-    if (!leftovers_.empty()) ::usleep(10'000);
-  }
+  while (!sweep_leftovers() && mono_us() < deadline) ::usleep(10'000);
 }
 
 Status LocalExecutor::launch(const LaunchSpec& spec) {
@@ -337,25 +304,26 @@ Status LocalExecutor::launch(const LaunchSpec& spec) {
 
 Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
   // The environment every task shares: a few variables of ours, then the job's, then spec.env.
-  std::vector<std::string> base;
+  using Env = std::map<std::string, std::string>;
+  Env base;
   const char* path = std::getenv("PATH");
-  set_env(base, "PATH", path ? path : "/usr/local/bin:/usr/bin:/bin");
+  base["PATH"] = path ? path : "/usr/local/bin:/usr/bin:/bin";
   for (const char* name : {"HOME", "USER", "LANG"}) {
-    if (const char* v = std::getenv(name)) set_env(base, name, v);
+    if (const char* v = std::getenv(name)) base[name] = v;
   }
   const int nnodes = static_cast<int>(spec.nodes.size());
-  set_env(base, "WORLD_SIZE", std::to_string(nnodes * spec.tasks_per_node));
-  set_env(base, "LOCAL_WORLD_SIZE", std::to_string(spec.tasks_per_node));
-  set_env(base, "NNODES", std::to_string(nnodes));
-  set_env(base, "MASTER_ADDR", "127.0.0.1");
-  set_env(base, "MASTER_PORT", std::to_string(master_port(spec.job_id)));
-  set_env(base, "NEOCLOUD_JOB_ID", spec.job_id);
-  set_env(base, "NEOCLOUD_SEGMENT", std::to_string(spec.segment));
+  base["WORLD_SIZE"] = std::to_string(nnodes * spec.tasks_per_node);
+  base["LOCAL_WORLD_SIZE"] = std::to_string(spec.tasks_per_node);
+  base["NNODES"] = std::to_string(nnodes);
+  base["MASTER_ADDR"] = "127.0.0.1";
+  base["MASTER_PORT"] = std::to_string(master_port(spec.job_id));
+  base["NEOCLOUD_JOB_ID"] = spec.job_id;
+  base["NEOCLOUD_SEGMENT"] = std::to_string(spec.segment);
 
   // spec.env may change PATH, so resolve the command in the job's own PATH.
-  std::vector<std::string> probe = base;
-  for (const auto& [k, v] : spec.env) set_env(probe, k, v);
-  NC_ASSIGN_OR_RETURN(std::string exe, resolve_command(spec.command, env_value(probe, "PATH"), spec.working_dir));
+  Env with_spec = base;
+  for (const auto& [k, v] : spec.env) with_spec[k] = v;
+  NC_ASSIGN_OR_RETURN(std::string exe, resolve_command(spec.command, with_spec["PATH"], spec.working_dir));
 
   int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return errno_status(errno, "open " + spec.log_path);
@@ -399,22 +367,24 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
     std::string cgroup = cgroups_active() ? make_cgroup(spec, node_rank) : "";
     int cgroup_fd = -1;
     if (!cgroup.empty()) {
-      seg.cgroups.push_back(cgroup);
+      seg.procs.cgroups.push_back(cgroup);
       cgroup_fd = ::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
-    std::vector<std::string> env = base;
+    Env env = base;
     std::string gpus = join_gpus(node.gpus);
-    set_env(env, "CUDA_VISIBLE_DEVICES", gpus);
-    set_env(env, "NVIDIA_VISIBLE_DEVICES", gpus);
-    if (node.gpu_milli < 1000) set_env(env, "NEOCLOUD_GPU_MILLI", std::to_string(node.gpu_milli));
-    set_env(env, "NODE_RANK", std::to_string(node_rank));
+    env["CUDA_VISIBLE_DEVICES"] = gpus;
+    env["NVIDIA_VISIBLE_DEVICES"] = gpus;
+    if (node.gpu_milli < 1000) env["NEOCLOUD_GPU_MILLI"] = std::to_string(node.gpu_milli);
+    env["NODE_RANK"] = std::to_string(node_rank);
     for (int local_rank = 0; local_rank < spec.tasks_per_node; ++local_rank) {
-      std::vector<std::string> task_env = env;
-      set_env(task_env, "LOCAL_RANK", std::to_string(local_rank));
-      set_env(task_env, "RANK", std::to_string(node_rank * spec.tasks_per_node + local_rank));
-      for (const auto& [k, v] : spec.env) set_env(task_env, k, v);
+      Env task_env = env;
+      task_env["LOCAL_RANK"] = std::to_string(local_rank);
+      task_env["RANK"] = std::to_string(node_rank * spec.tasks_per_node + local_rank);
+      for (const auto& [k, v] : spec.env) task_env[k] = v;
+      std::vector<std::string> env_s;
+      for (const auto& [k, v] : task_env) env_s.push_back(k + "=" + v);
       std::vector<char*> envp;
-      for (std::string& e : task_env) envp.push_back(e.data());
+      for (std::string& e : env_s) envp.push_back(e.data());
       envp.push_back(nullptr);
       pid_t pid = 0;
       int err = -1;
@@ -437,6 +407,7 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
       }
       if (!cgroup.empty() && !born_in_cgroup) write_file(cgroup + "/cgroup.procs", std::to_string(pid));
       seg.tasks.push_back(Task{pid, node_rank, local_rank});
+      seg.procs.sids.insert(pid);
     }
     if (cgroup_fd >= 0) ::close(cgroup_fd);
   }
@@ -446,19 +417,12 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
   if (result.is_ok()) return result;
 
   // Gang: stop and reap whatever started, and anything it started.
-  std::set<pid_t> sids;
-  for (const Task& t : seg.tasks) sids.insert(t.pid);
-  signal_all(sids, seg.cgroups, &seg.seen, SIGKILL);
+  signal_all(seg.procs, SIGKILL);
   for (Task& t : seg.tasks) {
     while (::waitpid(t.pid, &t.status, 0) < 0 && errno == EINTR) {
     }
   }
-  Leftover l{std::move(sids), std::move(seg.seen), std::move(seg.cgroups)};
-  if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) > 0 || !l.seen.empty()) {
-    leftovers_.push_back(std::move(l));
-  } else {
-    for (const std::string& cg : l.cgroups) ::rmdir(cg.c_str());
-  }
+  retire(std::move(seg.procs));
   return result;
 }
 
@@ -495,44 +459,50 @@ void LocalExecutor::reap_tasks(Segment& seg, int64_t now_mono_us) {
 void LocalExecutor::stop(Segment& seg, StopCause cause, int grace_s, int64_t now_mono_us) {
   if (seg.cause == StopCause::kNone) seg.cause = cause;
   if (seg.killed) return;
-  std::set<pid_t> sids;
-  for (const Task& t : seg.tasks) sids.insert(t.pid);
   if (grace_s <= 0) {
-    signal_all(sids, seg.cgroups, &seg.seen, SIGKILL);
+    signal_all(seg.procs, SIGKILL);
     seg.killed = true;
     return;
   }
   int64_t kill_at = now_mono_us + static_cast<int64_t>(grace_s) * kUsPerS;
   if (seg.kill_at_mono_us == 0) {
-    signal_all(sids, seg.cgroups, &seg.seen, SIGTERM);
-    signal_all(sids, seg.cgroups, &seg.seen, SIGCONT);  // a stopped process must run to see SIGTERM
+    signal_all(seg.procs, SIGTERM);
+    signal_all(seg.procs, SIGCONT);  // a stopped process must run to see SIGTERM
     seg.kill_at_mono_us = kill_at;
   } else {
     seg.kill_at_mono_us = std::min(seg.kill_at_mono_us, kill_at);
   }
 }
 
-int LocalExecutor::signal_all(const std::set<pid_t>& sids, const std::vector<std::string>& cgroups,
-                              std::set<pid_t>* seen, int sig) {
+int LocalExecutor::signal_all(ProcessSet& procs, int sig) {
+  const std::set<pid_t>& sids = procs.sids;
   if (sig != 0) {
     for (pid_t sid : sids) ::kill(-sid, sig);  // a task's process group id is its pid
     if (sig == SIGKILL) {
-      for (const std::string& cg : cgroups) write_file(cg + "/cgroup.kill", "1");
+      for (const std::string& cg : procs.cgroups) write_file(cg + "/cgroup.kill", "1");
     }
   }
-  std::set<pid_t> members = cgroup_members(cgroups);
-  std::set<pid_t> still_seen;
+  std::set<pid_t> members = cgroup_members(procs.cgroups);
   const pid_t self = ::getpid();
-  int live = 0;
+  std::vector<ProcInfo> matched;
+  std::set<pid_t> matched_pids;
   for (const ProcInfo& p : list_processes()) {
-    if (p.pid == self) continue;
-    if (!sids.count(p.session) && !members.count(p.pid) && !seen->count(p.pid)) continue;
+    if (p.pid == self || (!sids.count(p.session) && !members.count(p.pid) && !procs.seen.count(p.pid))) continue;
+    matched.push_back(p);
+    matched_pids.insert(p.pid);
+  }
+  std::set<pid_t> still_seen;
+  int live = 0;
+  for (const ProcInfo& p : matched) {
     if (p.state == 'Z') {
-      // A zombie: gone, unless it is our child (re-parented to us as subreaper) that we can reap. Task
-      // processes (pid in sids) are reaped by reap_tasks(), which needs their status.
+      // A zombie is gone unless it is (or may become) our child. We reap those re-parented to us, as
+      // subreaper, but not tasks: reap_tasks() needs their status. One whose parent is of the job is kept
+      // in sight (it comes to us when that parent dies); one of init or a stranger is not ours.
       if (p.ppid == self && !sids.count(p.pid)) {
         int status = 0;
         if (::waitpid(p.pid, &status, WNOHANG) == 0) still_seen.insert(p.pid);
+      } else if (p.ppid != self && matched_pids.count(p.ppid)) {
+        still_seen.insert(p.pid);
       }
       continue;
     }
@@ -540,8 +510,27 @@ int LocalExecutor::signal_all(const std::set<pid_t>& sids, const std::vector<std
     if (!sids.count(p.pid)) still_seen.insert(p.pid);
     if (sig != 0) ::kill(p.pid, sig);
   }
-  *seen = std::move(still_seen);
+  procs.seen = std::move(still_seen);
   return live;
+}
+
+void LocalExecutor::retire(ProcessSet procs) {
+  leftovers_.push_back(std::move(procs));
+  sweep_leftovers();
+}
+
+bool LocalExecutor::sweep_leftovers() {
+  for (size_t i = 0; i < leftovers_.size();) {
+    ProcessSet& l = leftovers_[i];
+    bool gone = signal_all(l, SIGKILL) == 0 && l.seen.empty();
+    for (const std::string& cg : l.cgroups) gone = gone && (::rmdir(cg.c_str()) == 0 || errno == ENOENT);
+    if (gone) {
+      leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  return leftovers_.empty();
 }
 
 std::vector<ExitReport> LocalExecutor::poll() {
@@ -552,16 +541,7 @@ std::vector<ExitReport> LocalExecutor::poll() {
     reap_tasks(seg, now);
     if (std::all_of(seg.tasks.begin(), seg.tasks.end(), [](const Task& t) { return t.done; })) {
       out.push_back(make_report(seg, unix_us()));
-      // Anything the job left behind dies now; later polls make sure of it and reap it.
-      Leftover l;
-      for (const Task& t : seg.tasks) l.sids.insert(t.pid);
-      l.seen = std::move(seg.seen);
-      l.cgroups = std::move(seg.cgroups);
-      if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) > 0 || !l.seen.empty()) {
-        leftovers_.push_back(std::move(l));
-      } else {
-        for (const std::string& cg : l.cgroups) ::rmdir(cg.c_str());
-      }
+      retire(std::move(seg.procs));  // what the job left behind dies now; later polls make sure of it
       it = segments_.erase(it);
       continue;
     }
@@ -574,26 +554,11 @@ std::vector<ExitReport> LocalExecutor::poll() {
     }
     ++it;
   }
-  for (size_t i = 0; i < leftovers_.size();) {
-    Leftover& l = leftovers_[i];
-    if (signal_all(l.sids, l.cgroups, &l.seen, SIGKILL) == 0 && l.seen.empty()) {
-      bool removed = true;
-      for (const std::string& cg : l.cgroups) removed = (::rmdir(cg.c_str()) == 0 || errno == ENOENT) && removed;
-      if (removed) {
-        leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
-        continue;
-      }
-    }
-    ++i;
-  }
+  sweep_leftovers();
   // As subreaper, reap (about once a second) the orphans that running jobs leave as zombies.
   if (options_.reap_orphans && !segments_.empty() && now - last_scan_mono_us_ >= kUsPerS) {
     last_scan_mono_us_ = now;
-    for (auto& [key, seg] : segments_) {
-      std::set<pid_t> sids;
-      for (const Task& t : seg->tasks) sids.insert(t.pid);
-      signal_all(sids, seg->cgroups, &seg->seen, 0);
-    }
+    for (auto& [key, seg] : segments_) signal_all(seg->procs, 0);
   }
   return out;
 }

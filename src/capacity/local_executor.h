@@ -90,13 +90,19 @@ class LocalExecutor final : public Executor {
     bool done = false;
     int status = 0;  // from waitpid
   };
+  // The processes of one segment, found by session (each task's pid is its session id), by cgroup, and
+  // (once met in a scan) by pid, so that orphans which left the session are still reaped.
+  struct ProcessSet {
+    std::set<pid_t> sids;
+    std::set<pid_t> seen;
+    std::vector<std::string> cgroups;  // one per node while cgroups are active
+  };
   struct Segment {
     std::string job_id;
     int segment = 0;
     std::vector<std::string> node_names;
     std::vector<Task> tasks;
-    std::vector<std::string> cgroups;  // one per node while cgroups are active
-    std::set<pid_t> seen;              // other processes of the job met in scans (to reap as orphans)
+    ProcessSet procs;
     int64_t started_us = 0;            // unix time
     int64_t started_mono_us = 0;
     int64_t max_duration_s = 0;
@@ -106,20 +112,17 @@ class LocalExecutor final : public Executor {
     bool killed = false;
     int first_bad = -1;  // index in tasks of the first task that ended badly
   };
-  // What is left of reported segments: processes they left behind, until none is left.
-  struct Leftover {
-    std::set<pid_t> sids;
-    std::set<pid_t> seen;
-    std::vector<std::string> cgroups;
-  };
 
   Status spawn_all(const LaunchSpec& spec, Segment& seg);
   void reap_tasks(Segment& seg, int64_t now_mono_us);
   void stop(Segment& seg, StopCause cause, int grace_s, int64_t now_mono_us);
-  // Sends sig to every process of the given sessions / cgroups (and adds what it met to *seen); returns
-  // how many non-zombie processes it met. Reaps zombies among them that are our children (not tasks).
-  int signal_all(const std::set<pid_t>& sids, const std::vector<std::string>& cgroups, std::set<pid_t>* seen,
-                 int sig);
+  // Sends sig (0: none) to every process of the set, updating procs.seen; returns how many live
+  // (non-zombie) processes it met. Reaps the zombies among them that are our children, except tasks.
+  int signal_all(ProcessSet& procs, int sig);
+  // SIGKILLs what is left of an ended segment; keeps it in leftovers_ until nothing is left.
+  void retire(ProcessSet procs);
+  // One round of that for every leftover; true when none is left.
+  bool sweep_leftovers();
   ExitReport make_report(const Segment& seg, int64_t now_us) const;
   void detect_cgroups();
   std::string make_cgroup(const LaunchSpec& spec, int node_rank);
@@ -131,7 +134,7 @@ class LocalExecutor final : public Executor {
   bool clone_into_cgroup_ = true;  // false once the kernel refused clone3(CLONE_INTO_CGROUP)
   std::map<std::pair<std::string, int>, std::unique_ptr<Segment>> segments_;
   std::set<std::pair<std::string, int>> launched_;  // every job id + segment ever launched
-  std::vector<Leftover> leftovers_;
+  std::vector<ProcessSet> leftovers_;  // what reported segments left behind, until it is gone
   int64_t last_scan_mono_us_ = 0;
 };
 

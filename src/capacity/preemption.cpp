@@ -30,7 +30,7 @@ std::vector<uint64_t> PreemptionPolicy::plan(const GangPlacer& placer, const Job
       costs_.clear();
       for (size_t i : nodes) {
         const Node& n = cluster.node(i);
-        if (n.num_gpus() < per_node) continue;
+        if (n.num_gpus() < per_node || placer.is_down(i)) continue;
         const int64_t need = shape.fractional() ? shape.gpu_milli : static_cast<int64_t>(per_node) * kMilliPerGpu;
         if (n.gpu_free_milli() + spot_milli[i] < need) continue;  // even every spot job here is not enough
         local_.clear();

@@ -437,6 +437,27 @@ Status Scheduler::set_quota(const std::string& org, const std::string& gpu_type,
   return Status::ok();
 }
 
+Result<std::vector<uint64_t>> Scheduler::set_node_down(const std::string& node_id, bool down) {
+  size_t node = SIZE_MAX;
+  for (size_t i = 0; i < placer_.cluster().size(); ++i) {
+    if (placer_.cluster().node(i).id == node_id) node = i;
+  }
+  if (node == SIZE_MAX) return not_found(fmt::format("no node '{}'", node_id));
+  placer_.set_down(node, down);
+  std::vector<uint64_t> on_it;
+  for (const auto& [id, r] : running_) {
+    if (r->stopping) continue;
+    for (const auto& part : r->placement.parts) {
+      if (part.node == node) {
+        on_it.push_back(id);
+        break;
+      }
+    }
+  }
+  std::sort(on_it.begin(), on_it.end());
+  return on_it;
+}
+
 void Scheduler::set_weight(const std::string& org, double weight) { drf_.set_weight(org_id(org), weight); }
 
 std::optional<JobInfo> Scheduler::info(uint64_t id) const {

@@ -117,6 +117,11 @@ class Scheduler {
   Status set_quota(const std::string& org, const std::string& gpu_type, std::optional<int64_t> milli);
   void set_weight(const std::string& org, double weight);
 
+  // Takes a node out of (down = true) or back into placement. Returns the running jobs with a part on
+  // it (the caller stops them and remove()s them; their resources there stay unused while it is down).
+  // NotFound for an unknown node id.
+  Result<std::vector<uint64_t>> set_node_down(const std::string& node_id, bool down);
+
   std::optional<JobInfo> info(uint64_t id) const;
   const GangPlacer& placer() const { return placer_; }
   const Cluster& cluster() const { return placer_.cluster(); }

@@ -344,15 +344,15 @@ struct HttpServer::Impl {
         });
         if (denied) co_return co_await write_reply(stream, req, denial_reply(*denied), request_id);
       }
-      if (jobs && capacity::is_gpu_quota_path(path)) {
-        // Operator only: a tenant cannot change (or read another org's) GPU quota.
+      if (jobs && capacity::is_capacity_admin_path(path)) {
+        // Operator only: GPU quotas (a tenant cannot change or read another org's) and the node list.
         if (auto d = gw->authorize_admin(*caller)) co_return co_await write_reply(stream, req, denial_reply(*d), request_id);
         if (!caller->principal.operator_org) {
-          co_return co_await write_reply(stream, req, err_reply(403, "Only the operator's admin keys manage GPU quotas.", "", "insufficient_permissions"), request_id);
+          co_return co_await write_reply(stream, req, err_reply(403, "Only the operator's admin keys manage GPU quotas and nodes.", "", "insufficient_permissions"), request_id);
         }
         capacity::JobsResponse res;
         co_await offload([&] {
-          res = capacity::handle_gpu_quota(*jobs, std::string(req.method_string()), path, req.body());
+          res = capacity::handle_capacity_admin(*jobs, std::string(req.method_string()), path, req.body());
           return true;
         });
         Reply reply;

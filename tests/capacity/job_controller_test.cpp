@@ -10,7 +10,9 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <atomic>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -44,7 +46,7 @@ class JobControllerTest : public ::testing::Test {
     ctl_->start();
   }
 
-  std::unique_ptr<JobController> make_controller(JobStore* store) {
+  std::unique_ptr<JobController> make_controller(JobStore* store, int node_timeout_s = 0) {
     std::vector<Node> nodes = {make_node("node-a", 16000, 64 * 1024, 4, "sim"), make_node("node-b", 16000, 64 * 1024, 4, "sim")};
     auto sched = Scheduler::create(Cluster(nodes), SchedulerOptions{});
     EXPECT_TRUE(sched.is_ok());
@@ -57,6 +59,7 @@ class JobControllerTest : public ::testing::Test {
     co.grace_period_s = 1;
     co.heartbeat_s = 1;
     co.store = store;
+    co.node_timeout_s = node_timeout_s;
     co.meter = [this](const SegmentUsage& u) {
       std::lock_guard<std::mutex> lock(metered_.mu);
       metered_.calls.push_back(u);
@@ -275,6 +278,73 @@ TEST_F(JobControllerTest, BadSpecsAreRefused) {
   s.max_duration_s = 365LL * 86400;
   EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(ctl_->list("acme").empty());
+}
+
+// A node that stops sending heartbeats is taken out: its jobs stop, a requeue-able one runs again on
+// another node (billed until the lost node's last heartbeat), the other ends node_failed; the node comes
+// back with its next heartbeat.
+TEST_F(JobControllerTest, LostNodeRequeuesOrFailsItsJobs) {
+  ctl_.reset();
+  ctl_ = make_controller(nullptr, /*node_timeout_s=*/1);
+  std::mutex mu;
+  std::set<std::string> beating = {"node-a", "node-b"};
+  std::atomic<bool> stop{false};
+  std::thread beats([&] {
+    while (!stop) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& n : beating) (void)ctl_->heartbeat(n);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  ctl_->start();
+  auto j1 = ctl_->submit("acme", "p", shell("sleep 30", 4));
+  JobSpec s2 = shell("sleep 30", 4);
+  s2.requeue = false;
+  auto j2 = ctl_->submit("acme", "p", s2);
+  ASSERT_TRUE(j1.is_ok() && j2.is_ok());
+  Job r1 = wait_for("acme", j1->id, [](const Job& j) { return j.state == JobState::kRunning; });
+  Job r2 = wait_for("acme", j2->id, [](const Job& j) { return j.state == JobState::kRunning; });
+  const std::string n1 = r1.segments[0].nodes[0].node, n2 = r2.segments[0].nodes[0].node;
+  ASSERT_NE(n1, n2);
+  EXPECT_EQ(ctl_->heartbeat("nope").code(), StatusCode::kNotFound);
+  // j2's node goes silent: j2 (no requeue) ends node_failed.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    beating.erase(n2);
+  }
+  Job f2 = wait_done("acme", j2->id);
+  EXPECT_EQ(f2.state, JobState::kNodeFailed);
+  bool down = false;
+  for (const auto& n : ctl_->nodes()) down = down || (n.id == n2 && n.down);
+  EXPECT_TRUE(down);
+  // It comes back; then j1's node goes silent: j1 is requeued and runs on the other node.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    beating.insert(n2);
+  }
+  std::this_thread::sleep_for(300ms);
+  for (const auto& n : ctl_->nodes()) EXPECT_FALSE(n.down) << n.id;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    beating.erase(n1);
+  }
+  Job again = wait_for("acme", j1->id, [](const Job& j) { return j.segments.size() == 2 && j.state == JobState::kRunning; });
+  ASSERT_EQ(again.segments.size(), 2u);
+  EXPECT_EQ(again.segments[1].nodes[0].node, n2);
+  EXPECT_TRUE(has_event(again, "node_lost"));
+  EXPECT_TRUE(has_event(again, "requeued"));
+  ASSERT_TRUE(ctl_->cancel("acme", j1->id).is_ok());
+  wait_done("acme", j1->id);
+  stop = true;
+  beats.join();
+  std::this_thread::sleep_for(200ms);
+  auto m = metered_for(j1->id);
+  ASSERT_EQ(m.size(), 2u);
+  // Segment 0 is billed until the lost node's last heartbeat, not until the kill a second later.
+  EXPECT_LE(m[0].ended_us, again.segments[1].started_us);
+  EXPECT_GT(m[0].ended_us, m[0].started_us);
 }
 
 // Jobs and quotas survive a restart: history stays, queued jobs queue again, a job that was running when

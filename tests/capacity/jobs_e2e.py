@@ -140,6 +140,10 @@ class JobsTest:
         self.c.ok("POST", f"/v1/jobs/{j['id']}/cancel", self.b_key, {}, status=(200,))
         check(self.done(self.b_key, j["id"])["status"] == "cancelled", "the waiting job is cancelled")
         self.c.ok("PUT", f"/v1/admin/organizations/{self.b.id}/gpu_quota", self.op, {"gpus": None}, status=(200,))
+        nodes = self.c.ok("GET", "/v1/admin/nodes", self.op, status=(200,))["data"]
+        check(len(nodes) == 1 and nodes[0]["gpus"] == 4 and nodes[0]["status"] == "up", f"the operator sees the node: {nodes}")
+        r = self.c.call("GET", "/v1/admin/nodes", self.a.admin)
+        check(r.status == 403, f"a tenant admin cannot list the nodes: {r}")
         return "B's 2-GPU job waits on a 1-GPU quota; tenant admin 403; cancelled"
 
     def check_preempt(self):
