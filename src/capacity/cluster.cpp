@@ -262,6 +262,7 @@ Result<std::vector<PodRecord>> parse_pod_csv(std::string_view text, std::string_
   CsvReader csv(text, source);
   NC_RETURN_IF_ERROR(csv.read_header({"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"}));
   const int spec_col = csv.column("gpu_spec");
+  const int qos_col = csv.column("qos");
   const bool has_times = csv.column("creation_time") >= 0 && csv.column("deletion_time") >= 0;
   std::vector<PodRecord> pods;
   while (true) {
@@ -288,6 +289,7 @@ Result<std::vector<PodRecord>> parse_pod_csv(std::string_view text, std::string_
         t.gpu_types.emplace_back(trim(type));
       }
     }
+    if (qos_col >= 0) rec.qos = std::string(csv.field(qos_col));
     if (has_times) {
       NC_ASSIGN_OR_RETURN(rec.creation_time, csv.integer("creation_time", 0, kMaxCount));
       NC_ASSIGN_OR_RETURN(rec.deletion_time, csv.integer("deletion_time", 0, kMaxCount));

@@ -118,6 +118,7 @@ struct PodRecord {
   TaskRequest request;
   int64_t creation_time = 0;
   int64_t deletion_time = 0;  // kNoDeletion when the list has no times (the pod never leaves)
+  std::string qos;            // the trace's QoS class (LS, BE, Burstable, Guaranteed) when the list has one
 };
 inline constexpr int64_t kNoDeletion = INT64_MAX;
 
@@ -125,7 +126,7 @@ inline constexpr int64_t kNoDeletion = INT64_MAX;
 // Errors are InvalidArgument "<source>:<line>: <reason>". Never aborts on bad input.
 Result<std::vector<Node>> parse_node_csv(std::string_view text, std::string_view source = "nodes");
 // Parse openb_pod_list_*.csv text (name,cpu_milli,memory_mib,num_gpu,gpu_milli required; gpu_spec,
-// creation_time, deletion_time optional: without times pods arrive in file order and never leave).
+// creation_time, deletion_time, qos optional: without times pods arrive in file order and never leave).
 Result<std::vector<PodRecord>> parse_pod_csv(std::string_view text, std::string_view source = "pods");
 
 // The same, reading a file (NotFound if it cannot be read).

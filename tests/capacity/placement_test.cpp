@@ -375,6 +375,52 @@ TEST(Replay, WithoutDeparturesArrivalsAccumulate) {
   EXPECT_FALSE(replay(c, hand_pods(), bf, ReplayOptions{true, 1, 0.01}).is_ok());
 }
 
+// The same pods through the Scheduler (they wait instead of failing), by hand:
+//   t=0 p0 -> b, p1 -> a(2)                   t=2 p2 waits (first failure: 1 GPU free, requested 1.25)
+//   t=5 p1 ends: p2 -> a(2) (waited 3 s), p3 -> a's third GPU (500)   t=6 p4 waits
+//   t=7 p2 ends: p4 -> a (waited 1 s)          t=9 p4 ends; t=10 p0 and p3 end
+// GPU-time 3000*5 + 3500*2 + 3500*2 + 1500*1 = 30500 of 4000*10.
+TEST(Replay, ThroughTheSchedulerPodsWait) {
+  Cluster c({node("a", 3), node("b", 1)});
+  ScheduledReplayOptions o;
+  o.replay.time_samples = 11;
+  o.scheduler.placement = "best-fit";
+  auto r = replay_scheduled(c, hand_pods(), o);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_TRUE(r->queued);
+  EXPECT_EQ(r->started_pods, 5);
+  EXPECT_EQ(r->never_started, 0);
+  ASSERT_TRUE(r->unallocated_gpus_at_first_failure);
+  EXPECT_DOUBLE_EQ(*r->unallocated_gpus_at_first_failure, 1.0);
+  EXPECT_DOUBLE_EQ(*r->requested_at_first_failure, 1.25);
+  EXPECT_DOUBLE_EQ(r->allocated_gpu_ratio, 30500.0 / 40000.0);
+  EXPECT_DOUBLE_EQ(r->allocated_ratio_after_arrivals, 0.875);
+  EXPECT_DOUBLE_EQ(r->queue_delay_mean_s, 0.8);
+  EXPECT_DOUBLE_EQ(r->queue_delay_p99_s, 3.0);
+  EXPECT_DOUBLE_EQ(r->jct_mean_s, 5.6);
+  EXPECT_EQ(r->preemptions, 0);
+}
+
+TEST(Replay, ThroughTheSchedulerBestEffortPodsAreSpot) {
+  Cluster c({node("a", 2)});
+  TaskRequest be = gpu_task(2), ls = gpu_task(1);
+  be.name = "be";
+  ls.name = "ls";
+  std::vector<PodRecord> pods = {PodRecord{be, 0, 100, "BE"}, PodRecord{ls, 1, 11, "LS"}};
+  ScheduledReplayOptions o;
+  auto r = replay_scheduled(c, pods, o);
+  ASSERT_TRUE(r.is_ok());
+  // be runs from 0, is preempted at 1 by ls, waits, and starts over at 11 when ls ends: ends at 111.
+  EXPECT_EQ(r->preemptions, 1);
+  EXPECT_EQ(r->started_pods, 2);
+  EXPECT_DOUBLE_EQ(r->jct_mean_s, (111.0 + 10.0) / 2);
+  o.be_as_spot = false;
+  r = replay_scheduled(c, pods, o);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->preemptions, 0);
+  EXPECT_DOUBLE_EQ(r->queue_delay_p99_s, 99.0);  // ls waits for be
+}
+
 TEST(TargetWorkload, CountsTaskTypes) {
   auto pods = hand_pods();
   auto w = TargetWorkload::from_pods(pods);
