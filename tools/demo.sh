@@ -6,7 +6,9 @@
 # answers are noise: the weights are random). The first start prints the operator's admin key (also kept
 # in the data directory, mode 0600); this script then creates a "demo" project with an inference key and
 # prints a curl command that uses it. Serve your own GGUF with `build/release/bin/neocloud serve -m
-# model.gguf --db sqlite:FILE`. Ctrl-C stops it.
+# model.gguf --db sqlite:FILE`. GPU rental (/v1/jobs, /v1/reservations) is on too: this machine's GPUs
+# when nvidia-smi finds some, else ${DEMO_GPUS:-4} simulated ones (jobs run here as processes that see
+# their CUDA_VISIBLE_DEVICES); job logs go to the data directory. Ctrl-C stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/build/release/bin/neocloud"
@@ -15,7 +17,12 @@ PORT=${PORT:-8080}
 mkdir -p "$DATA"
 chmod 700 "$DATA"
 ADMIN_FILE="$DATA/admin.key"
-ARGS=(serve --port "$PORT" --parallel 4 --db "sqlite:$DATA/neocloud.db")
+ARGS=(serve --port "$PORT" --parallel 4 --db "sqlite:$DATA/neocloud.db" --jobs-dir "$DATA/jobs")
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  ARGS+=(--gpus auto)
+else
+  ARGS+=(--gpus "${DEMO_GPUS:-4}")
+fi
 [ -f "$DATA/neocloud.db" ] || ARGS+=(--admin-key-file "$ADMIN_FILE")
 "$BIN" "${ARGS[@]}" &
 PID=$!
@@ -36,5 +43,6 @@ fi
 KEY=$(cat "$INF_FILE" 2>/dev/null || echo YOUR_KEY)
 echo
 echo "admin key: $ADMIN_FILE (neocloud admin --key ... orgs|projects|keys|limits|budgets|prices|usage)"
+echo "GPU jobs: NEOCLOUD_URL=http://127.0.0.1:$PORT NEOCLOUD_API_KEY=$KEY $BIN jobs submit --gpus 2 -- nvidia-smi  (then: jobs list, jobs logs -f ID)"
 echo "try: curl http://127.0.0.1:$PORT/v1/chat/completions -H 'Authorization: Bearer $KEY' -d '{\"model\":\"demo-random-weights\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'"
 wait $PID
