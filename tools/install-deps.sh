@@ -9,6 +9,7 @@ PKGS=(
   libssl-dev libsqlite3-dev libpq-dev postgresql libutf8proc-dev zlib1g-dev libboost-dev
   clang libclang-rt-14-dev
   python3 python3-jinja2 time
+  slurm-wlm munge
 )
 missing=()
 for p in "${PKGS[@]}"; do

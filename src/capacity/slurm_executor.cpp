@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -360,7 +361,7 @@ std::string SlurmExecutor::batch_script(const LaunchSpec& spec, SlurmGpuIndices 
   w += "export WORLD_SIZE=" + std::to_string(nnodes * tpn) + " NNODES=" + std::to_string(nnodes) +
        " LOCAL_WORLD_SIZE=" + std::to_string(tpn) + " NODE_RANK=$nc_rank LOCAL_RANK=${SLURM_LOCALID:-0}\n";
   w += "export RANK=$((nc_rank * " + std::to_string(tpn) + " + LOCAL_RANK))\n";
-  w += "export MASTER_ADDR=\"${NC_MASTER_ADDR:-" + q(spec.nodes[0].node) + "}\" MASTER_PORT=" +
+  w += "export MASTER_ADDR=\"$NC_MASTER_ADDR\" MASTER_PORT=" +
        std::to_string(master_port(spec.job_id)) + "\n";
   w += "export NEOCLOUD_JOB_ID=" + q(spec.job_id) + " NEOCLOUD_SEGMENT=" + std::to_string(spec.segment) + "\n";
   w += "case $nc_rank in\n";
@@ -396,7 +397,8 @@ nc_watch() {  # copies srun's stderr to ours; prints "<srun's status> <what its 
       *)
         printf '%s\n' "$line" >&2
         if [ -z "$first" ]; then
-          case $line in 'srun: error: '*': task '*': '*) first=${line#*': task '}; first=${first#*': '} ;; esac
+          # "srun: error: node: task 1: Exited with exit code 3", "...: tasks 0-2: Killed"
+          case $line in 'srun: error: '*': task'*': '*) first=${line#*': task'}; first=${first#*': '} ;; esac
         fi ;;
     esac
   done

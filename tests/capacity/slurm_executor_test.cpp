@@ -379,6 +379,15 @@ TEST(SlurmExecutor, FirstFailingTaskDecidesTheExitStatus) {
   EXPECT_EQ(r->kind, ExitKind::kFailed) << r->detail;
   EXPECT_EQ(r->exit_code, 3) << r->detail;
   EXPECT_EQ(r->signal, 0) << r->detail;
+  // Several tasks failing at once ("tasks 0-2: Exited with exit code 4").
+  std::string id3 = unique_id("all4");
+  LaunchSpec all4 = job(id3, dir, "sh", {"-c", "exit 4"}, {node({})});
+  all4.tasks_per_node = 3;
+  ASSERT_TRUE(ex.launch(all4).is_ok());
+  auto r3 = wait_report(ex, id3);
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(r3->kind, ExitKind::kFailed) << r3->detail;
+  EXPECT_EQ(r3->exit_code, 4) << r3->detail;
   // A task killed by a signal of its own.
   std::string id2 = unique_id("segv");
   ASSERT_TRUE(ex.launch(job(id2, dir, "sh", {"-c", "kill -SEGV $$"}, {node({})})).is_ok());
