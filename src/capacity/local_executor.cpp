@@ -640,8 +640,11 @@ void LocalExecutor::detect_cgroups() {
   }
   ::rmdir(probe.c_str());
   cgroup_parent_ = parent;
+  // clone3 with a too-small argument is EINVAL where the call exists (ENOSYS: before Linux 5.3, valgrind).
+  if (::syscall(SYS_clone3, nullptr, 0) < 0 && errno == ENOSYS) clone_into_cgroup_ = false;
   cgroup_status_ = "on under " + parent + " (cpu.max " + (has_cpu_ ? "enforced" : "unavailable") +
-                   ", memory.max " + (has_memory_ ? "enforced" : "unavailable") + ")";
+                   ", memory.max " + (has_memory_ ? "enforced" : "unavailable") + "; tasks " +
+                   (clone_into_cgroup_ ? "start inside it" : "are moved in after they start") + ")";
 }
 
 std::string LocalExecutor::make_cgroup(const LaunchSpec& spec, int node_rank) {

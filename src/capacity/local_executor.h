@@ -16,8 +16,11 @@
 // Policy beyond the Executor contract: when a task fails (non-zero exit, or a signal we did not send),
 // the other tasks of the segment get SIGTERM (SIGKILL after grace_period_s), like srun's
 // --kill-on-bad-exit: a distributed job with a dead rank only hangs. The report is kFailed with the
-// first failing task's status. max_duration_s and grace periods are enforced by poll(), so the caller
-// must poll at least once a second; ended_at_us is when poll() saw the last task end.
+// first failing task's status (a task ended by a signal: exit_code 0 and that signal, as sacct says
+// it). terminate() of a segment whose tasks have all exited but which poll() has not yet reported
+// returns OK and changes nothing: the report keeps the real outcome. max_duration_s and grace periods
+// are enforced by poll(), so the caller must poll at least once a second; ended_at_us is when poll()
+// saw the last task end. Every job id + segment ever launched is remembered (AlreadyExists).
 //
 // Orphans: with reap_orphans (default) the constructor makes this process a child subreaper
 // (PR_SET_CHILD_SUBREAPER), so a job's processes whose parent died are re-parented here instead of to

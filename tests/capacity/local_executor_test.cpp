@@ -54,9 +54,18 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+std::string tmp_root() { return std::string(NC_TEST_TMP) + "/local-executor-" + std::to_string(::getpid()); }
+
+// A fresh directory for the current test; the process's root is removed at exit if every test passed.
 std::string test_dir() {
+  static const bool registered = (std::atexit([] {
+    if (!::testing::UnitTest::GetInstance()->Passed()) return;
+    std::error_code ec;
+    fs::remove_all(tmp_root(), ec);
+  }), true);
+  (void)registered;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string d = std::string(NC_TEST_TMP) + "/local-executor-" + std::to_string(::getpid()) + "/" + info->name();
+  std::string d = tmp_root() + "/" + info->name();
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -312,6 +321,10 @@ TEST(LocalExecutor, CgroupCatchesProcessesThatLeftTheSession) {
     LocalExecutor ex(o);
     ASSERT_TRUE(ex.cgroups_active()) << ex.cgroup_status();
     std::printf("%s\n", ex.cgroup_status().c_str());
+    if (ex.cgroup_status().find("moved in after") != std::string::npos) {
+      ::rmdir(parent.c_str());
+      GTEST_SKIP() << "without clone3 a child forked before the move escapes: " << ex.cgroup_status();
+    }
     ASSERT_TRUE(ex.launch(sh_job("escape", "setsid sh -c 'echo $$ > escaped.pid; exec sleep 1000' & wait; sleep 1000",
                                  dir, {on("node-a", {0})})).is_ok());
     ASSERT_TRUE(wait_file(dir + "/escaped.pid"));
