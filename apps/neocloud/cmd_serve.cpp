@@ -15,12 +15,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "apps/neocloud/commands.h"
 #include "capacity/job_controller.h"
 #include "capacity/job_store.h"
 #include "capacity/local_executor.h"
+#include "capacity/slurm_executor.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "storage/database.h"
@@ -38,10 +40,48 @@ struct ServeOptions {
   std::string db, instance = "local", admin_key_file;
   std::string gpus, gpu_type = "sim", gpu_nodes, jobs_dir;
   int jobs_heartbeat = 10, jobs_grace = 10, node_timeout = -1;
+  std::string executor = "local", slurm_conf;
 };
+
+// Slurm's nodes and their GPUs (gres gpu[:type]:N), from `sinfo -N`.
+Result<std::vector<capacity::Node>> slurm_inventory(const std::string& slurm_conf) {
+  std::string cmd = "sinfo -N -h -o '%N %c %m %G' 2>&1";
+  if (!slurm_conf.empty()) cmd = "SLURM_CONF='" + slurm_conf + "' " + cmd;
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return unavailable("cannot run sinfo");
+  std::vector<capacity::Node> nodes;
+  std::set<std::string> seen;
+  char line[1024];
+  std::string all;
+  while (std::fgets(line, sizeof(line), p)) {
+    all += line;
+    char name[256], gres[512];
+    long cpus = 0, mem = 0;
+    if (std::sscanf(line, "%255s %ld %ld %511s", name, &cpus, &mem, gres) != 4 || !seen.insert(name).second) continue;
+    // gres like "gpu:fake:4(S:0)" or "gpu:4"; the count is the last number before '(' of the gpu entry.
+    std::string g = gres;
+    const size_t at = g.find("gpu:");
+    if (at == std::string::npos) continue;
+    std::string entry = g.substr(at + 4, g.find_first_of(",(", at) - at - 4);
+    std::string type = "gpu";
+    const size_t colon = entry.rfind(':');
+    if (colon != std::string::npos) {
+      type = entry.substr(0, colon);
+      entry = entry.substr(colon + 1);
+    }
+    const int count = std::atoi(entry.c_str());
+    if (count <= 0) continue;
+    nodes.push_back(capacity::make_node(name, cpus * 1000, mem, count, type));
+  }
+  const int rc = ::pclose(p);
+  if (rc != 0) return unavailable("sinfo failed: " + all);
+  if (nodes.empty()) return unavailable("Slurm reports no node with GPUs (gres gpu): " + all);
+  return nodes;
+}
 
 // The GPUs jobs may use: a node CSV (openb format), nvidia-smi's GPUs ("auto"), or N simulated GPUs.
 Result<std::vector<capacity::Node>> gpu_inventory(const ServeOptions& o) {
+  if (o.executor == "slurm" && o.gpu_nodes.empty()) return slurm_inventory(o.slurm_conf);
   if (!o.gpu_nodes.empty()) {
     NC_ASSIGN_OR_RETURN(auto cluster, capacity::load_cluster_csv(o.gpu_nodes));
     return cluster.nodes();
@@ -155,7 +195,7 @@ Status run_serve(const ServeOptions& o) {
   }
   std::unique_ptr<capacity::JobStore> job_store;
   std::unique_ptr<capacity::JobController> jobs;
-  if (!o.gpus.empty() || !o.gpu_nodes.empty()) {
+  if (!o.gpus.empty() || !o.gpu_nodes.empty() || o.executor == "slurm") {
     NC_ASSIGN_OR_RETURN(auto nodes, gpu_inventory(o));
     capacity::LocalExecutorOptions leo;
     for (const auto& n : nodes) leo.nodes.push_back(n.id);
@@ -163,7 +203,8 @@ Status run_serve(const ServeOptions& o) {
     capacity::JobControllerOptions jo;
     jo.heartbeat_s = o.jobs_heartbeat;
     // --gpus: this machine, alive while this process is. --gpu-nodes: nodes report with heartbeats.
-    if (o.gpu_nodes.empty()) {
+    // Slurm: Slurm watches its nodes (a lost node's job ends NODE_FAIL and is requeued).
+    if (o.gpu_nodes.empty() || o.executor == "slurm") {
       for (const auto& n : nodes) jo.self_nodes.push_back(n.id);
     }
     jo.node_timeout_s = o.node_timeout >= 0 ? o.node_timeout : (o.gpu_nodes.empty() ? 0 : 60);
@@ -174,13 +215,22 @@ Status run_serve(const ServeOptions& o) {
       job_store = std::make_unique<capacity::JobStore>(*db);
       jo.store = job_store.get();
     }
-    jobs = std::make_unique<capacity::JobController>(std::move(sched), std::make_unique<capacity::LocalExecutor>(leo), jo);
+    std::unique_ptr<capacity::Executor> executor;
+    if (o.executor == "slurm") {
+      capacity::SlurmExecutorOptions so;
+      so.slurm_conf = o.slurm_conf;
+      so.gpu_indices = capacity::SlurmGpuIndices::kAssignment;  // our scheduler's books decide the GPUs
+      executor = std::make_unique<capacity::SlurmExecutor>(so);
+    } else {
+      executor = std::make_unique<capacity::LocalExecutor>(leo);
+    }
+    jobs = std::make_unique<capacity::JobController>(std::move(sched), std::move(executor), jo);
     NC_RETURN_IF_ERROR(jobs->recover());
     jobs->start();
     int total = 0;
     for (const auto& n : nodes) total += n.num_gpus();
-    fmt::print(stderr, "neocloud: GPU jobs on: {} node(s), {} GPU(s) ({}), logs in {}\n", nodes.size(), total,
-               nodes.empty() ? "" : nodes[0].gpu_type, jo.log_dir);
+    fmt::print(stderr, "neocloud: GPU jobs on ({} executor): {} node(s), {} GPU(s) ({}), logs in {}\n", o.executor,
+               nodes.size(), total, nodes.empty() ? "" : nodes[0].gpu_type, jo.log_dir);
   }
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
   server::HttpServer srv(*registry, gw.get(), jobs.get());
@@ -233,6 +283,12 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--admin-key-file", o->admin_key_file, "first start: also write the operator's admin key to this new file (0600)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->capture_default_str();
   cmd->add_option("--gpus", o->gpus, "rent GPUs of this machine as jobs (/v1/jobs): N simulated GPUs, or auto (nvidia-smi)");
+  cmd->add_option("--executor", o->executor,
+                  "where jobs run: local (this machine) or slurm (sbatch; the GPU inventory comes from sinfo unless "
+                  "--gpu-nodes names it)")
+      ->check(CLI::IsMember({"local", "slurm"}))
+      ->capture_default_str();
+  cmd->add_option("--slurm-conf", o->slurm_conf, "SLURM_CONF for the slurm executor (default: Slurm's own)");
   cmd->add_option("--gpu-type", o->gpu_type, "the GPU type name of --gpus N")->capture_default_str();
   cmd->add_option("--gpu-nodes", o->gpu_nodes, "GPU inventory CSV (sn,cpu_milli,memory_mib,gpu,model) for /v1/jobs");
   cmd->add_option("--jobs-grace", o->jobs_grace, "seconds between SIGTERM and SIGKILL when a job is cancelled or preempted")

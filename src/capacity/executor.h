@@ -89,6 +89,11 @@ class Executor {
   virtual std::vector<ExitReport> poll() = 0;
   // Segments launched and not yet reported by poll().
   virtual size_t running() const = 0;
+  // After a crash of the process that launched it: stops for good whatever still runs of that segment
+  // (the new process does not own it and must not let it use GPUs it gives to others). OK when nothing
+  // is left. Local: processes whose environment has NEOCLOUD_JOB_ID/NEOCLOUD_SEGMENT of the segment;
+  // Slurm: the job named for it.
+  virtual Status kill_leftover(const std::string& job_id, int segment) = 0;
 };
 
 }  // namespace nc::capacity

@@ -292,6 +292,10 @@ Status JobController::recover() {
           unmetered_.push_back(usage_of(r.job, seg));
         }
         event(r, "interrupted", fmt::format("segment {}: the server stopped while it ran", seg.index));
+        // What the dead process launched may still run: it must not hold GPUs the scheduler now hands out.
+        if (Status k = executor_->kill_leftover(r.job.id, seg.index); !k.is_ok()) {
+          NC_LOG_WARN("job {} segment {}: stopping what was left: {}", r.job.id, seg.index, k.to_string());
+        }
         ++requeued;
       }
       if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {

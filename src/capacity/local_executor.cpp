@@ -664,4 +664,30 @@ std::string LocalExecutor::make_cgroup(const LaunchSpec& spec, int node_rank) {
   return dir;
 }
 
+Status LocalExecutor::kill_leftover(const std::string& job_id, int segment) {
+  // Every process of the segment carries both variables (the executor set them; children inherit them).
+  const std::string want_job = "NEOCLOUD_JOB_ID=" + job_id, want_seg = "NEOCLOUD_SEGMENT=" + std::to_string(segment);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == ::getpid()) continue;
+    std::ifstream in(entry.path() / "environ", std::ios::binary);
+    if (!in) continue;
+    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bool job = false, seg = false;
+    for (size_t pos = 0; pos < env.size();) {
+      const size_t end = env.find('\0', pos);
+      const std::string_view var(env.data() + pos, (end == std::string::npos ? env.size() : end) - pos);
+      job = job || var == want_job;
+      seg = seg || var == want_seg;
+      if (end == std::string::npos) break;
+      pos = end + 1;
+    }
+    if (job && seg) ::kill(pid, SIGKILL);
+  }
+  return Status::ok();
+}
+
 }  // namespace nc::capacity

@@ -76,6 +76,7 @@ class LocalExecutor final : public Executor {
   Status terminate(const std::string& job_id, int segment, int grace_s) override;
   std::vector<ExitReport> poll() override;
   size_t running() const override { return segments_.size(); }
+  Status kill_leftover(const std::string& job_id, int segment) override;
 
   // Whether jobs run in cgroups; cgroup_status() says why not (or the parent directory used).
   bool cgroups_active() const { return !cgroup_parent_.empty(); }

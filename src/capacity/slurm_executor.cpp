@@ -827,6 +827,17 @@ void SlurmExecutor::kill(Job& job) {
   (void)run("scancel", {job.slurm_id});
 }
 
+Status SlurmExecutor::kill_leftover(const std::string& job_id, int segment) {
+  LaunchSpec spec;
+  spec.job_id = job_id;
+  spec.segment = segment;
+  Runner run{options_};
+  CmdResult r = run("scancel", {"--full", "--signal=KILL", "--jobname=" + slurm_job_name(spec)});
+  (void)run("scancel", {"--jobname=" + slurm_job_name(spec)});
+  if (!r.started || r.timed_out) return unavailable("scancel failed: " + r.spawn_error + r.err);
+  return Status::ok();
+}
+
 Status SlurmExecutor::terminate(const std::string& job_id, int segment, int grace_s) {
   auto it = jobs_.find({job_id, segment});
   if (it == jobs_.end() || it->second.done) {

@@ -100,6 +100,7 @@ class SlurmExecutor final : public Executor {
   Status terminate(const std::string& job_id, int segment, int grace_s) override;
   std::vector<ExitReport> poll() override;
   size_t running() const override { return jobs_.size(); }
+  Status kill_leftover(const std::string& job_id, int segment) override;
 
   // The Slurm job id of a running segment ("" if none); for tests and logs.
   std::string slurm_job_id(const std::string& job_id, int segment) const;

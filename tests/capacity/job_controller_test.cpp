@@ -10,6 +10,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <ostream>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -18,6 +19,7 @@
 
 #include "capacity/job_store.h"
 #include "capacity/local_executor.h"
+#include "capacity/slurm_executor.h"
 #include "storage/database.h"
 #include "storage/migrate.h"
 #include "storage/schema.h"
@@ -35,9 +37,65 @@ struct Metered {
   std::vector<SegmentUsage> calls;
 };
 
-class JobControllerTest : public ::testing::Test {
+// Which executor the controller drives, and the GPU inventory it has (4 GPUs per node).
+struct ControllerHarness {
+  std::string name;
+  std::vector<std::string> nodes;
+  std::function<std::unique_ptr<Executor>()> make;
+  std::function<std::string()> unavailable;  // non-empty: why it cannot run here (the test fails)
+};
+std::ostream& operator<<(std::ostream& os, const ControllerHarness& h) { return os << h.name; }
+
+ControllerHarness local_harness() {
+  ControllerHarness h;
+  h.name = "local";
+  h.nodes = {"node-a", "node-b"};
+  h.make = [] {
+    LocalExecutorOptions eo;
+    eo.nodes = {"node-a", "node-b"};
+    eo.gpus_per_node = 4;
+    return std::make_unique<LocalExecutor>(eo);
+  };
+  h.unavailable = [] { return std::string(); };
+  return h;
+}
+
+#ifdef NC_SLURM_DIR
+std::string host_short() {
+  char buf[256] = {0};
+  ::gethostname(buf, sizeof buf - 1);
+  std::string host = buf;
+  return host.substr(0, host.find('.'));
+}
+
+// The real single-node Slurm of the ctest `slurm` fixture (tools/slurm.sh): node `hostname -s`, 4 GPUs.
+ControllerHarness slurm_harness() {
+  ControllerHarness h;
+  h.name = "slurm";
+  h.nodes = {host_short()};
+  h.make = [] {
+    SlurmExecutorOptions o;
+    auto conf = read_slurm_env_file(std::string(NC_SLURM_DIR) + "/env");
+    o.slurm_conf = conf.is_ok() ? *conf : "";
+    o.poll_interval_ms = 200;
+    o.gpu_indices = SlurmGpuIndices::kAssignment;  // the scheduler's books decide which GPUs a job sees
+    return std::make_unique<SlurmExecutor>(o);
+  };
+  h.unavailable = [] {
+    auto conf = read_slurm_env_file(std::string(NC_SLURM_DIR) + "/env");
+    return conf.is_ok() ? std::string() : conf.status().to_string() + " (the ctest `slurm` fixture starts Slurm)";
+  };
+  return h;
+}
+#endif
+
+class ControllerFixture : public ::testing::Test {
  protected:
+  virtual ControllerHarness harness() const = 0;
+
   void SetUp() override {
+    const std::string why = harness().unavailable();
+    ASSERT_TRUE(why.empty()) << why;
     dir_ = std::string(NC_TEST_TMP) + "/job_controller/" + std::to_string(::getpid()) + "/" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir_);
@@ -47,12 +105,11 @@ class JobControllerTest : public ::testing::Test {
   }
 
   std::unique_ptr<JobController> make_controller(JobStore* store, int node_timeout_s = 0) {
-    std::vector<Node> nodes = {make_node("node-a", 16000, 64 * 1024, 4, "sim"), make_node("node-b", 16000, 64 * 1024, 4, "sim")};
+    const ControllerHarness h = harness();
+    std::vector<Node> nodes;
+    for (const auto& n : h.nodes) nodes.push_back(make_node(n, 16000, 64 * 1024, 4, "sim"));
     auto sched = Scheduler::create(Cluster(nodes), SchedulerOptions{});
     EXPECT_TRUE(sched.is_ok());
-    LocalExecutorOptions eo;
-    eo.nodes = {"node-a", "node-b"};
-    eo.gpus_per_node = 4;
     JobControllerOptions co;
     co.log_dir = dir_ + "/jobs";
     co.tick_ms = 50;
@@ -65,8 +122,9 @@ class JobControllerTest : public ::testing::Test {
       metered_.calls.push_back(u);
       return Status::ok();
     };
-    return std::make_unique<JobController>(std::move(sched).value(), std::make_unique<LocalExecutor>(eo), co);
+    return std::make_unique<JobController>(std::move(sched).value(), h.make(), co);
   }
+  int total_gpus() const { return 4 * static_cast<int>(harness().nodes.size()); }
   void TearDown() override {
     ctl_.reset();
     if (!HasFailure()) std::filesystem::remove_all(dir_);
@@ -122,7 +180,19 @@ class JobControllerTest : public ::testing::Test {
   std::unique_ptr<JobController> ctl_;
 };
 
-TEST_F(JobControllerTest, TwoGpuJobSeesExactlyItsGpus) {
+// The job suite, on every executor.
+class JobControllerTest : public ControllerFixture, public ::testing::WithParamInterface<ControllerHarness> {
+ protected:
+  ControllerHarness harness() const override { return GetParam(); }
+};
+
+// What needs several nodes or this process's own restart: the local executor's simulated nodes.
+class LocalJobControllerTest : public ControllerFixture {
+ protected:
+  ControllerHarness harness() const override { return local_harness(); }
+};
+
+TEST_P(JobControllerTest, TwoGpuJobSeesExactlyItsGpus) {
   auto a = ctl_->submit("acme", "p1", shell("echo CVD=$CUDA_VISIBLE_DEVICES WS=$WORLD_SIZE", 2));
   auto b = ctl_->submit("acme", "p1", shell("echo CVD=$CUDA_VISIBLE_DEVICES WS=$WORLD_SIZE", 2));
   ASSERT_TRUE(a.is_ok() && b.is_ok()) << a.status().to_string();
@@ -139,7 +209,7 @@ TEST_F(JobControllerTest, TwoGpuJobSeesExactlyItsGpus) {
   EXPECT_EQ(ja.segments[0].gpu_milli, 2000);
 }
 
-TEST_F(JobControllerTest, GangOverTwoNodesGetsRanks) {
+TEST_F(LocalJobControllerTest, GangOverTwoNodesGetsRanks) {
   JobSpec s = shell("echo rank=$RANK of $WORLD_SIZE node=$NODE_RANK gpus=$CUDA_VISIBLE_DEVICES", 8);
   s.shape.nodes = 2;
   s.tasks_per_node = 1;
@@ -155,14 +225,18 @@ TEST_F(JobControllerTest, GangOverTwoNodesGetsRanks) {
   EXPECT_EQ(big.status().code(), StatusCode::kFailedPrecondition);
 }
 
-TEST_F(JobControllerTest, SpotIsPreemptedRequeuedAndMeteredPerSegment) {
+TEST_P(JobControllerTest, SpotIsPreemptedRequeuedAndMeteredPerSegment) {
   // Spot fills node-a and node-b; it traps TERM to show the grace period is given.
-  JobSpec spot = shell("trap 'echo got TERM; exit 0' TERM; echo start; sleep 30 & wait", 8, PriorityClass::kSpot);
-  spot.shape.nodes = 2;
+  // Spot takes every GPU (of both nodes on the local executor's simulated pair).
+  JobSpec spot = shell("trap 'echo got TERM; exit 0' TERM; echo start; sleep 30 & wait", total_gpus(), PriorityClass::kSpot);
+  spot.shape.nodes = static_cast<int>(harness().nodes.size());
   auto sp = ctl_->submit("spotco", "p", spot);
   ASSERT_TRUE(sp.is_ok());
   wait_for("spotco", sp->id, [](const Job& j) { return j.state == JobState::kRunning; });
-  std::this_thread::sleep_for(300ms);
+  // Running for the controller once launched; on Slurm the tasks start a moment later: wait for its output.
+  for (int i = 0; i < 300 && log_of("spotco", sp->id).find("start") == std::string::npos; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_NE(log_of("spotco", sp->id).find("start"), std::string::npos);
+  std::this_thread::sleep_for(200ms);
   auto od = ctl_->submit("acme", "p1", shell("echo on-demand ran; sleep 1", 2));
   ASSERT_TRUE(od.is_ok());
   Job odj = wait_done("acme", od->id);
@@ -186,7 +260,7 @@ TEST_F(JobControllerTest, SpotIsPreemptedRequeuedAndMeteredPerSegment) {
   ASSERT_EQ(m.size(), 2u);
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(m[i].segment, i);
-    EXPECT_EQ(m[i].gpu_milli, 8000);
+    EXPECT_EQ(m[i].gpu_milli, total_gpus() * 1000);
     EXPECT_EQ(m[i].priority, PriorityClass::kSpot);
     EXPECT_EQ(m[i].started_us, cancelled.segments[i].started_us);
     EXPECT_EQ(m[i].ended_us, cancelled.segments[i].ended_us);
@@ -199,7 +273,7 @@ TEST_F(JobControllerTest, SpotIsPreemptedRequeuedAndMeteredPerSegment) {
   EXPECT_EQ(om[0].gpu_milli, 2000);
 }
 
-TEST_F(JobControllerTest, CancelKillsTheWholeProcessTree) {
+TEST_P(JobControllerTest, CancelKillsTheWholeProcessTree) {
   auto j = ctl_->submit("acme", "p1", shell("sleep 1000 & echo $! > child.pid; echo $$ > main.pid; wait", 1));
   ASSERT_TRUE(j.is_ok());
   wait_for("acme", j->id, [](const Job& x) { return x.state == JobState::kRunning; });
@@ -226,7 +300,7 @@ TEST_F(JobControllerTest, CancelKillsTheWholeProcessTree) {
   EXPECT_EQ(ctl_->cancel("acme", j->id).status().code(), StatusCode::kFailedPrecondition);
 }
 
-TEST_F(JobControllerTest, MaxDurationTimesOut) {
+TEST_P(JobControllerTest, MaxDurationTimesOut) {
   JobSpec s = shell("sleep 100", 1);
   s.max_duration_s = 1;
   auto j = ctl_->submit("acme", "p1", s);
@@ -239,7 +313,7 @@ TEST_F(JobControllerTest, MaxDurationTimesOut) {
   EXPECT_LE(secs, 4.0);
 }
 
-TEST_F(JobControllerTest, QuotaAndTenantIsolation) {
+TEST_P(JobControllerTest, QuotaAndTenantIsolation) {
   ASSERT_TRUE(ctl_->set_quota("acme", "", 2000).is_ok());
   auto a = ctl_->submit("acme", "p1", shell("sleep 30", 2));
   auto b = ctl_->submit("acme", "p1", shell("sleep 30", 2));
@@ -264,7 +338,7 @@ TEST_F(JobControllerTest, QuotaAndTenantIsolation) {
   EXPECT_EQ(wait_done("acme", b->id).state, JobState::kCancelled);
 }
 
-TEST_F(JobControllerTest, BadSpecsAreRefused) {
+TEST_P(JobControllerTest, BadSpecsAreRefused) {
   JobSpec s = shell("true", 1);
   s.command.clear();
   EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
@@ -283,7 +357,7 @@ TEST_F(JobControllerTest, BadSpecsAreRefused) {
 // A node that stops sending heartbeats is taken out: its jobs stop, a requeue-able one runs again on
 // another node (billed until the lost node's last heartbeat), the other ends node_failed; the node comes
 // back with its next heartbeat.
-TEST_F(JobControllerTest, LostNodeRequeuesOrFailsItsJobs) {
+TEST_F(LocalJobControllerTest, LostNodeRequeuesOrFailsItsJobs) {
   ctl_.reset();
   ctl_ = make_controller(nullptr, /*node_timeout_s=*/1);
   std::mutex mu;
@@ -349,7 +423,7 @@ TEST_F(JobControllerTest, LostNodeRequeuesOrFailsItsJobs) {
 
 // Jobs and quotas survive a restart: history stays, queued jobs queue again, a job that was running when
 // the process went away has its segment closed at the last heartbeat, metered, and is requeued.
-TEST_F(JobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) {
+TEST_F(LocalJobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) {
   ctl_.reset();
   auto db = storage::Database::open("sqlite:" + dir_ + "/nc.db");
   ASSERT_TRUE(db.is_ok()) << db.status().to_string();
@@ -420,6 +494,11 @@ TEST_F(JobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) {
   ctl_.reset();
   db->reset();
 }
+
+#ifdef NC_SLURM_DIR
+INSTANTIATE_TEST_SUITE_P(Slurm, JobControllerTest, ::testing::Values(slurm_harness()));
+#endif
+INSTANTIATE_TEST_SUITE_P(Local, JobControllerTest, ::testing::Values(local_harness()));
 
 }  // namespace
 }  // namespace nc::capacity

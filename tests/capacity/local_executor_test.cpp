@@ -269,6 +269,29 @@ TEST(LocalExecutor, DestructorKillsAndReapsEverything) {
   EXPECT_TRUE(our_children().empty());
 }
 
+// After a crash a new executor does not own the old one's processes: kill_leftover finds them by the
+// segment's NEOCLOUD_JOB_ID / NEOCLOUD_SEGMENT and kills them (children included), and nothing else.
+TEST(LocalExecutor, KillLeftoverStopsAnotherExecutorsSegment) {
+  std::string dir = test_dir();
+  LocalExecutor old_one(local_options());
+  ASSERT_TRUE(old_one.launch(sh_job("orphan", "sleep 1000 & echo $! > child.pid; echo $$ > parent.pid; wait", dir,
+                                    {on("node-a", {0})})).is_ok());
+  ASSERT_TRUE(old_one.launch(sh_job("bystander", "echo $$ > other.pid; exec sleep 1000", dir, {on("node-a", {1})})).is_ok());
+  ASSERT_TRUE(wait_file(dir + "/child.pid") && wait_file(dir + "/parent.pid") && wait_file(dir + "/other.pid"));
+  const pid_t child = read_pid(dir + "/child.pid"), parent = read_pid(dir + "/parent.pid");
+  const pid_t other = read_pid(dir + "/other.pid");
+  LocalExecutor new_one(local_options());
+  ASSERT_TRUE(new_one.kill_leftover("orphan", 1).is_ok());  // another segment: nothing to do
+  EXPECT_FALSE(gone(parent));
+  ASSERT_TRUE(new_one.kill_leftover("orphan", 0).is_ok());
+  std::vector<ExitReport> reports;
+  ASSERT_TRUE(poll_until(old_one, &reports, [&] { return !reports.empty(); }));
+  EXPECT_TRUE(gone(child));
+  EXPECT_TRUE(gone(parent));
+  EXPECT_FALSE(gone(other));
+  ASSERT_TRUE(old_one.terminate("bystander", 0, 0).is_ok());
+}
+
 TEST(LocalExecutor, TerminateWithoutGraceKillsAtOnce) {
   std::string dir = test_dir();
   LocalExecutor ex(local_options());

@@ -31,6 +31,7 @@ class RecordingExecutor final : public Executor {
     return out;
   }
   size_t running() const override { return running_.size(); }
+  nc::Status kill_leftover(const std::string&, int) override { return nc::Status::ok(); }
 
  private:
   std::vector<LaunchSpec> running_;
