@@ -112,6 +112,13 @@ Result<std::vector<capacity::Node>> gpu_inventory(const ServeOptions& o) {
     if (count == 0) return unavailable("--gpus auto: nvidia-smi found no GPU (use --gpus N for simulated GPUs)");
     auto n = capacity::make_node(host, cpu, mem, count, type);
     n.gpu_memory_mib = gpu_mem;
+    // NVLink islands from the topology matrix (a failure leaves one island: placement still works).
+    if (std::FILE* t = ::popen("nvidia-smi topo -m 2>/dev/null", "r")) {
+      std::string text;
+      while (std::fgets(line, sizeof(line), t)) text += line;
+      ::pclose(t);
+      if (auto islands = capacity::parse_nvidia_topo(text, count); islands.is_ok()) n.gpu_domain = *islands;
+    }
     return std::vector<capacity::Node>{n};
   }
   char* end = nullptr;

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <charconv>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -253,9 +255,64 @@ Result<std::vector<Node>> parse_node_csv(std::string_view text, std::string_view
     std::string_view model = csv.field(csv.column("model"));
     if (is_null(model)) model = {};
     if (gpus > 0 && model.empty()) return csv.error(fmt::format("node {} has {} GPUs but no GPU model", sn, gpus));
-    nodes.push_back(make_node(std::string(sn), cpu, mem, static_cast<int>(gpus), std::string(model)));
+    Node node = make_node(std::string(sn), cpu, mem, static_cast<int>(gpus), std::string(model));
+    // Optional topology columns: rack, gpu_memory_mib, nvlink ("0|0|0|0|1|1|1|1": the island of each GPU).
+    if (const int c = csv.column("rack"); c >= 0 && !is_null(csv.field(c))) node.rack = std::string(csv.field(c));
+    if (const int c = csv.column("gpu_memory_mib"); c >= 0 && !is_null(csv.field(c))) {
+      NC_ASSIGN_OR_RETURN(node.gpu_memory_mib, csv.integer("gpu_memory_mib", 0, kMaxCount));
+    }
+    if (const int c = csv.column("nvlink"); c >= 0 && !is_null(csv.field(c))) {
+      const auto parts = split(csv.field(c), '|');
+      if (static_cast<int64_t>(parts.size()) != gpus) {
+        return csv.error(fmt::format("nvlink '{}' names {} GPUs; node {} has {}", csv.field(c), parts.size(), sn, gpus));
+      }
+      for (size_t g = 0; g < parts.size(); ++g) {
+        int v = -1;
+        const auto t = trim(parts[g]);
+        auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (t.empty() || ec != std::errc() || end != t.data() + t.size() || v < 0 || v > 1024) {
+          return csv.error(fmt::format("nvlink island '{}' of GPU {} is not an integer 0..1024", t, g));
+        }
+        node.gpu_domain[g] = v;
+      }
+    }
+    nodes.push_back(std::move(node));
   }
   return nodes;
+}
+
+Result<std::vector<int>> parse_nvidia_topo(std::string_view text, int gpus) {
+  std::vector<int> parent(static_cast<size_t>(std::max(0, gpus)));
+  for (int i = 0; i < gpus; ++i) parent[i] = i;
+  std::function<int(int)> root = [&](int x) { return parent[x] == x ? x : parent[x] = root(parent[x]); };
+  int rows = 0;
+  for (std::string_view line : split(text, '\n')) {
+    // Rows look like "GPU3\tNV12\tNV12\tX\t...\tSYS\t0-63\t0\t\tN/A" (tabs or spaces).
+    std::vector<std::string_view> tok;
+    size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+      size_t j = i;
+      while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
+      if (j > i) tok.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    // A row starts with its GPU's name at column 0 (the header line starts with whitespace).
+    if (tok.empty() || line.rfind("GPU", 0) != 0 || tok[0].size() < 4) continue;
+    int row = -1;
+    auto [end, ec] = std::from_chars(tok[0].data() + 3, tok[0].data() + tok[0].size(), row);
+    if (ec != std::errc() || row < 0 || row >= gpus) continue;
+    if (static_cast<int>(tok.size()) < gpus + 1) return invalid_argument(fmt::format("nvidia-smi topo: row GPU{} is short", row));
+    ++rows;
+    for (int col = 0; col < gpus; ++col) {
+      if (tok[static_cast<size_t>(col) + 1].rfind("NV", 0) == 0) parent[root(row)] = root(col);
+    }
+  }
+  if (rows != gpus) return invalid_argument(fmt::format("nvidia-smi topo: {} GPU rows for {} GPUs", rows, gpus));
+  std::vector<int> island(static_cast<size_t>(gpus));
+  std::map<int, int> number;
+  for (int g = 0; g < gpus; ++g) island[g] = number.emplace(root(g), static_cast<int>(number.size())).first->second;
+  return island;
 }
 
 Result<std::vector<PodRecord>> parse_pod_csv(std::string_view text, std::string_view source) {

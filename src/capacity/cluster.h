@@ -122,12 +122,18 @@ struct PodRecord {
 };
 inline constexpr int64_t kNoDeletion = INT64_MAX;
 
-// Parse openb_node_list_*.csv text (header sn,cpu_milli,memory_mib,gpu,model; column order free).
+// Parse openb_node_list_*.csv text (header sn,cpu_milli,memory_mib,gpu,model; column order free), with
+// optional topology columns rack, gpu_memory_mib and nvlink (the NVLink island of each GPU, '|'-separated).
 // Errors are InvalidArgument "<source>:<line>: <reason>". Never aborts on bad input.
 Result<std::vector<Node>> parse_node_csv(std::string_view text, std::string_view source = "nodes");
 // Parse openb_pod_list_*.csv text (name,cpu_milli,memory_mib,num_gpu,gpu_milli required; gpu_spec,
 // creation_time, deletion_time, qos optional: without times pods arrive in file order and never leave).
 Result<std::vector<PodRecord>> parse_pod_csv(std::string_view text, std::string_view source = "pods");
+
+// The NVLink island of each of `gpus` GPUs from `nvidia-smi topo -m` output: GPUs joined by an NV# link
+// (directly or through others) share an island; numbered 0.. in GPU order. InvalidArgument when the
+// matrix does not have a row and column per GPU.
+Result<std::vector<int>> parse_nvidia_topo(std::string_view text, int gpus);
 
 // The same, reading a file (NotFound if it cannot be read).
 Result<Cluster> load_cluster_csv(const std::string& path);

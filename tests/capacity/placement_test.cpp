@@ -283,6 +283,40 @@ TEST(Csv, LoadsNodesAndPods) {
   EXPECT_EQ((*untimed)[1].deletion_time, kNoDeletion);
 }
 
+TEST(Csv, NodeTopologyColumns) {
+  auto nodes = parse_node_csv("sn,cpu_milli,memory_mib,gpu,model,rack,gpu_memory_mib,nvlink\n"
+                              "n0,64000,512000,8,H100,r1,81920,0|0|0|0|1|1|1|1\n"
+                              "n1,64000,512000,2,L4,,,\n");
+  ASSERT_TRUE(nodes.is_ok()) << nodes.status().to_string();
+  EXPECT_EQ((*nodes)[0].rack, "r1");
+  EXPECT_EQ((*nodes)[0].gpu_memory_mib, 81920);
+  EXPECT_EQ((*nodes)[0].gpu_domain, (std::vector<int>{0, 0, 0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ((*nodes)[1].gpu_domain, (std::vector<int>{0, 0}));
+  auto bad = parse_node_csv("sn,cpu_milli,memory_mib,gpu,model,nvlink\nn0,1,1,4,H100,0|0|1\n", "inv.csv");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("inv.csv:2"), std::string::npos) << bad.status().message();
+  bad = parse_node_csv("sn,cpu_milli,memory_mib,gpu,model,nvlink\nn0,1,1,2,H100,0|x\n");
+  EXPECT_FALSE(bad.is_ok());
+}
+
+// `nvidia-smi topo -m` of a node with two NVLink pairs (GPU0-1, GPU2-3) joined only through PCIe/SYS.
+TEST(Csv, NvidiaTopoGivesNvlinkIslands) {
+  const char* topo =
+      "\tGPU0\tGPU1\tGPU2\tGPU3\tCPU Affinity\tNUMA Affinity\n"
+      "GPU0\t X \tNV4\tSYS\tSYS\t0-31\t0\n"
+      "GPU1\tNV4\t X \tSYS\tSYS\t0-31\t0\n"
+      "GPU2\tSYS\tSYS\t X \tNV4\t32-63\t1\n"
+      "GPU3\tSYS\tSYS\tNV4\t X \t32-63\t1\n"
+      "\nLegend:\n  X    = Self\n  NV#  = Connection traversing a bonded set of # NVLinks\n";
+  auto islands = parse_nvidia_topo(topo, 4);
+  ASSERT_TRUE(islands.is_ok()) << islands.status().to_string();
+  EXPECT_EQ(*islands, (std::vector<int>{0, 0, 1, 1}));
+  // An NVSwitch system: every pair is NV18, one island.
+  std::string all = "\tGPU0\tGPU1\tGPU2\nGPU0\t X \tNV18\tNV18\nGPU1\tNV18\t X \tNV18\nGPU2\tNV18\tNV18\t X \n";
+  EXPECT_EQ(*parse_nvidia_topo(all, 3), (std::vector<int>{0, 0, 0}));
+  EXPECT_FALSE(parse_nvidia_topo(all, 4).is_ok());  // a GPU row missing
+}
+
 TEST(Csv, MalformedRowsGiveLineAndReason) {
   auto expect_error = [](const Status& s, std::string_view where, std::string_view what) {
     EXPECT_FALSE(s.is_ok());
