@@ -128,6 +128,17 @@ void wait(const JobsCli& o, const std::string& id) {
   }
 }
 
+// --url / --key (or $NEOCLOUD_URL / $NEOCLOUD_API_KEY) on a command that needs one subcommand.
+std::shared_ptr<JobsCli> api_options(CLI::App* cmd) {
+  auto o = std::make_shared<JobsCli>();
+  cmd->require_subcommand(1);
+  o->url = env_or("NEOCLOUD_URL", "http://127.0.0.1:8080");
+  o->key = env_or("NEOCLOUD_API_KEY", "");
+  cmd->add_option("--url", o->url, "server base URL (or $NEOCLOUD_URL)")->capture_default_str();
+  cmd->add_option("--key", o->key, "API key (or $NEOCLOUD_API_KEY)");
+  return o;
+}
+
 struct ReserveFlags {
   std::string gpu_type, name;
   int gpus = 0;
@@ -149,13 +160,8 @@ void reservations_list(const JobsCli& o) {
 
 // `neocloud reservations create|list|get|cancel` (the same --url/--key as jobs).
 void add_reservations_command(CLI::App& app) {
-  auto o = std::make_shared<JobsCli>();
   auto* cmd = app.add_subcommand("reservations", "GPU reservations: create, list, get, cancel");
-  cmd->require_subcommand(1);
-  o->url = env_or("NEOCLOUD_URL", "http://127.0.0.1:8080");
-  o->key = env_or("NEOCLOUD_API_KEY", "");
-  cmd->add_option("--url", o->url, "server base URL (or $NEOCLOUD_URL)")->capture_default_str();
-  cmd->add_option("--key", o->key, "API key (or $NEOCLOUD_API_KEY)");
+  auto o = api_options(cmd);
   auto f = std::make_shared<ReserveFlags>();
   auto* cr = cmd->add_subcommand("create", "hold GPUs for [start, end): neocloud reservations create --gpu-type H100 --gpus 8 --duration 3600");
   cr->add_option("--gpu-type", f->gpu_type, "GPU type")->required();
@@ -189,13 +195,8 @@ void add_reservations_command(CLI::App& app) {
 }
 
 void add_jobs_command(CLI::App& app) {
-  auto o = std::make_shared<JobsCli>();
   auto* cmd = app.add_subcommand("jobs", "GPU jobs: submit, list, get, logs, cancel, wait");
-  cmd->require_subcommand(1);
-  o->url = env_or("NEOCLOUD_URL", "http://127.0.0.1:8080");
-  o->key = env_or("NEOCLOUD_API_KEY", "");
-  cmd->add_option("--url", o->url, "server base URL (or $NEOCLOUD_URL)")->capture_default_str();
-  cmd->add_option("--key", o->key, "API key (or $NEOCLOUD_API_KEY)");
+  auto o = api_options(cmd);
 
   auto f = std::make_shared<SubmitFlags>();
   auto* sub = cmd->add_subcommand("submit", "submit a job: neocloud jobs submit --gpus 2 -- python train.py");

@@ -10,13 +10,10 @@
 #include "capacity/job_store.h"
 #include "core/log.h"
 
+#include "core/timer.h"
+
 namespace nc::capacity {
 namespace {
-
-int64_t unix_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string new_job_id() {
   static std::mutex mu;

@@ -4,15 +4,12 @@
 
 #include <chrono>
 
+#include "core/timer.h"
+
 namespace nc::capacity {
 namespace {
 
 using json = nlohmann::json;
-
-int64_t unix_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Typed reads of a document field; a missing or mistyped field is an error naming it.
 struct Reader {

@@ -22,15 +22,13 @@
 
 extern char** environ;
 
+#include "core/timer.h"
+
 namespace nc::capacity {
 namespace {
 
 namespace fs = std::filesystem;
 
-int64_t unix_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 int64_t mono_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();

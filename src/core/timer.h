@@ -1,4 +1,4 @@
-// Monotonic time helpers. Thread-safe (stateless).
+// Time helpers: monotonic (now_ns, now_s) and wall-clock unix microseconds (unix_us). Thread-safe (stateless).
 #pragma once
 
 #include <chrono>
@@ -10,4 +10,9 @@ inline int64_t now_ns() {
       .count();
 }
 inline double now_s() { return static_cast<double>(now_ns()) * 1e-9; }
+// Wall-clock time as unix microseconds (what stored and billed times use).
+inline int64_t unix_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace nc
