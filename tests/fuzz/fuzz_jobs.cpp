@@ -37,8 +37,8 @@ class RecordingExecutor final : public Executor {
   std::vector<LaunchSpec> running_;
 };
 
-JobController& controller() {
-  static std::unique_ptr<JobController> c = [] {
+std::unique_ptr<JobController> make_controller() {
+  return [] {
     std::vector<Node> nodes = {make_node("n0", 64000, 1 << 20, 8, "H100"), make_node("n1", 64000, 1 << 20, 4, "L4")};
     nodes[0].gpu_domain = {0, 0, 0, 0, 1, 1, 1, 1};
     auto sched = Scheduler::create(Cluster(nodes));
@@ -47,6 +47,14 @@ JobController& controller() {
     o.log_dir = "/tmp/nc-fuzz-jobs";
     return std::make_unique<JobController>(std::move(sched).value(), std::make_unique<RecordingExecutor>(), o);
   }();
+}
+
+// A fresh controller every few thousand inputs: jobs accumulate (list and tick grow with them), which
+// would slow the fuzzer down without finding anything new.
+JobController& controller() {
+  static std::unique_ptr<JobController> c;
+  static int uses = 0;
+  if (!c || ++uses % 2000 == 0) c = make_controller();
   return *c;
 }
 
