@@ -3,6 +3,7 @@
 // stopping whole process trees, grace periods, timeouts, exit kinds, logs, exactly-once reports.
 // Backends differ in speed (Slurm polls squeue/sacct), so waits poll against generous deadlines.
 #include "capacity/executor_suite.h"
+#include "capacity/executor_test_util.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -26,50 +27,21 @@ namespace nc::capacity::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 int64_t unix_us_now() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-std::string sanitize(const std::string& s) {
-  std::string out;
-  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '-';
-  return out;
-}
 
-std::string process_tmp_root() { return std::string(NC_TEST_TMP) + "/executor-" + std::to_string(::getpid()); }
-
-// A fresh directory for the current test (absolute: the Slurm backend's tasks must see it too). The
-// process's directory is removed at exit when every test passed; a failing run keeps it for inspection.
-std::string test_dir() {
-  static const bool registered = (std::atexit([] {
-    if (!::testing::UnitTest::GetInstance()->Passed()) return;
-    std::error_code ec;
-    fs::remove_all(process_tmp_root(), ec);
-  }), true);
-  (void)registered;
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string d = process_tmp_root() + "/" + sanitize(info->test_suite_name()) + "/" + sanitize(info->name());
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return fs::canonical(d).string();
-}
+using namespace test_util;
+std::string test_dir() { return test_util::test_dir("executor"); }
 
 std::string job_id(const std::string& tag) {
   static std::atomic<int> n{0};
   return "t" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++);
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -78,28 +50,8 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-// `env` output as a map (lines of multi-line values are skipped or harmless).
-std::map<std::string, std::string> read_env(const std::string& path) {
-  std::map<std::string, std::string> env;
-  for (const std::string& line : lines_of(slurp(path))) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos && eq > 0) env.emplace(line.substr(0, eq), line.substr(eq + 1));
-  }
-  return env;
-}
 
-// Waits until `path` holds a complete line (the scripts write files with `echo`, or `mv` them in place).
-bool wait_file(const std::string& path, double timeout_s = 30) {
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < timeout_s) {
-    std::string s = slurp(path);
-    if (!s.empty() && s.back() == '\n') return true;
-    sleep_ms(20);
-  }
-  return false;
-}
 
-pid_t read_pid(const std::string& path) { return static_cast<pid_t>(std::atol(slurp(path).c_str())); }
 
 // Gone: no such process, or a zombie someone else must reap (one of ours would be a leak).
 bool process_gone(pid_t pid) {

@@ -18,12 +18,14 @@
 #include <gtest/gtest.h>
 
 #include "capacity/executor_suite.h"
+#include "capacity/executor_test_util.h"
 
 namespace nc::capacity {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using namespace test_util;
+std::string test_dir() { return test_util::test_dir("local-executor"); }
 
 const std::vector<std::string> kNodes = {"node-a", "node-b"};
 
@@ -44,44 +46,10 @@ testing::ExecutorHarness local_harness() {
 }
 
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
-std::string tmp_root() { return std::string(NC_TEST_TMP) + "/local-executor-" + std::to_string(::getpid()); }
 
-// A fresh directory for the current test; the process's root is removed at exit if every test passed.
-std::string test_dir() {
-  static const bool registered = (std::atexit([] {
-    if (!::testing::UnitTest::GetInstance()->Passed()) return;
-    std::error_code ec;
-    fs::remove_all(tmp_root(), ec);
-  }), true);
-  (void)registered;
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string d = tmp_root() + "/" + info->name();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
-bool wait_file(const std::string& path) {
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < 30) {
-    std::string s = slurp(path);
-    if (!s.empty() && s.back() == '\n') return true;
-    sleep_ms(20);
-  }
-  return false;
-}
-
-pid_t read_pid(const std::string& path) { return static_cast<pid_t>(std::atol(slurp(path).c_str())); }
 
 // "pid (comm) state ppid ..." -> state and ppid; false if the process does not exist.
 bool proc_state(pid_t pid, char* state, int* ppid) {

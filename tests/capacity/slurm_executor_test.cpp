@@ -22,12 +22,13 @@
 #include <gtest/gtest.h>
 
 #include "capacity/executor_suite.h"
+#include "capacity/executor_test_util.h"
 
 namespace nc::capacity {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using namespace test_util;
 
 const std::string kSlurmDir = NC_SLURM_DIR;
 
@@ -38,12 +39,6 @@ std::string host_short() {
   return h.substr(0, h.find('.'));
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Output of a shell command line (test-controlled text only).
 std::string sh(const std::string& cmd) {
@@ -104,36 +99,11 @@ INSTANTIATE_TEST_SUITE_P(Slurm, ExecutorSuite, ::testing::Values(slurm_harness()
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+std::string test_dir() { return test_util::test_dir("slurm-executor"); }
 
-std::string test_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string d = std::string(NC_TEST_TMP) + "/slurm-executor-" + std::to_string(::getpid()) + "/" + info->name();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return fs::canonical(d).string();
-}
 
-bool wait_file(const std::string& path, double timeout_s = 30) {
-  auto t0 = Clock::now();
-  while (seconds_since(t0) < timeout_s) {
-    std::string s = slurp(path);
-    if (!s.empty() && s.back() == '\n') return true;
-    sleep_ms(20);
-  }
-  return false;
-}
 
-std::map<std::string, std::string> read_env(const std::string& path) {
-  std::map<std::string, std::string> env;
-  std::istringstream in(slurp(path));
-  for (std::string line; std::getline(in, line);) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos && eq > 0) env.emplace(line.substr(0, eq), line.substr(eq + 1));
-  }
-  return env;
-}
+
 
 std::optional<ExitReport> wait_report(Executor& ex, const std::string& id, int segment = 0, double timeout_s = 60,
                                       std::vector<ExitReport>* others = nullptr) {
