@@ -5,8 +5,9 @@
 #   tools/slurm.sh env DIR     prints DIR/env (`. DIR/env` sets SLURM_CONF for sbatch, squeue, ...)
 # Everything lives under DIR: slurm.conf, gres.conf, four fake GPU files (fakegpu0..3, gres type `fake`),
 # the munge key and socket, state, spool, logs and pid files. Nothing is written outside DIR, except
-# when DIR is so deep that unix socket paths (~100 bytes) would not fit: the munge socket and slurmd's
-# spool (step sockets) then go to a short /tmp/nc-slurm.XXXXXX directory, recorded in DIR/instance.
+# when DIR is so deep that unix socket paths (~100 bytes) would not fit, or lies below a directory
+# others cannot pass through (munged refuses its socket there): the munge socket and slurmd's spool
+# (step sockets) then go to a short /tmp/nc-slurm.XXXXXX directory, recorded in DIR/instance.
 # The node is `hostname -s` at 127.0.0.1 with the machine's CPUs (at least 16, declared with
 # SlurmdParameters=config_overrides so that test gangs of several tasks fit on a 2-core CI machine; no
 # CPU binding) and its memory less a margin. The TCP ports are free ones picked at start, so two
@@ -56,6 +57,14 @@ stop_pid() {
   done
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$file"
+}
+
+searchable_by_all() {  # every directory from $1 up to / lets others pass through (o+x)
+  local p=$1
+  while [ -n "$p" ] && [ "$p" != / ]; do
+    [ -d "$p" ] && [ $((0$(stat -c %a "$p") & 1)) -eq 1 ] || return 1
+    p=$(dirname "$p")
+  done
 }
 
 runtime_dir() {  # where the munge socket and slurmd spool live
@@ -138,9 +147,11 @@ start_instance() {
   mem_mib=$((mem_mib - mem_mib / 10 - 256))  # margin: slurmd's own reading is a little lower
   [ "$mem_mib" -ge 256 ] || mem_mib=256
 
-  # Unix sockets (munge, slurmstepd's <spool>/<node>_<job>.<step>) must fit in ~100 bytes.
+  # Unix sockets (munge, slurmstepd's <spool>/<node>_<job>.<step>) must fit in ~100 bytes, and munged
+  # wants every directory above its socket searchable by all (a checkout under a 0700 `mktemp -d` is not).
   rt="$dir/run"
-  if [ $((${#dir} + ${#host} + 40)) -gt 100 ]; then
+  mkdir -p "$dir"
+  if [ $((${#dir} + ${#host} + 40)) -gt 100 ] || ! searchable_by_all "$dir"; then
     rt=$(mktemp -d /tmp/nc-slurm.XXXXXX)
     echo "$rt" >"$dir/instance"
   fi
