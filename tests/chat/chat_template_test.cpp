@@ -237,6 +237,13 @@ TEST(ChatTemplateErrors, SyntaxErrorsSayLineAndColumn) {
   EXPECT_EQ(render_status("{{ (1 }}").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(render_status("{% break %}").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(render_status(std::string("\xff\xfe")).code(), StatusCode::kInvalidArgument);
+  // A slice in a subscript tuple (Jinja2: Python's SyntaxError at load); the fuzzer found it crashing.
+  for (const char* src : {"{{ x[:2, 3] }}", "{{ x[1:2, 3] }}", "{{ x[0, ::2] }}", "{{ x[1:, 0:1] }}"}) {
+    s = render_status(src);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << src;
+    EXPECT_NE(s.message().find("SyntaxError: invalid syntax (a slice inside a subscript tuple)"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(render("{% set x = {(1, 2): 'pair'} %}{{ x[1, 2] }}{{ [1, 2, 3][1:] }}"), "pair[2, 3]");
 }
 
 TEST(ChatTemplateErrors, UnknownFilterIsACompileErrorOutsideIfAndARuntimeErrorInside) {

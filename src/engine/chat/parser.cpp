@@ -748,6 +748,10 @@ class Parser {
     if (args.size() == 1) {
       arg = std::move(args[0]);
     } else {
+      // Jinja2 compiles x[a:b, c] to Python's (a:b, c): invalid syntax when the template is loaded.
+      for (const ExprPtr& a : args) {
+        if (a->kind == ExprKind::kSlice) fail_at(a->offset, "SyntaxError: invalid syntax (a slice inside a subscript tuple)");
+      }
       arg = make(ExprKind::kTuple, t.offset);
       arg->items = std::move(args);
       arg = seal(std::move(arg));
