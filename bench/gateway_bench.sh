@@ -7,7 +7,8 @@
 #      and settles in the ledger, group commit, synchronous=FULL) and generous rpm/tpm limits (checked,
 #      never refusing)). Open-loop load at increasing rates (bench/gateway_load.cpp: latency from each
 #      request's due time, so queueing counts), OFF and ON interleaved at every rate, REPEAT times;
-#      then each server's closed-loop capacity.
+#      then each server's closed-loop capacity. The ON server's /metrics histogram of ledger writes
+#      (submit to durable commit) is read around each ON run: its p99 shows what the disk gave meanwhile.
 #  (b) usage-event ingest: POST /v1/usage/events with arrays of 1000 CloudEvents (200 = durable), and
 #      nc::gateway::Ledger::ingest directly (group commit) vs one event per transaction.
 #
@@ -95,10 +96,13 @@ run_http() {  # mode rate rep
   local port=$PORT_OFF pid=$POFF key=""
   if [ "$1" = on ]; then port=$PORT_ON; pid=$PON; key=$KEY; fi
   local c0 c1 b0 b1 t0 t1
+  # The ON server's ledger write-latency histogram before and after (what the disk gave it meanwhile).
+  [ "$1" = on ] && curl -sf "http://127.0.0.1:$port/metrics" | grep '^neocloud:ledger_write_seconds_bucket' > "$OUT/http-$1-$2-$3.m0"
   c0=$(cpu_ticks "$pid"); b0=$(busy_ticks); t0=$(date +%s%N)
   "$GL" http --url "http://127.0.0.1:$port/v1/completions" ${key:+--key "$key"} --rate "$2" --seconds "$SECS" \
     --warmup "$WARMUP" --connections "$CONNS" --body "$BODY" > "$OUT/http-$1-$2-$3.json"
   c1=$(cpu_ticks "$pid"); b1=$(busy_ticks); t1=$(date +%s%N)
+  [ "$1" = on ] && curl -sf "http://127.0.0.1:$port/metrics" | grep '^neocloud:ledger_write_seconds_bucket' > "$OUT/http-$1-$2-$3.m1"
   echo "$((c1 - c0)) $((b1 - b0)) $((t1 - t0))" > "$OUT/http-$1-$2-$3.cpu"
 }
 for r in $RATES; do
@@ -158,6 +162,24 @@ out, rep, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 env = dict(l.strip().split("=", 1) for l in open(f"{out}/env.txt") if "=" in l)
 med = statistics.median
 
+def ledger_p99(prefix):
+    """p99 of the ON server's ledger writes during a run: the upper bound of the histogram bucket it falls in."""
+    if not os.path.exists(prefix + ".m1"):
+        return None
+    def read(path):
+        out = {}
+        for line in open(path) if os.path.exists(path) else []:
+            le = re.search(r'le="([^"]+)"', line).group(1)
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+        return out
+    a, b = read(prefix + ".m0"), read(prefix + ".m1")
+    cum = sorted((le, n - a.get(le, 0)) for le, n in b.items())
+    if not cum or cum[-1][1] <= 0:
+        return None
+    for le, n in cum:
+        if n >= 0.99 * cum[-1][1]:
+            return le * 1000
+
 def runs(mode, rate):
     res = []
     for i in range(1, rep + 1):
@@ -167,6 +189,7 @@ def runs(mode, rate):
             server, busy, wall_ns = (int(v) for v in open(p[:-5] + ".cpu").read().split())
             j["cpu_s"] = server / hz
             j["other_cores"] = max(0.0, (busy / hz - server / hz - j["client_cpu_s"]) / (wall_ns / 1e9))
+            j["ledger_p99_ms"] = ledger_p99(p[:-5])
             res.append(j)
     return res
 
@@ -175,8 +198,8 @@ rates = sorted({int(float(re.match(r"http-\w+-([\d.]+)-\d+\.json", os.path.basen
 print(f"{env['date']}, {env['cpu']}; load average at start {env['loadavg_start']}, end {env['loadavg_end']}; "
       f"one 4 KiB O_DSYNC write {env['dsync_us_start']} us at start, {env['dsync_us_end']} us at end")
 print(f"{env['rates']}: medians of {rep} interleaved runs per cell\n")
-print("| offered req/s | mode | achieved req/s | errors | p50 ms | p99 ms | max ms | server CPU us/req | other processes, cores | send lag p99 ms |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| offered req/s | mode | achieved req/s | errors | p50 ms | p99 ms | max ms | server CPU us/req | other processes, cores | send lag p99 ms | ledger write p99 ms (<=) |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 added = []
 for r in rates:
     row = {}
@@ -191,7 +214,9 @@ for r in rates:
         row[mode] = m
         other = med(x["other_cores"] for x in rs)
         lag = med(x["sched_lag_ms"].get("p99", 0) for x in rs)
-        print(f"| {r} | {mode} | {ach:.0f} | {err} | {m['p50']:.2f} | {m['p99']:.2f} | {m['max']:.1f} | {cpu:.0f} | {other:.2f} | {lag:.2f} |")
+        lp = [x["ledger_p99_ms"] for x in rs if x.get("ledger_p99_ms") is not None]
+        ledger = f"{med(lp):.2f}" if lp else "-"
+        print(f"| {r} | {mode} | {ach:.0f} | {err} | {m['p50']:.2f} | {m['p99']:.2f} | {m['max']:.1f} | {cpu:.0f} | {other:.2f} | {lag:.2f} | {ledger} |")
     if "off" in row and "on" in row:
         added.append((r, row["on"]["p50"] - row["off"]["p50"], row["on"]["p99"] - row["off"]["p99"]))
 print("\n| offered req/s | added p50 ms (on - off) | added p99 ms (on - off) |")

@@ -118,6 +118,15 @@ UsageRecord record_of(const Ticket& t) {
   return r;
 }
 
+// The open record of a ticket and the worst case it holds (the budgets to check are added by hold()
+// when the ledger's transaction checks them).
+HoldRequest hold_of(const Ticket& t) {
+  HoldRequest h;
+  h.record = record_of(t);
+  h.held_micros = t.held_micros;
+  return h;
+}
+
 }  // namespace
 
 std::string format_micros(int64_t micros) {
@@ -167,10 +176,16 @@ Result<std::optional<std::string>> Gateway::start() {
   if (budgets_in_process_) NC_RETURN_IF_ERROR(accountant_.load(db_, budget_period(tenancy::now_us())));
   if (!refresher_.joinable()) {
     refresher_ = std::thread([this] {
+      const int tick_ms = std::max(1, std::min({100, options_.policy_refresh_ms, options_.open_record_delay_ms}));
+      int64_t next_refresh = steady_ms() + options_.policy_refresh_ms;
       std::unique_lock<std::mutex> lock(refresher_mu_);
-      while (!refresher_cv_.wait_for(lock, std::chrono::milliseconds(options_.policy_refresh_ms), [this] { return stopping_; })) {
+      while (!refresher_cv_.wait_for(lock, std::chrono::milliseconds(tick_ms), [this] { return stopping_; })) {
         lock.unlock();
-        if (Status s = policy_.refresh(); !s.is_ok()) NC_LOG_WARN("gateway: reloading limits, prices and budgets: {}", s.to_string());
+        write_due_open_records(steady_ms());
+        if (steady_ms() >= next_refresh) {
+          if (Status s = policy_.refresh(); !s.is_ok()) NC_LOG_WARN("gateway: reloading limits, prices and budgets: {}", s.to_string());
+          next_refresh = steady_ms() + options_.policy_refresh_ms;
+        }
         lock.lock();
       }
     });
@@ -326,7 +341,7 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
       return q;
     }
     t->had_hold = true;
-    t->open_record_pending = true;  // written by write_open_record()
+    t->open_record_pending = true;  // written by write_open_record() or defer_open_record()
   }
   if (d.admitted) return std::nullopt;
   t->released = true;
@@ -367,9 +382,7 @@ std::vector<std::pair<Scope, std::string>> Gateway::counter_scopes(const std::st
 }
 
 void Gateway::hold(Ticket& t, std::function<void(std::optional<Denial>)> done) {
-  HoldRequest h;
-  h.record = record_of(t);
-  h.held_micros = t.held_micros;
+  HoldRequest h = hold_of(t);
   if (!budgets_in_process_) h.budgets = t.budgets;  // checked by the ledger's transaction
   t.had_hold = true;  // settle() updates the open record; when the hold fails nothing is settled
   ledger_.hold(std::move(h), [done = std::move(done)](Status s) {
@@ -393,8 +406,29 @@ void Gateway::write_open_record(Ticket& t, std::function<void(Status)> done) {
   t.open_record_pending = false;
   hold(t, [id = t.request_id, done = std::move(done)](std::optional<Denial> failed) {
     if (failed) NC_LOG_ERROR("gateway: writing the open record of {}: {}", id, failed->message);
-    if (done) done(failed ? unavailable(failed->message) : Status::ok());
+    done(failed ? unavailable(failed->message) : Status::ok());
   });
+}
+
+void Gateway::defer_open_record(Ticket& t) {
+  t.open_record_pending = false;
+  t.open_record_deferred = true;
+  std::lock_guard<std::mutex> lock(opens_mu_);
+  deferred_opens_[t.request_id] = DeferredOpen{hold_of(t), steady_ms() + options_.open_record_delay_ms};
+}
+
+void Gateway::write_due_open_records(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(opens_mu_);
+  for (auto it = deferred_opens_.begin(); it != deferred_opens_.end();) {
+    if (it->second.due_ms > now_ms) {
+      ++it;
+      continue;
+    }
+    ledger_.hold(std::move(it->second.hold), [id = it->first](Status s) {
+      if (!s.is_ok()) NC_LOG_ERROR("gateway: writing the open record of {}: {}", id, s.to_string());
+    });
+    it = deferred_opens_.erase(it);
+  }
 }
 
 void Gateway::release(Ticket& t) {
@@ -420,16 +454,24 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
   r.held_micros = t.had_hold ? t.held_micros : 0;
   r.finished_at = tenancy::now_us();
   if (!budgets_in_process_) return ledger_.settle(std::move(r), std::move(done));
+  // A deferred open record still waiting is dropped: the final record is the only one.
+  bool open_written = !t.open_record_deferred;
+  if (t.open_record_deferred) {
+    std::lock_guard<std::mutex> lock(opens_mu_);
+    open_written = deferred_opens_.erase(t.request_id) == 0;
+  }
   // After the commit, the in-memory hold becomes spend.
   auto scopes = counter_scopes(r.org_id, r.project_id, r.api_key_id);
   const int64_t cost = r.cost_micros;
-  ledger_.settle(std::move(r), [this, budgets = t.had_hold ? t.budgets : std::vector<Budget>{}, held = t.held_micros,
-                                period = budget_period(t.started_at), scopes = std::move(scopes), cost,
-                                done = std::move(done)](Status s) {
+  Ledger::Done then = [this, budgets = t.had_hold ? t.budgets : std::vector<Budget>{}, held = t.held_micros,
+                       period = budget_period(t.started_at), scopes = std::move(scopes), cost,
+                       done = std::move(done)](Status s) {
     if (s.is_ok()) accountant_.add_spent(scopes, period, cost);
     accountant_.release(budgets, period, held);
     done(std::move(s));
-  });
+  };
+  if (open_written) ledger_.settle(std::move(r), std::move(then));
+  else ledger_.settle_without_hold(std::move(r), std::move(then));
 }
 
 void Gateway::ingest(const Caller& c, std::vector<UsageEvent> events,

@@ -11,7 +11,8 @@
 //                 project and org, all in memory; fills the x-ratelimit-* headers (429 when refused).
 //   budgets       when a budget applies, the worst-case cost is held: in this process's memory when
 //                 it is the ledger's only writer (SQLite; the open record is written in the
-//                 background), else in the ledger's transaction (PostgreSQL: hold(), awaited).
+//                 background — for a response sent whole only if it runs past
+//                 open_record_delay_ms), else in the ledger's transaction (PostgreSQL: hold(), awaited).
 //                 429 insufficient_quota when over.
 //   settle        the ledger record, committed before the HTTP layer sends the last byte; returns the
 //                 unused reserved tokens to the limiter.
@@ -50,6 +51,10 @@ struct GatewayOptions {
   enum class Budgets { kAuto, kInProcess, kDatabase } budgets = Budgets::kAuto;
   int auth_cache_ttl_ms = 5000;
   int policy_refresh_ms = 2000;
+  // In-process budgets, a response sent whole (not streamed): its open record is written only if it is
+  // still running after this long. Nothing of it reaches the client before its final record commits,
+  // so a short request needs no other record; a long one leaves a record to reconcile after a crash.
+  int open_record_delay_ms = 1000;
 };
 
 // An error for the client, in OpenAI's shape.
@@ -79,7 +84,8 @@ struct Ticket {
   std::vector<Budget> budgets;
   int64_t held_micros = 0;
   bool had_hold = false, released = false;
-  bool open_record_pending = false;  // in-process budgets: write_open_record() not called yet
+  bool open_record_pending = false;   // in-process budgets: write_open_record() not called yet
+  bool open_record_deferred = false;  // defer_open_record() was called
   int64_t started_at = 0;  // unix microseconds
   Headers headers;         // x-ratelimit-* to send with the response
 };
@@ -122,9 +128,11 @@ class Gateway {
   void hold(Ticket& t, std::function<void(std::optional<Denial>)> done);
   // In-process budgets (admit() held the budget in memory): writes the request's open record, so a
   // crash leaves a record to reconcile. A streaming response awaits it before its first byte (every
-  // request a client saw has a record); others need not (their final record precedes any byte).
-  // done may be empty.
+  // request a client saw has a record).
   void write_open_record(Ticket& t, std::function<void(Status)> done);
+  // The same for a response sent whole: its final record precedes any byte, so the open record is
+  // written only if the request is still running after options.open_record_delay_ms.
+  void defer_open_record(Ticket& t);
   // Returns the rate-limit reservation of a ticket that will not run (idempotent).
   void release(Ticket& t);
   // Releases the reservation (unused tokens back) and writes the ledger record; done after COMMIT.
@@ -145,6 +153,8 @@ class Gateway {
 
  private:
   std::vector<LimitedScope> scopes_of(const Caller& c, const Snapshot& snap) const;
+  // Writes the deferred open records that are due (housekeeping thread).
+  void write_due_open_records(int64_t now_ms);
   static std::vector<std::pair<Scope, std::string>> counter_scopes(const std::string& org, const std::string& project,
                                                                    const std::string& key);
 
@@ -162,7 +172,16 @@ class Gateway {
   };
   mutable std::mutex cache_mu_;
   std::unordered_map<std::string, CacheEntry> cache_;  // by key digest
-  // Reloads the policy every policy_refresh_ms (off the request path).
+  // Deferred open records by request id: the record and when it is due (steady ms). settle() takes
+  // its own out; the housekeeping thread writes the due ones (submitting under the mutex, so a
+  // settle() that finds its entry gone is queued after the open record in the ledger).
+  struct DeferredOpen {
+    HoldRequest hold;
+    int64_t due_ms = 0;
+  };
+  std::mutex opens_mu_;
+  std::unordered_map<std::string, DeferredOpen> deferred_opens_;
+  // Housekeeping: reloads the policy every policy_refresh_ms, writes due open records.
   std::thread refresher_;
   std::mutex refresher_mu_;
   std::condition_variable refresher_cv_;

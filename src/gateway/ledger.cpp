@@ -107,6 +107,21 @@ void Ledger::hold(HoldRequest h, Done done) {
       std::move(done));
 }
 
+namespace {
+
+Status insert_settled(Transaction& tx, const UsageRecord& r, const std::string& period, const std::string& instance) {
+  return tx
+      .exec("INSERT INTO usage_records (id, org_id, project_id, api_key_id, model, endpoint, state, status, prompt_tokens, "
+            "completion_tokens, cached_tokens, cost_micros, period, instance, started_at, finished_at, held_micros) VALUES "
+            "($1, $2, $3, $4, $5, $6, 'settled', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            {r.id, r.org_id, text_or_null(r.project_id), text_or_null(r.api_key_id), r.model, r.endpoint, r.status,
+             r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, period, instance, r.started_at,
+             r.finished_at, r.held_micros})
+      .status();
+}
+
+}  // namespace
+
 void Ledger::settle(UsageRecord rec, Done done) {
   auto r = std::make_shared<UsageRecord>(std::move(rec));
   writer_->submit(
@@ -121,16 +136,20 @@ void Ledger::settle(UsageRecord rec, Done done) {
         if (!open.empty()) {
           NC_ASSIGN_OR_RETURN(held, open[0].get_int(0));
         } else {
-          NC_RETURN_IF_ERROR(
-              tx.exec("INSERT INTO usage_records (id, org_id, project_id, api_key_id, model, endpoint, state, status, "
-                      "prompt_tokens, completion_tokens, cached_tokens, cost_micros, period, instance, started_at, finished_at, "
-                      "held_micros) VALUES ($1, $2, $3, $4, $5, $6, 'settled', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                      {r->id, r->org_id, text_or_null(r->project_id), text_or_null(r->api_key_id), r->model, r->endpoint,
-                       r->status, r->prompt_tokens, r->completion_tokens, r->cached_tokens, r->cost_micros, period,
-                       instance_, r->started_at, r->finished_at, r->held_micros})
-                  .status());
+          NC_RETURN_IF_ERROR(insert_settled(tx, *r, period, instance_));
         }
         return add_to_counters(tx, *r, period, r->cost_micros, -held);
+      },
+      std::move(done));
+}
+
+void Ledger::settle_without_hold(UsageRecord rec, Done done) {
+  auto r = std::make_shared<UsageRecord>(std::move(rec));
+  writer_->submit(
+      [this, r](Transaction& tx) -> Status {
+        const std::string period = budget_period(r->started_at);
+        NC_RETURN_IF_ERROR(insert_settled(tx, *r, period, instance_));
+        return add_to_counters(tx, *r, period, r->cost_micros, 0);
       },
       std::move(done));
 }

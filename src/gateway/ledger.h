@@ -71,6 +71,9 @@ class Ledger {
   // (none given: the open record and the hold are written without a check).
   void hold(HoldRequest h, Done done);
   void settle(UsageRecord r, Done done);
+  // settle() for a request that wrote no open record (hold() was never called for it): the final
+  // record is inserted at once, without looking for an open one first.
+  void settle_without_hold(UsageRecord r, Done done);
 
   struct IngestResult {
     std::vector<bool> inserted;  // per event: false = a duplicate of a stored event

@@ -4,6 +4,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <atomic>
 #include <chrono>
 #include <cctype>
 #include <deque>
@@ -246,7 +247,7 @@ struct HttpServer::Impl {
         http::request<http::string_body> dummy;
         dummy.version(11);
         co_await write_reply(stream, dummy, err_reply(413, fmt::format("the request body exceeds {} bytes", kMaxBodyBytes)),
-                             random_id("req_", 32));
+                             time_ordered_id("req_", 32));
         break;
       }
       if (ec) break;
@@ -328,7 +329,7 @@ struct HttpServer::Impl {
   }
 
   awaitable<bool> handle(beast::tcp_stream& stream, http::request<http::string_body>& req) {
-    const std::string request_id = random_id("req_", 32);
+    const std::string request_id = time_ordered_id("req_", 32);
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
     std::shared_ptr<const gateway::Caller> caller;
@@ -468,7 +469,7 @@ struct HttpServer::Impl {
     if (auto d = gw->admit(caller, ar, ticket)) co_return denial_reply(*d);
     if (ticket->open_record_pending) {
       if (!stream) {
-        gw->write_open_record(*ticket, nullptr);
+        gw->defer_open_record(*ticket);
         co_return std::nullopt;
       }
       auto written = std::make_shared<Handoff<Status>>(acceptor.get_executor());
@@ -487,6 +488,31 @@ struct HttpServer::Impl {
     denied->headers = ticket->headers;
     co_return denial_reply(*denied);
   }
+
+  // Gateway on, a response sent whole: the request's ledger record is written from the engine's thread
+  // as soon as its last choice ends, so the commit runs while the I/O thread collects the tokens and
+  // builds the answer (instead of after the I/O thread has woken up for the engine's result). Owns the
+  // ticket from then on; the coroutine reads it only after `billed` is set.
+  struct EarlySettle {
+    gateway::Gateway* gw = nullptr;
+    gateway::Ticket ticket;
+    int64_t prompt_tokens = 0;
+    std::atomic<int> remaining{0};
+    std::atomic<int64_t> completion_tokens{0};
+    std::atomic<bool> failed{false};
+    std::shared_ptr<Handoff<Status>> billed;
+    // Engine thread: one choice ended (kDone).
+    void on_done(const engine::SchedEvent& e) {
+      completion_tokens.fetch_add(e.n_generated);
+      if (!e.error.is_ok()) failed.store(true);
+      if (remaining.fetch_sub(1) != 1) return;
+      gateway::Usage u;
+      u.prompt_tokens = prompt_tokens;
+      u.completion_tokens = completion_tokens.load();
+      u.status = failed.load() ? "error" : "completed";
+      gw->settle(ticket, u, [billed = billed](Status st) { billed->set(std::move(st)); });
+    }
+  };
 
   // Writes the request's ledger record and waits for the commit (the caller sends its last byte after).
   awaitable<Status> settle(gateway::Ticket& ticket, int64_t prompt_tokens, int64_t completion_tokens, const char* status) {
@@ -545,6 +571,25 @@ struct HttpServer::Impl {
       histogram("time_to_first_token_seconds", "Time from submission to the first token.", s.time_to_first_token);
       histogram("inter_token_latency_seconds", "Time between consecutive tokens of a request.", s.inter_token);
       histogram("e2e_request_latency_seconds", "Time from submission to the end of the request.", s.e2e);
+    }
+    if (gw) {
+      // The usage ledger's writer: every request's record waits for this before its last byte.
+      const storage::GroupCommit::Stats l = gw->ledger().stats();
+      out += fmt::format("# HELP neocloud:ledger_commits_total Ledger transactions committed (one fsync each).\n"
+                         "# TYPE neocloud:ledger_commits_total counter\nneocloud:ledger_commits_total {}\n"
+                         "# HELP neocloud:ledger_writes_total Ledger writes (records, holds, event batches).\n"
+                         "# TYPE neocloud:ledger_writes_total counter\nneocloud:ledger_writes_total {}\n",
+                         l.groups, l.units);
+      out += "# HELP neocloud:ledger_write_seconds Time from a ledger write's submission to its durable commit.\n"
+             "# TYPE neocloud:ledger_write_seconds histogram\n";
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < std::size(storage::GroupCommit::kWriteBounds); ++i) {
+        cumulative += l.write_counts[i];
+        out += fmt::format("neocloud:ledger_write_seconds_bucket{{le=\"{}\"}} {}\n", storage::GroupCommit::kWriteBounds[i], cumulative);
+      }
+      out += fmt::format("neocloud:ledger_write_seconds_bucket{{le=\"+Inf\"}} {}\nneocloud:ledger_write_seconds_sum {}\n"
+                         "neocloud:ledger_write_seconds_count {}\n",
+                         l.units, l.write_seconds_sum, l.units);
     }
     Reply r;
     r.body = std::move(out);
@@ -789,18 +834,32 @@ struct HttpServer::Impl {
     auto queue = std::make_shared<EventQueue>(stream.get_executor());
     std::vector<engine::RequestId> ids;
     int64_t prompt_tokens = 0;
+    for (const auto& p : prompts) prompt_tokens += static_cast<int64_t>(p.size());
+    std::shared_ptr<EarlySettle> early;
+    if (caller && !opt.stream) {
+      early = std::make_shared<EarlySettle>();
+      early->gw = gw;
+      early->ticket = std::move(ticket);
+      early->prompt_tokens = prompt_tokens;
+      early->remaining = n_choices;
+      early->billed = std::make_shared<Handoff<Status>>(acceptor.get_executor());
+    }
     for (size_t pi = 0; pi < prompts.size(); ++pi) {
-      prompt_tokens += static_cast<int64_t>(prompts[pi].size());
       for (int j = 0; j < opt.n; ++j) {
         engine::Request r;
         r.prompt = prompts[pi];
         r.gen = opt.gen;
         if (r.gen.sampling.seed && j > 0) r.gen.sampling.seed = *r.gen.sampling.seed + j;
         const int choice = static_cast<int>(pi) * opt.n + j;
-        auto id = m.submit(std::move(r), [queue, choice](const engine::SchedEvent& e) { queue->push(choice, e); });
+        auto id = m.submit(std::move(r), [queue, choice, early](const engine::SchedEvent& e) {
+          queue->push(choice, e);
+          if (early && e.kind == engine::SchedEvent::Kind::kDone) early->on_done(e);
+        });
         if (!id.is_ok()) {
+          // The choices already submitted end cancelled; `remaining` never reaches 0, so the record
+          // is written here, once.
           for (auto x : ids) m.cancel(x);
-          if (caller) co_await settle(ticket, 0, 0, "error");
+          if (caller) co_await settle(early ? early->ticket : ticket, 0, 0, "error");
           co_return co_await write_reply(stream, req, error_reply(from_status(id.status(), "prompt")), request_id);
         }
         ids.push_back(*id);
@@ -869,11 +928,10 @@ struct HttpServer::Impl {
       }
       int64_t completion_tokens = 0;
       for (const auto& c : choices) completion_tokens += c.n_generated;
-      if (caller) {
-        const Status billed = co_await settle(ticket, prompt_tokens, completion_tokens, failure.is_ok() ? "completed" : "error");
-        if (!billed.is_ok() && failure.is_ok()) co_return co_await write_reply(stream, req, ledger_failed(), request_id);
+      if (!failure.is_ok()) {
+        if (early) co_await early->billed->get();
+        co_return co_await write_reply(stream, req, error_reply(from_status(failure)), request_id);
       }
-      if (!failure.is_ok()) co_return co_await write_reply(stream, req, error_reply(from_status(failure)), request_id);
       json cs = json::array();
       for (int i = 0; i < n_choices; ++i) {
         json lp = nullptr;
@@ -897,7 +955,12 @@ struct HttpServer::Impl {
                   {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
                              {"total_tokens", prompt_tokens + completion_tokens}}}};
       Reply ok_reply = json_reply(200, res);
-      ok_reply.headers = ticket.headers;
+      if (early) {
+        // The record commits before the answer leaves (it was submitted when the last choice ended).
+        const Status billed = co_await early->billed->get();
+        if (!billed.is_ok()) co_return co_await write_reply(stream, req, ledger_failed(), request_id);
+        ok_reply.headers = early->ticket.headers;
+      }
       co_return co_await write_reply(stream, req, ok_reply, request_id);
     }
 

@@ -1,5 +1,7 @@
 #include "server/openai.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -39,6 +41,14 @@ std::string random_id(const std::string& prefix, int hex_chars) {
   std::string s = prefix;
   for (int i = 0; i < hex_chars; ++i) s += hex[rng() & 15];
   return s;
+}
+
+std::string time_ordered_id(const std::string& prefix, int hex_chars) {
+  const uint64_t ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  const int time_chars = std::min(12, hex_chars);
+  std::string s = prefix + fmt::format("{:012x}", ms & 0xffffffffffffULL).substr(12 - time_chars);
+  return s + random_id("", hex_chars - time_chars);
 }
 
 namespace {

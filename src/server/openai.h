@@ -29,8 +29,12 @@ ApiError from_status(const Status& s, const std::string& param = "");
 // Serializes without throwing on invalid UTF-8 (replaced by U+FFFD).
 std::string dump(const json& j);
 
-// "cmpl-<24 hex>", "chatcmpl-...", "req_<32 hex>".
+// "cmpl-<24 hex>", "chatcmpl-...".
 std::string random_id(const std::string& prefix, int hex_chars);
+// "req_<32 hex>" whose first 12 hex digits are the unix time in milliseconds (the rest random), so
+// ids sort by creation time and the ledger's index on them grows at one end instead of touching a
+// random page per request.
+std::string time_ordered_id(const std::string& prefix, int hex_chars);
 
 // Fields shared by /v1/completions and /v1/chat/completions.
 struct CompletionOptions {

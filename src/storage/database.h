@@ -80,6 +80,12 @@ struct DatabaseOptions {
   // SQLite: WAL checkpoints on a background thread (PASSIVE, every 100 ms) instead of inside the COMMIT
   // that crosses SQLite's 1000-page threshold, which stalled every write queued behind it.
   bool sqlite_background_checkpoint = true;
+  // SQLite, with the background checkpoint: once the WAL holds this many pages, a checkpoint runs
+  // between two write transactions (new ones wait for it: it copies only what the last background
+  // pass left, ~100 ms of writes) so that the next writer starts the WAL over from its beginning.
+  // A passive checkpoint alone never catches up with a writer that commits without pause, and the
+  // WAL (and the WAL index every read searches) would grow without bound.
+  int sqlite_wal_restart_pages = 4096;
   // PostgreSQL: seconds to wait for the server when connecting, unless the URL sets connect_timeout.
   int connect_timeout_s = 10;
   // PostgreSQL: prepare each statement once per connection (PQprepare, cached by SQL text and

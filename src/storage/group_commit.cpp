@@ -1,5 +1,6 @@
 #include "storage/group_commit.h"
 
+#include <algorithm>
 #include <future>
 #include <vector>
 
@@ -15,7 +16,7 @@ void GroupCommit::submit(Work work, Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      queue_.push_back(Unit{std::move(work), std::move(done)});
+      queue_.push_back(Unit{std::move(work), std::move(done), std::chrono::steady_clock::now()});
       cv_.notify_one();
       return;
     }
@@ -67,10 +68,17 @@ void GroupCommit::loop() {
       }
       return Status::ok();
     });
+    const auto committed = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.groups += 1;
       stats_.units += group.size();
+      for (const Unit& u : group) {
+        const double secs = std::chrono::duration<double>(committed - u.submitted).count();
+        const size_t b = std::lower_bound(std::begin(kWriteBounds), std::end(kWriteBounds), secs) - std::begin(kWriteBounds);
+        stats_.write_counts[b] += 1;
+        stats_.write_seconds_sum += secs;
+      }
     }
     for (size_t i = 0; i < group.size(); ++i) group[i].done(s.is_ok() ? results[i] : s);
     group.clear();

@@ -15,11 +15,13 @@
 // your own executor). stop() drains what is queued, then joins; submit() after stop() calls the
 // callback at once with Unavailable. Ownership: borrows the Database (it must outlive this).
 #pragma once
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -33,8 +35,14 @@ class GroupCommit {
   using Work = std::function<Status(Transaction&)>;
   using Done = std::function<void(Status)>;
 
+  // How long units took from submit() to their callback (queueing for the writer, their group's SQL
+  // and COMMIT): counts per bucket of upper bound kWriteBounds[i] seconds (the last: above them all).
+  static constexpr double kWriteBounds[] = {0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005,
+                                            0.01,   0.025,   0.05,   0.1,     0.25,  0.5,   1.0};
   struct Stats {
     uint64_t groups = 0, units = 0;
+    uint64_t write_counts[std::size(kWriteBounds) + 1] = {};
+    double write_seconds_sum = 0;
   };
 
   // max_group: the most units one transaction carries.
@@ -53,6 +61,7 @@ class GroupCommit {
   struct Unit {
     Work work;
     Done done;
+    std::chrono::steady_clock::time_point submitted;
   };
   void loop();
 

@@ -366,7 +366,10 @@ class SqliteDatabase final : public Database {
 
  private:
   // Copies the WAL into the database every 100 ms (PASSIVE: never waits for readers or writers) on
-  // its own connection, so no writer's COMMIT pays for a checkpoint's reads, writes and fsync.
+  // its own connection, so no writer's COMMIT pays for a checkpoint's reads, writes and fsync. Past
+  // sqlite_wal_restart_pages, one more pass runs while this process's writers wait (write_mu_): it
+  // finishes the copy, so the next write transaction restarts the WAL from its start (unless a reader
+  // still uses it: then a later tick tries again).
   void checkpoint_loop() {
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
@@ -375,11 +378,20 @@ class SqliteDatabase final : public Database {
       return;
     }
     sqlite3_busy_timeout(db, 0);
+    // A connection learns that the database is in WAL mode (and opens the WAL) at its first read;
+    // until then sqlite3_wal_checkpoint_v2 does nothing and returns OK.
+    if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      NC_LOG_WARN("storage: cannot read '{}' for checkpoints: {}", path_, sqlite3_errmsg(db));
+    }
     std::unique_lock<std::mutex> lock(checkpoint_mu_);
     while (!checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; })) {
       lock.unlock();
       int log_pages = 0, done_pages = 0;
-      const int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages);
+      int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages);
+      if (rc == SQLITE_OK && log_pages >= options_.sqlite_wal_restart_pages) {
+        std::lock_guard<std::mutex> writers(write_mu_);
+        rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages);
+      }
       if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
         NC_LOG_WARN("storage: checkpoint of '{}': {}", path_, sqlite3_errmsg(db));
       }

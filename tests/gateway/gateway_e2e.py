@@ -883,12 +883,23 @@ class Test:
             (k2, k2_id, dict(stream=True, n=2, max_tokens=3)),
             (k2, k2_id, dict(chat=True, max_tokens=9, prompt="Tell me a story")),
         ]
+        request_ids = []
         for key, key_id, kw in plan:
             r, u, choices = self.infer(key, **kw)
+            request_ids.append(r.h("x-request-id") or "")
             expect_choices = kw.get("n", 1) * (len(kw["prompt"]) if isinstance(kw.get("prompt"), list) else 1)
             check(len(choices) == expect_choices, f"{kw}: {expect_choices} choices, got {choices}")
             check(u["completion_tokens"] <= kw["max_tokens"] * expect_choices, f"{kw}: usage {u}")
             add(key_id, u)
+        # Request ids: req_ + 32 hex, the first 12 the unix time in ms (so the ledger's index on them
+        # grows at one end), each the id of its ledger record.
+        now_ms = time.time() * 1000
+        for rid in request_ids:
+            check(re.fullmatch(r"req_[0-9a-f]{32}", rid), f"request id {rid!r}")
+            check(abs(int(rid[4:16], 16) - now_ms) < 120_000, f"request id {rid} does not start with the time ({now_ms:.0f} ms)")
+        check(request_ids == sorted(request_ids, key=lambda x: x[4:16]), f"request ids out of time order: {request_ids}")
+        stored = {row[0] for row in self.backend.query("SELECT id FROM usage_records")}
+        check(set(request_ids) <= stored, f"request ids without a ledger record: {set(request_ids) - stored}")
         # An embeddings request: a cost, but not a completions usage result.
         r = c.post("/v1/embeddings", k2, {"model": MODEL, "input": "hello world"})
         check(r.status == 200, f"embeddings: {r}")
@@ -1064,7 +1075,25 @@ class Test:
         got = {k: v for k, v in got.items() if v}
         diff = {k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)}
         check(not diff, f"spend counters (spent, sum of records + events) differ: {dict(list(diff.items())[:6])}")
-        return f"{len(records)} records settled, nothing held, {len(got)} spend counters == records + events"
+        # /metrics: the ledger writer's counters and its write-latency histogram (one server run wrote
+        # every record, each with at least one write).
+        r = self.c.call("GET", "/metrics")
+        check(r.status == 200, f"/metrics: {r}")
+        text = r.body.decode() if isinstance(r.body, bytes) else r.body
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("neocloud:ledger_"):
+                name, v = line.rsplit(" ", 1)
+                values[name] = float(v)
+        writes, commits = values.get("neocloud:ledger_writes_total", 0), values.get("neocloud:ledger_commits_total", 0)
+        check(writes >= len(records) and 0 < commits <= writes, f"ledger counters: {writes} writes, {commits} commits, "
+              f"{len(records)} records")
+        buckets = [v for k, v in values.items() if k.startswith("neocloud:ledger_write_seconds_bucket")]
+        check(buckets == sorted(buckets) and buckets[-1] == writes == values.get("neocloud:ledger_write_seconds_count"),
+              f"ledger_write_seconds histogram: {buckets}, {writes} writes")
+        check(values.get("neocloud:ledger_write_seconds_sum", 0) > 0, "ledger_write_seconds_sum")
+        return (f"{len(records)} records settled, nothing held, {len(got)} spend counters == records + events; "
+                f"/metrics: {writes:.0f} ledger writes in {commits:.0f} commits")
 
     # --- driver -----------------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <thread>
 
 #include "gateway/budget_accountant.h"
+#include "gateway/gateway.h"
 #include "gateway/ledger.h"
 #include "gateway/policy.h"
 #include "storage/group_commit.h"
@@ -201,6 +203,71 @@ TEST_P(LedgerTest, InProcessBudgetHoldsNeverOverspend) {
   acc.release(budgets, "2026-11", 25);
   EXPECT_FALSE(acc.try_hold(budgets, "2026-11", 25).has_value());
   EXPECT_FALSE(acc.try_hold(budgets, "2026-12", 25).has_value());  // a new month starts empty
+}
+
+// In-process budgets, a response sent whole: its open record is written only when the request is
+// still running after open_record_delay_ms. A short request has one write (its final record); a
+// long one has an open record (holding its worst case on the counters) that its settle updates.
+TEST_P(LedgerTest, DeferredOpenRecordsAreWrittenOnlyForLongRequests) {
+  GatewayOptions opts;
+  opts.budgets = GatewayOptions::Budgets::kInProcess;
+  opts.open_record_delay_ms = 150;
+  opts.policy_refresh_ms = 20;
+  Gateway gw(*db_, opts);
+  ASSERT_TRUE(gw.start().is_ok());
+  Price price;
+  price.item = "tiny";
+  price.effective_from = tenancy::now_us() - 1000000;
+  price.input_per_mtok = price.output_per_mtok = 1000000;  // 1 micro per token
+  ASSERT_TRUE(gw.policy().add_price(price, actor_).is_ok());
+  ASSERT_TRUE(gw.policy().set_budget(org_, Scope::kProject, project_, int64_t{1000000}, actor_).is_ok());
+  ASSERT_TRUE(gw.policy().refresh().is_ok());
+  auto caller = std::make_shared<Caller>();
+  caller->principal.org_id = org_;
+  caller->principal.project_id = project_;
+  caller->principal.kind = tenancy::KeyKind::kInference;
+  auto admit = [&](const std::string& id, Ticket* t) {
+    AdmitRequest r;
+    r.request_id = id;
+    r.endpoint = "completions";
+    r.model = "tiny";
+    r.prompt_tokens = 10;
+    r.max_output_tokens = 90;
+    ASSERT_FALSE(gw.admit(caller, r, t).has_value());
+    ASSERT_TRUE(t->open_record_pending);
+    gw.defer_open_record(*t);
+  };
+  auto settle = [&](Ticket& t) {
+    Usage u;
+    u.prompt_tokens = 10;
+    u.completion_tokens = 5;
+    return wait([&](Ledger::Done d) { gw.settle(t, u, std::move(d)); });
+  };
+  const auto units = [&] { return gw.ledger().stats().units; };
+
+  Ticket quick;
+  admit("quick", &quick);
+  const uint64_t before = units();
+  ASSERT_TRUE(settle(quick).is_ok());
+  EXPECT_EQ(units() - before, 1u);  // the final record only
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the delay: nothing more is written
+  EXPECT_EQ(units() - before, 1u);
+
+  Ticket slow;
+  admit("slow", &slow);
+  for (int i = 0; i < 500 && units() - before < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(units() - before, 2u);  // its open record, once it ran past the delay
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM usage_records WHERE id = 'slow' AND state = 'open'"), 1);
+  EXPECT_EQ(scalar("SELECT held_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), 100);
+  ASSERT_TRUE(settle(slow).is_ok());
+  EXPECT_EQ(units() - before, 3u);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM usage_records WHERE state = 'settled' AND status = 'completed' AND cost_micros = 15"), 2);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM usage_records"), 2);
+  EXPECT_EQ(scalar("SELECT held_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), 0);
+  EXPECT_EQ(scalar("SELECT spent_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), 30);
+  // A request settles once, whichever way its record was written.
+  EXPECT_EQ(settle(quick).code(), StatusCode::kAlreadyExists);
+  gw.stop();
 }
 
 TEST_P(LedgerTest, ReconcileSettlesOnlyThisInstancesOpenRecords) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -603,6 +604,54 @@ TEST(StorageOpen, PlainPathAndSqliteUrlOpenTheSameFile) {
   EXPECT_EQ(must(sync.get_int(0)), 2);  // FULL
   Row fk = must(db->transact([](Transaction& tx) { return tx.query_one("PRAGMA foreign_keys"); }));
   EXPECT_EQ(must(fk.get_int(0)), 1);
+}
+
+// The background checkpointer copies the WAL into the database file while the writer keeps going:
+// without it (wal_autocheckpoint is off on the writer) the WAL would grow without bound and every
+// read would search an ever longer WAL index.
+TEST(StorageOpen, SqliteBackgroundCheckpointCopiesTheWal) {
+  const std::string path = tmp_dir() + "/ckpt.db";
+  auto db = must(Database::open(path));
+  ASSERT_OK(db->transact([](Transaction& tx) { return tx.exec_script("CREATE TABLE t (x BIGINT, pad TEXT)"); }));
+  const std::string pad(1000, 'p');
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_OK(db->transact([&](Transaction& tx) { return tx.exec("INSERT INTO t VALUES ($1, $2)", {int64_t{i}, pad}).status(); }));
+  }
+  // ~2 MB of rows: the checkpointer (every 100 ms) must have moved them into the main file.
+  uintmax_t size = 0;
+  for (int i = 0; i < 50 && size < 2000 * 1000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    size = std::filesystem::file_size(path);
+  }
+  EXPECT_GE(size, 2000u * 1000u) << "the WAL was never checkpointed into " << path;
+}
+
+// A writer that never pauses still gets its WAL restarted from the beginning now and then: the file
+// stops growing near sqlite_wal_restart_pages instead of holding every page ever written.
+TEST(StorageOpen, SqliteWalStartsOverUnderContinuousWrites) {
+  const std::string path = tmp_dir() + "/restart.db";
+  DatabaseOptions options;
+  options.sqlite_wal_restart_pages = 256;  // 1 MiB of 4 KiB pages
+  auto db = must(Database::open(path, options));
+  ASSERT_OK(db->transact([](Transaction& tx) { return tx.exec_script("CREATE TABLE t (x BIGINT, pad TEXT)"); }));
+  const std::string pad(4000, 'p');
+  // ~1 page per row, 10 rows per transaction with a 1 ms pause: ~20-30 MiB/s here, until 48 MiB.
+  const int64_t target_rows = (int64_t{48} << 20) / 4096;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int64_t rows = 0;
+  while (rows < target_rows && std::chrono::steady_clock::now() < give_up) {
+    ASSERT_OK(db->transact([&](Transaction& tx) -> Status {
+      for (int i = 0; i < 10; ++i) NC_RETURN_IF_ERROR(tx.exec("INSERT INTO t VALUES ($1, $2)", {rows + i, pad}).status());
+      return Status::ok();
+    }));
+    rows += 10;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const uintmax_t wal = std::filesystem::file_size(path + "-wal");
+  std::printf("%lld rows (%.1f MiB) written; WAL file %.1f MiB\n", static_cast<long long>(rows), rows * 4096.0 / 1048576,
+              wal / 1048576.0);
+  ASSERT_GE(rows, target_rows) << "too few writes in 60 s to show anything";
+  EXPECT_LT(wal, uintmax_t{16} << 20) << "the WAL kept growing";
 }
 
 }  // namespace
