@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "capacity/job_store.h"
 #include "core/log.h"
@@ -142,8 +143,7 @@ void JobController::check_nodes(int64_t now_us) {
       l.node_lost_us = h.last_us;
       event(l, "node_lost", fmt::format("node {} lost its heartbeat", node));
       if (l.launched) {
-        Status s = executor_->terminate(l.job.id, l.segment, 0);
-        if (!s.is_ok()) NC_LOG_WARN("stop {} on lost node {}: {}", l.job.id, node, s.to_string());
+        terminate_later(l, 0, fmt::format("stop on lost node {}", node));
       } else {
         // Placed, waiting for preempted jobs: place it again elsewhere.
         (void)scheduler_->remove(l.sched_id);
@@ -383,11 +383,7 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
     by_sched_[l->sched_id] = l.get();
     Job copy = l->job;
     jobs_[copy.id] = std::move(l);
-    {
-      std::lock_guard<std::mutex> w(wake_mu_);
-      wake_flag_ = true;
-    }
-    wake_.notify_all();
+    wake();
     return copy;
   }
 }
@@ -443,8 +439,8 @@ Result<Job> JobController::cancel(const std::string& org, const std::string& id)
     (void)scheduler_->remove(l->sched_id);
     finish(*l, JobState::kCancelled, unix_us(), "cancelled before it ran");
   } else {
-    Status s = executor_->terminate(l->job.id, l->segment, options_.grace_period_s);
-    if (!s.is_ok()) NC_LOG_WARN("cancel {}: {}", id, s.to_string());
+    terminate_later(*l, options_.grace_period_s, "cancel");
+    wake();  // the loop sends the SIGTERM now
   }
   if (options_.store) (void)options_.store->save(l->job);  // (a failure is retried with the dirty set)
   return l->job;
@@ -516,23 +512,90 @@ void JobController::launch(Live& l, int64_t now_us) {
   spec.max_duration_s = l.job.spec.max_duration_s;
   spec.grace_period_s = options_.grace_period_s;
   spec.nodes = l.job.segments.back().nodes;
-  Status s = executor_->launch(spec);
-  if (!s.is_ok()) {
-    (void)scheduler_->remove(l.sched_id);
-    l.job.segments.back().ended_us = now_us;
-    l.job.segments.back().started_us = now_us;
-    l.job.segments.back().end = "launch_failed";
-    finish(l, JobState::kFailed, now_us, "launch failed: " + s.message());
-    return;
-  }
+  // Running from here: a cancel now stops it once launched. run_actions() launches it (outside mu_),
+  // then records "started" or, if the executor refuses it, ends it as failed.
   l.launched = true;
   l.job.state = JobState::kRunning;
   // When it began (the executor's report gives the exact time at the end); what a crash recovery meters from.
   l.job.segments.back().started_us = now_us;
   l.job.alive_us = now_us;
-  std::string where;
-  for (const auto& n : spec.nodes) where += fmt::format("{}{}:[{}]", where.empty() ? "" : " ", n.node, fmt::join(n.gpus, ","));
-  event(l, "started", fmt::format("segment {} on {}", l.segment, where));
+  dirty(l);
+  ExecAction a;
+  a.launch = true;
+  a.job_id = l.job.id;
+  a.segment = l.segment;
+  a.spec = std::move(spec);
+  actions_.push_back(std::move(a));
+}
+
+void JobController::terminate_later(Live& l, int grace_s, std::string what) {
+  ExecAction a;
+  a.job_id = l.job.id;
+  a.segment = l.segment;
+  a.grace_s = grace_s;
+  a.what = std::move(what);
+  actions_.push_back(std::move(a));
+}
+
+void JobController::wake() {
+  {
+    std::lock_guard<std::mutex> w(wake_mu_);
+    wake_flag_ = true;
+  }
+  wake_.notify_all();
+}
+
+void JobController::run_actions() {
+  std::vector<ExecAction> todo;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    todo.swap(actions_);
+  }
+  if (todo.empty()) return;
+  struct Outcome {
+    size_t action;
+    Status status;
+  };
+  std::vector<Outcome> outcomes;
+  std::set<std::pair<std::string, int>> failed_launches;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const ExecAction& a = todo[i];
+    if (a.launch) {
+      Status s = executor_->launch(a.spec);
+      if (!s.is_ok()) failed_launches.insert({a.job_id, a.segment});
+      outcomes.push_back({i, std::move(s)});
+    } else if (!failed_launches.count({a.job_id, a.segment})) {
+      // NotFound: it ended (and was reported) after the stop was decided; nothing to stop.
+      Status s = executor_->terminate(a.job_id, a.segment, a.grace_s);
+      if (!s.is_ok() && s.code() != StatusCode::kNotFound) NC_LOG_WARN("{} {}: {}", a.what, a.job_id, s.to_string());
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = unix_us();
+  for (const Outcome& o : outcomes) {
+    const ExecAction& a = todo[o.action];
+    auto it = jobs_.find(a.job_id);
+    if (it == jobs_.end() || it->second->segment != a.segment) continue;
+    Live& l = *it->second;
+    if (o.status.is_ok()) {
+      std::string where;
+      for (const auto& n : a.spec.nodes) {
+        where += fmt::format("{}{}:[{}]", where.empty() ? "" : " ", n.node, fmt::join(n.gpus, ","));
+      }
+      event(l, "started", fmt::format("segment {} on {}", l.segment, where));
+      continue;
+    }
+    l.launched = false;
+    (void)scheduler_->remove(l.sched_id);
+    JobSegment& seg = l.job.segments.back();
+    seg.started_us = seg.ended_us = std::max(seg.started_us, now);
+    seg.end = "launch_failed";
+    if (l.cancel_requested) {
+      finish(l, JobState::kCancelled, now, "cancelled; its launch had failed: " + o.status.message());
+    } else {
+      finish(l, JobState::kFailed, now, "launch failed: " + o.status.message());
+    }
+  }
 }
 
 void JobController::handle_end(Live& l, const ExitReport& r, std::vector<SegmentUsage>& usage) {
@@ -585,11 +648,14 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
 
 void JobController::tick() {
   std::lock_guard<std::mutex> tick_lock(tick_mu_);
+  const int64_t t_begin = now_ns() / 1000;
+  run_actions();  // stops asked for since the last pass (cancel)
+  std::vector<ExitReport> reports = executor_->poll();
   std::vector<SegmentUsage> usage;
   {
     std::lock_guard<std::mutex> lock(mu_);
     usage.swap(unmetered_);
-    for (const ExitReport& r : executor_->poll()) {
+    for (const ExitReport& r : reports) {
       auto it = jobs_.find(r.job_id);
       if (it == jobs_.end() || it->second->segment != r.segment) continue;
       Live& l = *it->second;
@@ -625,8 +691,7 @@ void JobController::tick() {
         if (l.launched) {
           l.stop_requested = true;
           event(l, "stopping", "its reservation ended");
-          Status s = executor_->terminate(l.job.id, l.segment, options_.grace_period_s);
-          if (!s.is_ok()) NC_LOG_WARN("stop {}: {}", l.job.id, s.to_string());
+          terminate_later(l, options_.grace_period_s, "stop");
         } else if (!is_terminal(l.job.state)) {
           (void)scheduler_->remove(l.sched_id);  // placed but not launched (a no-op when it was queued)
           finish(l, JobState::kCancelled, now, "its reservation ended before it ran");
@@ -636,8 +701,7 @@ void JobController::tick() {
       if (d.kind == Decision::Kind::kPreempt) {
         l.preempt_requested = true;
         event(l, "preempting", "a higher-priority job needs its GPUs");
-        Status s = executor_->terminate(l.job.id, l.segment, options_.grace_period_s);
-        if (!s.is_ok()) NC_LOG_WARN("preempt {}: {}", l.job.id, s.to_string());
+        terminate_later(l, options_.grace_period_s, "preempt");
         continue;
       }
       // Start: a new segment on the placement.
@@ -672,11 +736,13 @@ void JobController::tick() {
       }
     }
   }
+  run_actions();  // this pass's launches and stops
   {
     std::lock_guard<std::mutex> lock(mu_);
     refresh_reservations(unix_us(), usage);
   }
   // Meter outside the lock (it may write to a database), then record that it was metered.
+  const int64_t t_meter = now_ns() / 1000;
   std::vector<SegmentUsage> failed, done;
   for (const auto& u : usage) {
     Status s = options_.meter ? options_.meter(u) : Status::ok();
@@ -704,7 +770,16 @@ void JobController::tick() {
       dirty(*it->second);
     }
   }
+  const int64_t t_save = now_ns() / 1000;
   (void)save_dirty();
+  // Stops, ends and launches wait for this pass: a slow one is worth a line in the log.
+  const int64_t t_end = now_ns() / 1000;
+  if (t_end - t_begin >= 5'000'000) {
+    NC_LOG_WARN("jobs: one scheduling pass took {:.1f} s (executor and scheduler {:.1f} s, metering {} segment(s) {:.1f} s, "
+                "saving {:.1f} s)",
+                (t_end - t_begin) / 1e6, (t_meter - t_begin) / 1e6, usage.size(), (t_save - t_meter) / 1e6,
+                (t_end - t_save) / 1e6);
+  }
 }
 
 }  // namespace nc::capacity
@@ -776,11 +851,7 @@ Result<ReservationRecord> JobController::reserve(const std::string& org, Reserva
   }
   lr.rec = spec;
   reservations_[spec.id] = lr;
-  {
-    std::lock_guard<std::mutex> w(wake_mu_);
-    wake_flag_ = true;
-  }
-  wake_.notify_all();
+  wake();
   return spec;
 }
 
@@ -812,11 +883,7 @@ Result<ReservationRecord> JobController::cancel_reservation(const std::string& o
   NC_RETURN_IF_ERROR(scheduler_->cancel_reservation(it->second.sched_id));
   rec.state = ReservationState::kCancelled;
   if (options_.store) (void)options_.store->save_reservation(rec);
-  {
-    std::lock_guard<std::mutex> w(wake_mu_);
-    wake_flag_ = true;
-  }
-  wake_.notify_all();
+  wake();
   return rec;
 }
 

@@ -13,7 +13,9 @@
 //
 // Ownership: owns the Scheduler and Executor. Threads: all public methods are thread-safe (one mutex);
 // start() runs a loop thread that polls the executor and runs scheduling cycles every tick_ms (and at
-// once after a submit or cancel).
+// once after a submit or cancel). Only tick() calls the executor, and never under that mutex: launches
+// and stops are decided under it and carried out after it is released, so a slow executor (Slurm's
+// commands wait on its controller) never holds up the API. A cancel's SIGTERM is sent by the next tick.
 #pragma once
 
 #include <condition_variable>
@@ -207,7 +209,10 @@ class JobController {
   const Live* find(const std::string& org, const std::string& id) const;
   void event(Live& l, std::string type, std::string detail = "");
   void handle_end(Live& l, const ExitReport& r, std::vector<SegmentUsage>& usage);
-  void launch(Live& l, int64_t now_us);
+  void launch(Live& l, int64_t now_us);  // decides: the segment is running; run_actions() launches it
+  void terminate_later(Live& l, int grace_s, std::string what);
+  void run_actions();  // the executor calls decided so far, outside mu_ (tick() only)
+  void wake();
   void finish(Live& l, JobState s, int64_t now_us, std::string detail);
   SchedJob sched_job(const Live& l) const;
   void loop();
@@ -235,6 +240,16 @@ class JobController {
   std::map<std::string, NodeHealth> health_;
   void check_nodes(int64_t now_us);
   uint64_t next_sched_id_ = 1;
+  // Executor calls decided under mu_, made by run_actions() in order (a launch before a stop of it).
+  struct ExecAction {
+    bool launch = false;  // else terminate
+    std::string job_id;
+    int segment = 0;
+    int grace_s = 0;
+    LaunchSpec spec;   // launch
+    std::string what;  // terminate: why, for the log
+  };
+  std::vector<ExecAction> actions_;
   std::vector<SegmentUsage> unmetered_;  // meter failed: retried
   std::vector<std::string> dirty_;       // job ids changed since the last save
   int64_t last_heartbeat_us_ = 0;

@@ -22,6 +22,7 @@
 
 extern char** environ;
 
+#include "core/log.h"
 #include "core/timer.h"
 
 namespace nc::capacity {
@@ -488,22 +489,48 @@ struct Runner {
   CmdResult operator()(const std::string& tool, std::vector<std::string> args, const std::string& input = "") const {
     std::string path = o.bin_dir.empty() ? tool : o.bin_dir + "/" + tool;
     args.insert(args.begin(), tool);
-    return run_cmd(path, args, env(), input, o.command_timeout_ms);
+    const int64_t t0 = mono_us();
+    CmdResult r = run_cmd(path, args, env(), input, o.command_timeout_ms);
+    // A slow or failing controller shows in the log: jobs that do not start or stop are then explained.
+    const double secs = static_cast<double>(mono_us() - t0) / 1e6;
+    if (r.timed_out || !r.started || secs >= kSlowCommandS) {
+      std::string cmd;
+      for (const std::string& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+      NC_LOG_WARN("slurm: `{}` {} after {:.1f} s", cmd, r.ok() ? "succeeded" : r.describe("failed"), secs);
+    }
+    return r;
   }
+  static constexpr double kSlowCommandS = 5.0;
 };
 
 // The running steps ("123.0") of the given jobs: srun's tasks, not the batch script or extern steps.
-std::vector<std::string> running_steps(const Runner& run, const std::vector<std::string>& job_ids) {
+// A failed scancel worth a warning: not one whose job or step had ended meanwhile (a race, not trouble).
+bool scancel_trouble(const CmdResult& r) {
+  if (r.ok()) return false;
+  if (!r.started || r.timed_out) return true;
+  const std::string e = r.err + r.out;
+  return e.find("already completing or completed") == std::string::npos && e.find("Invalid job id") == std::string::npos;
+}
+
+// (newest_start_s: the latest StartTime among them, unix seconds; 0 if none or unknown.)
+std::vector<std::string> running_steps(const Runner& run, const std::vector<std::string>& job_ids,
+                                       int64_t* newest_start_s = nullptr) {
   std::vector<std::string> steps;
+  if (newest_start_s) *newest_start_s = 0;
   if (job_ids.empty()) return steps;
   std::string ids;
   for (const std::string& id : job_ids) ids += (ids.empty() ? "" : ",") + id;
-  CmdResult r = run("squeue", {"-h", "-s", "-j", ids, "-o", "%i"});
+  CmdResult r = run("squeue", {"-h", "-s", "-j", ids, "-o", "%i|%S"});
   std::istringstream in(r.out);
-  for (std::string s; std::getline(in, s);) {
+  for (std::string line; std::getline(in, line);) {
+    const size_t bar = line.find('|');
+    std::string s = line.substr(0, bar);
     size_t dot = s.find('.');
     if (dot != std::string::npos && dot + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[dot + 1]))) {
       steps.push_back(s);
+      if (newest_start_s && bar != std::string::npos) {
+        *newest_start_s = std::max(*newest_start_s, parse_slurm_time(line.substr(bar + 1)));
+      }
     }
   }
   return steps;
@@ -796,33 +823,58 @@ void SlurmExecutor::stop(Job& job, Cause cause, int grace_s, int64_t now_mono_us
   // Does the job have a running step (srun's tasks)? Without one no task process exists yet (pending,
   // or the batch script is still before srun): cancel outright. Signalling a pending job makes scancel
   // retry for minutes, so never do that.
-  if (running_steps(run, {job.slurm_id}).empty()) {
-    (void)run("scancel", {job.slurm_id});
+  int64_t newest_step_s = 0;
+  if (running_steps(run, {job.slurm_id}, &newest_step_s).empty()) {
+    CmdResult r = run("scancel", {job.slurm_id});
+    if (scancel_trouble(r)) NC_LOG_WARN("slurm job {} ({} segment {}): {}", job.slurm_id, job.job_id, job.segment, r.describe("scancel"));
     job.kill_at_mono_us = now_mono_us + static_cast<int64_t>(std::max(grace_s, 0)) * 1'000'000;
     return;
   }
   if (grace_s <= 0) {
-    kill(job);
+    kill(job, now_mono_us);
     return;
   }
   // SIGTERM to every process of the job's steps (srun tasks and their children), not the batch shell.
-  CmdResult r = run("scancel", {"--signal=TERM", job.slurm_id});
-  (void)r;
+  term(job);
   job.kill_at_mono_us = now_mono_us + static_cast<int64_t>(grace_s) * 1'000'000;
+  // A step still launching its tasks (Slurm lists it before it has forked them) loses the signal: Slurm
+  // accepts it and delivers nothing. A step that young gets the SIGTERM again 1 s and 3 s later (a
+  // loaded node may take that long to fork its tasks).
+  if (newest_step_s == 0 || unix_us() / 1'000'000 - newest_step_s <= kYoungStepS) {
+    job.term_again_at_mono_us = now_mono_us + kTermAgainUs;
+    job.terms_left = 2;
+  }
 }
 
-void SlurmExecutor::kill(Job& job) {
+void SlurmExecutor::term(Job& job) {
   Runner run{options_};
+  CmdResult r = run("scancel", {"--signal=TERM", job.slurm_id});
+  if (scancel_trouble(r)) {
+    NC_LOG_WARN("slurm job {} ({} segment {}): {}", job.slurm_id, job.job_id, job.segment, r.describe("scancel --signal=TERM"));
+  }
+}
+
+void SlurmExecutor::kill(Job& job, int64_t now_mono_us) {
+  Runner run{options_};
+  if (job.killed) {
+    NC_LOG_WARN("slurm job {} ({} segment {}) is still {} {:.0f} s after it was killed: killing it again", job.slurm_id,
+                job.job_id, job.segment, job.state.empty() ? "listed" : job.state,
+                static_cast<double>(now_mono_us - job.killed_at_mono_us) / 1e6);
+  }
   job.killed = true;
+  job.killed_at_mono_us = now_mono_us;
   job.kill_at_mono_us = 0;
+  job.term_again_at_mono_us = 0;
   // SIGKILL to each step: immediate. (A job-level `scancel --signal=KILL` is a cancel, which sends
   // SIGTERM and waits the cluster's KillWait before the SIGKILL.) Then cancel the job itself.
   std::vector<std::string> steps = running_steps(run, {job.slurm_id});
   if (!steps.empty()) {
     steps.insert(steps.begin(), "--signal=KILL");
-    (void)run("scancel", steps);
+    CmdResult r = run("scancel", steps);
+    if (scancel_trouble(r)) NC_LOG_WARN("slurm job {}: {}", job.slurm_id, r.describe("scancel --signal=KILL (steps)"));
   }
-  (void)run("scancel", {job.slurm_id});
+  CmdResult r = run("scancel", {job.slurm_id});
+  if (scancel_trouble(r)) NC_LOG_WARN("slurm job {}: {}", job.slurm_id, r.describe("scancel"));
 }
 
 Status SlurmExecutor::kill_leftover(const std::string& job_id, int segment) {
@@ -874,7 +926,14 @@ std::vector<ExitReport> SlurmExecutor::poll() {
           now >= start_estimate_us(job) + job.max_duration_s * 1'000'000) {
         stop(job, Cause::kTimedOut, job.grace_period_s, now_mono);
       }
-      if (job.kill_at_mono_us > 0 && !job.killed && now_mono >= job.kill_at_mono_us) kill(job);
+      if (job.term_again_at_mono_us > 0 && !job.killed && now_mono >= job.term_again_at_mono_us) {
+        job.term_again_at_mono_us = --job.terms_left > 0 ? now_mono + 2 * kTermAgainUs : 0;
+        if (job.state == "RUNNING") term(job);
+      }
+      if (job.kill_at_mono_us > 0 && !job.killed && now_mono >= job.kill_at_mono_us) kill(job, now_mono);
+      // Killed but not ended: the controller may have lost the request (busy, restarting), or a step was
+      // still launching. Cancelling again is harmless; giving up would leave the job holding its GPUs.
+      if (job.killed && !job.done && now_mono - job.killed_at_mono_us >= kKillRetryUs) kill(job, now_mono);
     }
     if (job.done) {
       out.push_back(std::move(job.report));

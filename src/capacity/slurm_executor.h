@@ -49,11 +49,16 @@
 // turn a TERM into an immediate kill), or cancel the job outright while it has no running step yet (pending,
 // or the batch script has not started srun: no task process exists); after the grace period SIGKILL to
 // each running step (`scancel --signal=KILL <job>.<step>`: a job-level KILL would be a cancel, which
-// sends SIGTERM and waits the cluster's KillWait first) and `scancel <job>`. Slurm's process tracking
-// (proctrack/linuxproc or cgroup) finds the tasks' children, so whole process trees die. The caller must
-// poll at least once a second.
+// sends SIGTERM and waits the cluster's KillWait first) and `scancel <job>`, repeated every 15 s until
+// Slurm reports the job ended (a lost request must not leave it holding its GPUs). A step that is still
+// launching its tasks loses a SIGTERM (Slurm 22.05 lists the step, accepts the signal and delivers
+// nothing), so when the newest step started at most 2 s before the SIGTERM, it is sent again 1 s and 3 s
+// later (while the job is still RUNNING): a program that has just started may see several. Slurm's process
+// tracking (proctrack/linuxproc or cgroup) finds the tasks' children, so whole process trees die. The
+// caller must poll at least once a second.
 //
-// Every Slurm command runs with posix_spawn (argv, no shell) under command_timeout_ms; Slurm's own
+// Every Slurm command runs with posix_spawn (argv, no shell) under command_timeout_ms; one that fails to
+// run, times out or takes 5 s or more is logged (warning). Slurm's own
 // CPU / memory limits are not used (NodeAssignment::cpu_milli / memory_mib are ignored).
 // Ownership: the executor owns the Slurm jobs it submitted until poll() reported them; the destructor
 // SIGKILLs the steps of every one not yet reported and cancels it. Threads: not synchronized (one caller thread).
@@ -129,17 +134,24 @@ class SlurmExecutor final : public Executor {
     int read_failures = 0;        // failed `scontrol show job` reads of the ended job
     Cause cause = Cause::kNone;
     int64_t kill_at_mono_us = 0;  // SIGKILL when reached (0: none scheduled)
+    int64_t term_again_at_mono_us = 0;  // SIGTERM again (a step that was launching lost the first)
+    int terms_left = 0;                 // how many more times
     bool killed = false;
+    int64_t killed_at_mono_us = 0;  // the last SIGKILL + cancel (repeated every kKillRetryUs until it ends)
     bool done = false;            // ended: report is ready
     ExitReport report;
   };
   using Key = std::pair<std::string, int>;
+  static constexpr int64_t kKillRetryUs = 15'000'000;
+  static constexpr int64_t kYoungStepS = 2;           // a step this young may still be launching its tasks
+  static constexpr int64_t kTermAgainUs = 1'000'000;  // its SIGTERM is repeated after this, then 2x this
 
   Status validate(const LaunchSpec& spec) const;
   void refresh(int64_t now_us);                  // squeue (+ scontrol for ended jobs)
   void finish(Job& job, int64_t now_us);         // reads the ended job, fills job.report
   void stop(Job& job, Cause cause, int grace_s, int64_t now_mono_us);
-  void kill(Job& job);
+  void kill(Job& job, int64_t now_mono_us);
+  void term(Job& job);  // scancel --signal=TERM (the steps' processes)
   int64_t start_estimate_us(const Job& job) const;
 
   SlurmExecutorOptions options_;

@@ -354,6 +354,85 @@ TEST_P(JobControllerTest, BadSpecsAreRefused) {
   EXPECT_TRUE(ctl_->list("acme").empty());
 }
 
+// A job the executor refuses to launch (here: its working directory does not exist) ends failed with a
+// launch_failed segment, and its GPUs are free again: a job that needs every GPU runs next.
+TEST_P(JobControllerTest, LaunchFailureEndsTheJobAndFreesItsGpus) {
+  JobSpec bad = shell("true", total_gpus());
+  bad.working_dir = dir_ + "/no-such-dir";
+  auto j = ctl_->submit("acme", "p1", bad);
+  ASSERT_TRUE(j.is_ok()) << j.status().to_string();
+  Job done = wait_done("acme", j->id);
+  EXPECT_EQ(done.state, JobState::kFailed);
+  ASSERT_EQ(done.segments.size(), 1u);
+  EXPECT_EQ(done.segments[0].end, "launch_failed");
+  EXPECT_FALSE(has_event(done, "started"));
+  EXPECT_TRUE(metered_for(j->id).empty()) << "nothing ran: nothing to bill";
+  auto all = ctl_->submit("acme", "p1", shell("true", total_gpus()));
+  ASSERT_TRUE(all.is_ok());
+  EXPECT_EQ(wait_done("acme", all->id).state, JobState::kSucceeded) << log_of("acme", all->id);
+}
+
+// An executor whose every call takes 1 s (a Slurm controller under load): the API still answers at
+// once, since the controller never calls the executor while holding its lock; a cancel still stops
+// the job.
+class SlowExecutor final : public Executor {
+ public:
+  explicit SlowExecutor(std::unique_ptr<Executor> inner) : inner_(std::move(inner)) {}
+  std::string_view name() const override { return "slow"; }
+  Status launch(const LaunchSpec& spec) override {
+    std::this_thread::sleep_for(1s);
+    return inner_->launch(spec);
+  }
+  Status terminate(const std::string& id, int segment, int grace_s) override {
+    std::this_thread::sleep_for(1s);
+    return inner_->terminate(id, segment, grace_s);
+  }
+  std::vector<ExitReport> poll() override {
+    std::this_thread::sleep_for(1s);
+    return inner_->poll();
+  }
+  size_t running() const override { return inner_->running(); }
+  Status kill_leftover(const std::string& id, int segment) override { return inner_->kill_leftover(id, segment); }
+
+ private:
+  std::unique_ptr<Executor> inner_;
+};
+
+TEST_F(LocalJobControllerTest, ApiAnswersWhileTheExecutorIsSlow) {
+  ctl_.reset();
+  auto sched = Scheduler::create(Cluster({make_node("node-a", 16000, 64 * 1024, 4, "sim")}), SchedulerOptions{});
+  ASSERT_TRUE(sched.is_ok());
+  JobControllerOptions co;
+  co.log_dir = dir_ + "/jobs";
+  co.tick_ms = 50;
+  co.grace_period_s = 1;
+  LocalExecutorOptions eo;
+  eo.nodes = {"node-a"};
+  eo.gpus_per_node = 4;
+  ctl_ = std::make_unique<JobController>(std::move(sched).value(),
+                                         std::make_unique<SlowExecutor>(std::make_unique<LocalExecutor>(eo)), co);
+  ctl_->start();
+  auto j = ctl_->submit("acme", "p1", shell("sleep 1000", 1));
+  ASSERT_TRUE(j.is_ok());
+  wait_for("acme", j->id, [](const Job& x) { return x.state == JobState::kRunning; });
+  // Every API call below lands while the loop is inside a 1 s executor call.
+  double worst = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(ctl_->get("acme", j->id).is_ok());
+    (void)ctl_->list("acme");
+    (void)ctl_->nodes();
+    worst = std::max(worst, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_LT(worst, 0.5) << "an API call waited for the executor";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(ctl_->cancel("acme", j->id).is_ok());
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.5);
+  Job done = wait_done("acme", j->id);
+  EXPECT_EQ(done.state, JobState::kCancelled);
+}
+
 // A node that stops sending heartbeats is taken out: its jobs stop, a requeue-able one runs again on
 // another node (billed until the lost node's last heartbeat), the other ends node_failed; the node comes
 // back with its next heartbeat.

@@ -50,8 +50,24 @@ class JobsTest:
             j = self.c.ok("GET", f"/v1/jobs/{jid}", key, status=(200,))
             if pred(j):
                 return j
-            check(time.time() < deadline, f"job {jid} did not reach {what} in {timeout} s: {json.dumps(j)[:800]}")
+            if time.time() >= deadline:
+                raise Fail(f"job {jid} did not reach {what} in {timeout} s: {json.dumps(j)}{self.slurm_state()}")
             time.sleep(0.1)
+
+    def slurm_state(self):
+        """What Slurm says about its jobs and steps, and the end of its logs (for a failure's message)."""
+        if self.args.executor != "slurm":
+            return ""
+        env = dict(os.environ, SLURM_CONF=self.args.slurm_conf)
+        out = []
+        for argv in (["squeue", "--states=all", "-o", "%i %j %T %r %S %e"], ["squeue", "--states=all", "-s"]):
+            r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+            out.append(f"$ {' '.join(argv)}\n{r.stdout}{r.stderr}")
+        for name in ("slurmctld.log", "slurmd.log"):
+            path = os.path.join(self.args.slurm_dir, name)
+            if os.path.exists(path):
+                out.append(f"$ tail -40 {path}\n" + "".join(open(path, errors="replace").readlines()[-40:]))
+        return "\n" + "\n".join(out)
 
     def done(self, key, jid, timeout=60):
         return self.wait_job(key, jid, lambda j: j["status"] not in ("queued", "running"), timeout, "an end")
@@ -330,6 +346,7 @@ def main():
             return 1
         conf = open(env_file).read().split("SLURM_CONF=", 1)[1].split()[0].strip("'\"")
         args.serve_args += ["--executor", "slurm", "--slurm-conf", conf]
+        args.slurm_conf = conf
     else:
         args.serve_args += ["--gpus", "4"]
     t = JobsTest(args)

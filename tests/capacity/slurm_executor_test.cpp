@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -430,6 +431,74 @@ TEST(SlurmExecutor, JobWaitingForADownNodeIsReportedAsNodeFailed) {
   EXPECT_GE(seconds_since(t0), 1.5);
   EXPECT_EQ(ex.running(), 0u);
   EXPECT_FALSE(fs::exists(dir + "/ran"));
+}
+
+// The controller may lose a cancel (busy, restarting) or a step may still be launching its tasks when
+// the signal comes: the executor cancels again until Slurm reports the end. Here every scancel in the
+// first 4 s does nothing (a wrapper in bin_dir), so only a repeated kill can end the job.
+TEST(SlurmExecutor, KillIsRepeatedUntilSlurmReportsTheEnd) {
+  SLURM_SETUP();
+  const std::string bin = dir + "/lossy-bin";
+  fs::create_directories(bin);
+  for (const char* tool : {"sbatch", "squeue", "scontrol", "scancel"}) {
+    std::string real = sh(std::string("command -v ") + tool);
+    while (!real.empty() && real.back() == '\n') real.pop_back();
+    ASSERT_FALSE(real.empty()) << tool << " is not installed";
+    std::string script = "#!/bin/sh\n";
+    if (std::string(tool) == "scancel") {
+      script += "[ \"$(date +%s)\" -lt \"$(cat '" + dir + "/drop-until')\" ] && exit 0\n";
+    }
+    script += "exec '" + real + "' \"$@\"\n";
+    std::ofstream(bin + "/" + tool) << script;
+    fs::permissions(bin + "/" + tool, fs::perms::owner_all);
+  }
+  std::ofstream(dir + "/drop-until") << "0\n";
+  auto o = options(SlurmGpuIndices::kSlurm);
+  o.bin_dir = bin;
+  SlurmExecutor ex(o);
+  std::string id = unique_id("lossy");
+  ASSERT_TRUE(ex.launch(job(id, dir, "sh", {"-c", "echo $$ > lossy.pid; exec sleep 1000"}, {node({0})})).is_ok());
+  ASSERT_TRUE(wait_file(dir + "/lossy.pid"));
+  (void)ex.poll();
+  std::ofstream(dir + "/drop-until") << (std::time(nullptr) + 4) << "\n";
+  auto t0 = Clock::now();
+  ASSERT_TRUE(ex.terminate(id, 0, 0).is_ok());
+  auto r = wait_report(ex, id, 0, 40);
+  const double took = seconds_since(t0);
+  if (!r) (void)sh("SLURM_CONF='" + slurm_conf() + "' scancel --jobname=nc-" + id + "-0");
+  ASSERT_TRUE(r) << "the job outlived a lost cancel";
+  EXPECT_EQ(r->kind, ExitKind::kTerminated) << r->detail;
+  EXPECT_GE(took, 3.0) << "the first cancels were to be lost";
+  EXPECT_LE(took, 30.0);
+}
+
+// Slurm lists a step before it has forked its tasks, and a SIGTERM in that window is accepted and lost.
+// Stopped the moment its step appears, a job must still end by the SIGTERM (sent again a second later),
+// well before the grace period's SIGKILL. Several rounds: the window is not hit every time.
+TEST(SlurmExecutor, SigtermReachesAStepThatWasStillLaunching) {
+  SLURM_SETUP();
+  SlurmExecutor ex(options(SlurmGpuIndices::kSlurm));
+  for (int round = 0; round < 8; ++round) {
+    std::string id = unique_id("young");
+    LaunchSpec spec = job(id, dir, "sleep", {"1000"}, {node({0})});
+    spec.grace_period_s = 20;
+    ASSERT_TRUE(ex.launch(spec).is_ok());
+    std::string slurm_id;
+    bool listed = false;
+    for (int i = 0; i < 2000 && !listed; ++i) {
+      if (slurm_id.empty()) slurm_id = ex.slurm_job_id(id, 0);
+      std::string steps = sh("SLURM_CONF='" + slurm_conf() + "' squeue -h -s -j " + slurm_id + " -o %i 2>/dev/null");
+      listed = steps.find(slurm_id + ".0") != std::string::npos;
+    }
+    ASSERT_TRUE(listed) << "step of " << slurm_id << " never listed";
+    auto t0 = Clock::now();
+    ASSERT_TRUE(ex.terminate(id, 0, spec.grace_period_s).is_ok());
+    auto r = wait_report(ex, id, 0, 40);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->kind, ExitKind::kTerminated) << r->detail;
+    EXPECT_LE(seconds_since(t0), 8.0) << "round " << round << ": the SIGTERM was lost; " << r->detail;
+    EXPECT_EQ(r->detail.find("SIGKILLed"), std::string::npos) << r->detail;
+  }
 }
 
 TEST(SlurmExecutor, DestructorCancelsUnreportedJobs) {

@@ -38,15 +38,13 @@ class RecordingExecutor final : public Executor {
 };
 
 std::unique_ptr<JobController> make_controller() {
-  return [] {
-    std::vector<Node> nodes = {make_node("n0", 64000, 1 << 20, 8, "H100"), make_node("n1", 64000, 1 << 20, 4, "L4")};
-    nodes[0].gpu_domain = {0, 0, 0, 0, 1, 1, 1, 1};
-    auto sched = Scheduler::create(Cluster(nodes));
-    if (!sched.is_ok()) std::abort();
-    JobControllerOptions o;
-    o.log_dir = "/tmp/nc-fuzz-jobs";
-    return std::make_unique<JobController>(std::move(sched).value(), std::make_unique<RecordingExecutor>(), o);
-  }();
+  std::vector<Node> nodes = {make_node("n0", 64000, 1 << 20, 8, "H100"), make_node("n1", 64000, 1 << 20, 4, "L4")};
+  nodes[0].gpu_domain = {0, 0, 0, 0, 1, 1, 1, 1};
+  auto sched = Scheduler::create(Cluster(nodes));
+  if (!sched.is_ok()) std::abort();
+  JobControllerOptions o;
+  o.log_dir = "/tmp/nc-fuzz-jobs";
+  return std::make_unique<JobController>(std::move(sched).value(), std::make_unique<RecordingExecutor>(), o);
 }
 
 // A fresh controller every few thousand inputs: jobs accumulate (list and tick grow with them), which
