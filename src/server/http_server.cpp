@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/histogram.h"
 #include "core/log.h"
 #include "engine/gguf/gguf.h"
 #include "capacity/jobs_api.h"
@@ -544,52 +545,46 @@ struct HttpServer::Impl {
     return json_reply(200, {{"object", "list"}, {"data", data}});
   }
 
+  // Prometheus text: each metric family once (# HELP, # TYPE, then one series per model).
   Reply metrics_reply() {
     std::string out;
-    auto metric = [&](const char* name, const char* type, const char* help, const std::string& model, double v) {
-      out += fmt::format("# HELP neocloud:{} {}\n# TYPE neocloud:{} {}\nneocloud:{}{{model_name=\"{}\"}} {}\n", name, help, name,
-                         type, name, model, v);
+    struct Served {
+      std::string labels;
+      engine::Scheduler::Stats stats;
     };
-    for (auto* m : models.ready_services()) {
-      const auto s = m->stats();
-      metric("num_requests_running", "gauge", "Requests generating.", m->id(), s.running);
-      metric("num_requests_waiting", "gauge", "Requests waiting for a slot or KV blocks.", m->id(), s.waiting);
-      metric("kv_blocks_used", "gauge", "KV cache blocks in use.", m->id(), static_cast<double>(s.kv_blocks_used));
-      metric("kv_blocks_total", "gauge", "KV cache blocks in all.", m->id(), static_cast<double>(s.kv_blocks_total));
-      metric("prompt_tokens_total", "counter", "Prompt tokens evaluated.", m->id(), static_cast<double>(s.prompt_tokens));
-      metric("generation_tokens_total", "counter", "Tokens generated.", m->id(), static_cast<double>(s.generated_tokens));
-      metric("num_preemptions_total", "counter", "Sequences preempted for KV blocks.", m->id(), static_cast<double>(s.preemptions));
-      metric("request_success_total", "counter", "Requests finished.", m->id(), static_cast<double>(s.requests_finished));
-      auto histogram = [&](const char* name, const char* help, const engine::Scheduler::Histogram& h) {
-        out += fmt::format("# HELP neocloud:{} {}\n# TYPE neocloud:{} histogram\n", name, help, name);
-        for (size_t i = 0; i < std::size(h.kBounds); ++i)
-          out += fmt::format("neocloud:{}_bucket{{le=\"{}\",model_name=\"{}\"}} {}\n", name, h.kBounds[i], m->id(), h.counts[i]);
-        out += fmt::format("neocloud:{}_bucket{{le=\"+Inf\",model_name=\"{}\"}} {}\n", name, m->id(), h.count);
-        out += fmt::format("neocloud:{}_sum{{model_name=\"{}\"}} {}\nneocloud:{}_count{{model_name=\"{}\"}} {}\n", name,
-                           m->id(), h.sum, name, m->id(), h.count);
-      };
-      histogram("time_to_first_token_seconds", "Time from submission to the first token.", s.time_to_first_token);
-      histogram("inter_token_latency_seconds", "Time between consecutive tokens of a request.", s.inter_token);
-      histogram("e2e_request_latency_seconds", "Time from submission to the end of the request.", s.e2e);
-    }
+    std::vector<Served> served;
+    for (auto* m : models.ready_services()) served.push_back({fmt::format("model_name=\"{}\"", m->id()), m->stats()});
+    auto family = [&](const char* name, const char* type, const char* help, auto value) {
+      out += prometheus_header(fmt::format("neocloud:{}", name), type, help);
+      for (const Served& s : served) out += fmt::format("neocloud:{}{{{}}} {}\n", name, s.labels, value(s.stats));
+    };
+    using Stats = engine::Scheduler::Stats;
+    family("num_requests_running", "gauge", "Requests generating.", [](const Stats& s) { return s.running; });
+    family("num_requests_waiting", "gauge", "Requests waiting for a slot or KV blocks.", [](const Stats& s) { return s.waiting; });
+    family("kv_blocks_used", "gauge", "KV cache blocks in use.", [](const Stats& s) { return s.kv_blocks_used; });
+    family("kv_blocks_total", "gauge", "KV cache blocks in all.", [](const Stats& s) { return s.kv_blocks_total; });
+    family("prompt_tokens_total", "counter", "Prompt tokens evaluated.", [](const Stats& s) { return s.prompt_tokens; });
+    family("generation_tokens_total", "counter", "Tokens generated.", [](const Stats& s) { return s.generated_tokens; });
+    family("num_preemptions_total", "counter", "Sequences preempted for KV blocks.", [](const Stats& s) { return s.preemptions; });
+    family("request_success_total", "counter", "Requests finished.", [](const Stats& s) { return s.requests_finished; });
+    auto histograms = [&](const char* name, const char* help, Histogram Stats::*h) {
+      const std::string full = fmt::format("neocloud:{}", name);
+      out += prometheus_header(full, "histogram", help);
+      for (const Served& s : served) (s.stats.*h).append_prometheus(out, full, s.labels);
+    };
+    histograms("time_to_first_token_seconds", "Time from submission to the first token.", &Stats::time_to_first_token);
+    histograms("inter_token_latency_seconds", "Time between consecutive tokens of a request.", &Stats::inter_token);
+    histograms("e2e_request_latency_seconds", "Time from submission to the end of the request.", &Stats::e2e);
     if (gw) {
       // The usage ledger's writer: every request's record waits for this before its last byte.
       const storage::GroupCommit::Stats l = gw->ledger().stats();
-      out += fmt::format("# HELP neocloud:ledger_commits_total Ledger transactions committed (one fsync each).\n"
-                         "# TYPE neocloud:ledger_commits_total counter\nneocloud:ledger_commits_total {}\n"
-                         "# HELP neocloud:ledger_writes_total Ledger writes (records, holds, event batches).\n"
-                         "# TYPE neocloud:ledger_writes_total counter\nneocloud:ledger_writes_total {}\n",
-                         l.groups, l.units);
-      out += "# HELP neocloud:ledger_write_seconds Time from a ledger write's submission to its durable commit.\n"
-             "# TYPE neocloud:ledger_write_seconds histogram\n";
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < std::size(storage::GroupCommit::kWriteBounds); ++i) {
-        cumulative += l.write_counts[i];
-        out += fmt::format("neocloud:ledger_write_seconds_bucket{{le=\"{}\"}} {}\n", storage::GroupCommit::kWriteBounds[i], cumulative);
-      }
-      out += fmt::format("neocloud:ledger_write_seconds_bucket{{le=\"+Inf\"}} {}\nneocloud:ledger_write_seconds_sum {}\n"
-                         "neocloud:ledger_write_seconds_count {}\n",
-                         l.units, l.write_seconds_sum, l.units);
+      out += prometheus_header("neocloud:ledger_commits_total", "counter", "Ledger transactions committed (one fsync each).");
+      out += fmt::format("neocloud:ledger_commits_total {}\n", l.groups);
+      out += prometheus_header("neocloud:ledger_writes_total", "counter", "Ledger writes (records, holds, event batches).");
+      out += fmt::format("neocloud:ledger_writes_total {}\n", l.units);
+      out += prometheus_header("neocloud:ledger_write_seconds", "histogram",
+                               "Time from a ledger write's submission to its durable commit.");
+      l.write_seconds.append_prometheus(out, "neocloud:ledger_write_seconds");
     }
     Reply r;
     r.body = std::move(out);

@@ -1,6 +1,5 @@
 #include "storage/group_commit.h"
 
-#include <algorithm>
 #include <future>
 #include <vector>
 
@@ -73,12 +72,7 @@ void GroupCommit::loop() {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.groups += 1;
       stats_.units += group.size();
-      for (const Unit& u : group) {
-        const double secs = std::chrono::duration<double>(committed - u.submitted).count();
-        const size_t b = std::lower_bound(std::begin(kWriteBounds), std::end(kWriteBounds), secs) - std::begin(kWriteBounds);
-        stats_.write_counts[b] += 1;
-        stats_.write_seconds_sum += secs;
-      }
+      for (const Unit& u : group) stats_.write_seconds.observe(std::chrono::duration<double>(committed - u.submitted).count());
     }
     for (size_t i = 0; i < group.size(); ++i) group[i].done(s.is_ok() ? results[i] : s);
     group.clear();

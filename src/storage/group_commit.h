@@ -21,10 +21,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <iterator>
 #include <mutex>
 #include <thread>
 
+#include "core/histogram.h"
 #include "core/status.h"
 #include "storage/database.h"
 
@@ -35,14 +35,13 @@ class GroupCommit {
   using Work = std::function<Status(Transaction&)>;
   using Done = std::function<void(Status)>;
 
-  // How long units took from submit() to their callback (queueing for the writer, their group's SQL
-  // and COMMIT): counts per bucket of upper bound kWriteBounds[i] seconds (the last: above them all).
+  // Bounds (seconds) of the write-latency histogram: how long units took from submit() to their
+  // callback (queueing for the writer, their group's SQL and COMMIT).
   static constexpr double kWriteBounds[] = {0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005,
                                             0.01,   0.025,   0.05,   0.1,     0.25,  0.5,   1.0};
   struct Stats {
     uint64_t groups = 0, units = 0;
-    uint64_t write_counts[std::size(kWriteBounds) + 1] = {};
-    double write_seconds_sum = 0;
+    Histogram write_seconds{kWriteBounds};
   };
 
   // max_group: the most units one transaction carries.

@@ -134,6 +134,24 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$used" = "0" ] || fail "KV blocks still in use after disconnects: $used"
+# /metrics with two models: each family's # HELP and # TYPE once, then its series of both models
+# together (Prometheus refuses an exposition that repeats a family).
+curl -s "$U/metrics" | python3 -c '
+import re, sys
+seen, family, series = set(), None, {}
+for line in sys.stdin.read().splitlines():
+    m = re.match(r"# (HELP|TYPE) (\S+) ", line)
+    if m:
+        assert (m[1], m[2]) not in seen, "second " + line
+        seen.add((m[1], m[2]))
+        family = m[2]
+        continue
+    name = re.match(r"[^{ ]+", line)[0]
+    assert family and re.fullmatch(re.escape(family) + r"(_bucket|_sum|_count)?", name), "out of its family: " + line
+    series.setdefault(family, set()).update(re.findall(r"model_name=\"(\w+)\"", line))
+for f in ("neocloud:kv_blocks_total", "neocloud:time_to_first_token_seconds", "neocloud:request_success_total"):
+    assert series.get(f) == {"tiny", "second"}, f"{f}: {series.get(f)}"
+' || fail "metrics exposition"
 [ "$(curl -s "$U/health")" = '{"status":"ok"}' ] || fail "server died"
 # The official openai SDK (installed by tools/sdk.sh into .cache/sdk).
 SDK=${NC_SDK_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/sdk}

@@ -58,13 +58,6 @@ Scheduler::Scheduler(Context& ctx, const Vocab& vocab, const SchedulerParams& pa
 
 Scheduler::~Scheduler() = default;
 
-void Scheduler::Histogram::observe(double seconds) {
-  for (size_t i = 0; i < std::size(kBounds); ++i)
-    if (seconds <= kBounds[i]) ++counts[i];
-  ++count;
-  sum += seconds;
-}
-
 Result<RequestId> Scheduler::submit(Request request, SchedCallback callback) {
   if (request.prompt.empty()) return invalid_argument("the prompt has no tokens");
   for (TokenId t : request.prompt) {

@@ -18,12 +18,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <unordered_set>
 #include <vector>
 
+#include "core/histogram.h"
 #include "core/status.h"
 #include "engine/generate/generate.h"
 #include "engine/model/context.h"
@@ -83,23 +83,17 @@ class Scheduler {
   // requests of that step with the error.
   bool step();
 
-  // Latency distribution in seconds, with vLLM's bucket bounds (Prometheus histogram semantics:
-  // counts[i] = observations <= bounds[i]; the +Inf bucket is `count`).
-  struct Histogram {
-    static constexpr double kBounds[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
-                                         0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
-    int64_t counts[std::size(kBounds)] = {};
-    int64_t count = 0;
-    double sum = 0;
-    void observe(double seconds);
-  };
+  // Bounds of the latency histograms in seconds: vLLM's buckets.
+  static constexpr double kLatencyBounds[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+                                              0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
   struct Stats {
     int running = 0, waiting = 0;
     int64_t kv_blocks_used = 0, kv_blocks_total = 0;
     int64_t preemptions = 0, steps = 0;
     int64_t prompt_tokens = 0, generated_tokens = 0;
     int64_t requests_finished = 0;
-    Histogram time_to_first_token, inter_token, e2e;  // measured from submit, on the engine thread
+    // Measured from submit, on the engine thread.
+    Histogram time_to_first_token{kLatencyBounds}, inter_token{kLatencyBounds}, e2e{kLatencyBounds};
   };
   Stats stats() const;
 
