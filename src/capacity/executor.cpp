@@ -1,5 +1,7 @@
 #include "capacity/executor.h"
 
+#include <cstdint>
+
 namespace nc::capacity {
 
 std::string_view exit_kind_name(ExitKind k) {
@@ -11,6 +13,15 @@ std::string_view exit_kind_name(ExitKind k) {
     case ExitKind::kNodeFailed: return "node_failed";
   }
   return "unknown";
+}
+
+int master_port(std::string_view job_id) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : job_id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return 20000 + static_cast<int>(h % 10000);
 }
 
 }  // namespace nc::capacity

@@ -68,6 +68,9 @@ enum class ExitKind {
 };
 std::string_view exit_kind_name(ExitKind k);
 
+// The MASTER_PORT of a job (every executor's): 20000 + (FNV-1a of the job id) % 10000.
+int master_port(std::string_view job_id);
+
 struct ExitReport {
   std::string job_id;
   int segment = 0;

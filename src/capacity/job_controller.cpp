@@ -1,3 +1,6 @@
+// JobController (job_controller.h): the job API, the tick (poll the executor, apply the Scheduler's
+// decisions, launch and stop outside the mutex, meter) and the reservation calls, which it hands to its
+// ReservationBook. Persistence and recovery: job_recovery.cpp.
 #include "capacity/job_controller.h"
 
 #include <fmt/format.h>
@@ -10,7 +13,6 @@
 
 #include "capacity/job_store.h"
 #include "core/log.h"
-
 #include "core/timer.h"
 
 namespace nc::capacity {
@@ -23,90 +25,26 @@ std::string new_job_id() {
   return fmt::format("job_{:016x}", rng());
 }
 
-JobState state_of(ExitKind k) {
-  switch (k) {
-    case ExitKind::kSucceeded: return JobState::kSucceeded;
-    case ExitKind::kFailed: return JobState::kFailed;
-    case ExitKind::kTerminated: return JobState::kCancelled;
-    case ExitKind::kTimedOut: return JobState::kTimedOut;
-    case ExitKind::kNodeFailed: return JobState::kNodeFailed;
-  }
-  return JobState::kFailed;
-}
-
-SegmentUsage usage_of(const Job& j, const JobSegment& seg) {
-  SegmentUsage u;
-  u.job_id = j.id;
-  u.org = j.org;
-  u.project = j.project;
-  u.gpu_type = seg.gpu_type;
-  u.item_class = j.spec.reservation.empty() ? std::string(priority_name(j.spec.priority)) : "in-reservation";
-  u.priority = j.spec.priority;
-  u.segment = seg.index;
-  u.gpu_milli = seg.gpu_milli;
-  u.started_us = seg.started_us;
-  u.ended_us = seg.ended_us;
-  u.end = seg.end;
-  return u;
-}
-
-// A reservation's hold, from activation to release, as one metered segment.
-SegmentUsage reservation_usage(const ReservationRecord& rec) {
-  SegmentUsage u;
-  u.job_id = rec.id;
-  u.org = rec.org;
-  u.gpu_type = rec.gpu_type;
-  u.item_class = "reservation";
-  u.priority = PriorityClass::kReserved;
-  u.gpu_milli = static_cast<int64_t>(rec.gpus) * kMilliPerGpu;
-  u.started_us = rec.activated_us;
-  u.ended_us = rec.released_us;
-  u.end = std::string(reservation_state_name(rec.state));
-  return u;
+std::vector<std::string> node_names(const Cluster& cluster) {
+  std::vector<std::string> names;
+  for (const auto& n : cluster.nodes()) names.push_back(n.id);
+  return names;
 }
 
 }  // namespace
 
-std::string_view reservation_state_name(ReservationState s) {
-  switch (s) {
-    case ReservationState::kPending: return "pending";
-    case ReservationState::kActive: return "active";
-    case ReservationState::kEnded: return "ended";
-    case ReservationState::kCancelled: return "cancelled";
-  }
-  return "?";
-}
-
-std::string_view job_state_name(JobState s) {
-  switch (s) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kSucceeded: return "succeeded";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
-    case JobState::kPreempted: return "preempted";
-    case JobState::kTimedOut: return "timed_out";
-    case JobState::kNodeFailed: return "node_failed";
-  }
-  return "?";
-}
-
-bool is_terminal(JobState s) { return s != JobState::kQueued && s != JobState::kRunning; }
-
 JobController::JobController(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Executor> executor,
                              JobControllerOptions options)
-    : scheduler_(std::move(scheduler)), executor_(std::move(executor)), options_(std::move(options)) {
-  const int64_t now = unix_us();
-  for (const auto& n : scheduler_->cluster().nodes()) health_[n.id] = {now, false};
-}
+    : scheduler_(std::move(scheduler)),
+      executor_(std::move(executor)),
+      options_(std::move(options)),
+      reservations_(*scheduler_, options_.store),
+      health_(node_names(scheduler_->cluster()), unix_us(), options_.node_timeout_s, options_.self_nodes) {}
 
 Status JobController::heartbeat(const std::string& node) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = health_.find(node);
-  if (it == health_.end()) return not_found(fmt::format("no node '{}'", node));
-  it->second.last_us = unix_us();
-  if (it->second.down) {
-    it->second.down = false;
+  NC_ASSIGN_OR_RETURN(bool back, health_.heartbeat(node, unix_us()));
+  if (back) {
     (void)scheduler_->set_node_down(node, false);
     NC_LOG_INFO("node {} is back", node);
   }
@@ -117,22 +55,16 @@ std::vector<NodeStatus> JobController::nodes() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<NodeStatus> out;
   for (const auto& n : scheduler_->cluster().nodes()) {
-    const auto& h = health_.at(n.id);
-    out.push_back({n.id, n.gpu_type, n.num_gpus(), n.gpu_free_milli(), h.down, h.last_us});
+    out.push_back({n.id, n.gpu_type, n.num_gpus(), n.gpu_free_milli(), health_.down(n.id), health_.last_heartbeat_us(n.id)});
   }
   return out;
 }
 
 void JobController::check_nodes(int64_t now_us) {
-  for (const auto& n : options_.self_nodes) {
-    if (auto it = health_.find(n); it != health_.end()) it->second.last_us = now_us;
-  }
-  if (options_.node_timeout_s <= 0) return;
-  for (auto& [node, h] : health_) {
-    if (h.down || now_us - h.last_us <= static_cast<int64_t>(options_.node_timeout_s) * 1000000) continue;
-    h.down = true;
+  for (const NodeHealth::Lost& lost : health_.check(now_us)) {
+    const std::string& node = lost.node;
     auto on_it = scheduler_->set_node_down(node, true);
-    NC_LOG_WARN("node {} lost its heartbeat ({} s): {} job(s) on it", node, (now_us - h.last_us) / 1000000,
+    NC_LOG_WARN("node {} lost its heartbeat ({} s): {} job(s) on it", node, (now_us - lost.last_us) / 1000000,
                 on_it.is_ok() ? on_it->size() : 0);
     if (!on_it.is_ok()) continue;
     for (uint64_t id : *on_it) {
@@ -140,7 +72,7 @@ void JobController::check_nodes(int64_t now_us) {
       if (it == by_sched_.end()) continue;
       Live& l = *it->second;
       if (is_terminal(l.job.state)) continue;
-      l.node_lost_us = h.last_us;
+      l.node_lost_us = lost.last_us;
       event(l, "node_lost", fmt::format("node {} lost its heartbeat", node));
       if (l.launched) {
         terminate_later(l, 0, fmt::format("stop on lost node {}", node));
@@ -188,139 +120,6 @@ void JobController::event(Live& l, std::string type, std::string detail) {
   dirty(l);
 }
 
-Status JobController::save_dirty() {
-  if (!options_.store) {
-    std::lock_guard<std::mutex> lock(mu_);
-    dirty_.clear();
-    dirty_reservations_.clear();
-    return Status::ok();
-  }
-  std::vector<Job> copies;
-  std::vector<ReservationRecord> res_copies;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::sort(dirty_reservations_.begin(), dirty_reservations_.end());
-    dirty_reservations_.erase(std::unique(dirty_reservations_.begin(), dirty_reservations_.end()), dirty_reservations_.end());
-    for (const auto& id : dirty_reservations_) {
-      auto it = reservations_.find(id);
-      if (it != reservations_.end()) res_copies.push_back(it->second.rec);
-    }
-    dirty_reservations_.clear();
-    std::sort(dirty_.begin(), dirty_.end());
-    dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
-    for (const auto& id : dirty_) {
-      auto it = jobs_.find(id);
-      if (it != jobs_.end()) copies.push_back(it->second->job);
-    }
-    dirty_.clear();
-  }
-  for (const auto& r : res_copies) {
-    Status rs = options_.store->save_reservation(r);
-    if (!rs.is_ok()) {
-      NC_LOG_WARN("saving reservation {}: {} (retrying)", r.id, rs.to_string());
-      std::lock_guard<std::mutex> lock(mu_);
-      dirty_reservations_.push_back(r.id);
-    }
-  }
-  Status s = options_.store->save_all(copies);
-  if (!s.is_ok()) {
-    NC_LOG_WARN("saving {} job(s): {} (retrying)", copies.size(), s.to_string());
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& j : copies) dirty_.push_back(j.id);
-  }
-  return s;
-}
-
-Status JobController::recover() {
-  if (!options_.store) return Status::ok();
-  NC_ASSIGN_OR_RETURN(auto quotas, options_.store->load_quotas());
-  NC_ASSIGN_OR_RETURN(auto jobs, options_.store->load_all());
-  NC_ASSIGN_OR_RETURN(auto reservations, options_.store->load_reservations());
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& rec : reservations) {
-    LiveReservation lr;
-    lr.sched_id = next_sched_id_++;
-    const int64_t t = unix_us();
-    if (rec.released_us == 0 && (rec.state == ReservationState::kPending || rec.state == ReservationState::kActive) &&
-        rec.end_us > t) {
-      Status s = scheduler_->add_reservation({lr.sched_id, rec.org, rec.gpu_type, rec.gpus, rec.start_us, rec.end_us}, t);
-      if (!s.is_ok()) NC_LOG_WARN("reservation {} could not be restored: {}", rec.id, s.to_string());
-      rec.state = ReservationState::kPending;  // activates again (activated_us is kept: billed across the restart)
-    } else if (rec.released_us == 0) {
-      // It ended while the server was down: it held its GPUs until its end.
-      if (rec.state == ReservationState::kPending || rec.state == ReservationState::kActive) rec.state = ReservationState::kEnded;
-      if (rec.activated_us > 0) {
-        rec.released_us = std::min(t, rec.end_us);
-        unmetered_.push_back(reservation_usage(rec));
-      } else {
-        rec.released_us = -1;
-      }
-    } else if (rec.released_us > 0 && !rec.metered) {
-      unmetered_.push_back(reservation_usage(rec));
-    }
-    lr.rec = rec;
-    dirty_reservations_.push_back(rec.id);
-    reservations_[rec.id] = std::move(lr);
-  }
-  for (const auto& q : quotas) {
-    Status s = scheduler_->set_quota(q.org, q.gpu_type, q.gpus_milli);
-    if (!s.is_ok()) NC_LOG_WARN("quota of {} on '{}': {}", q.org, q.gpu_type, s.to_string());
-  }
-  const int64_t now = unix_us();
-  int requeued = 0, queued = 0;
-  for (auto& job : jobs) {
-    auto l = std::make_unique<Live>();
-    l->job = std::move(job);
-    l->sched_id = next_sched_id_++;
-    l->submitted_us = l->job.created_us;
-    l->segment = static_cast<int>(l->job.segments.size()) - 1;
-    Live& r = *l;
-    if (!is_terminal(r.job.state)) {
-      // A segment without an end was running (or placed) when the last process went away.
-      if (!r.job.segments.empty() && r.job.segments.back().ended_us == 0 && r.job.segments.back().started_us == 0) {
-        r.job.segments.pop_back();  // placed but never launched: nothing ran
-        r.segment -= 1;
-      }
-      if (!r.job.segments.empty() && r.job.segments.back().ended_us == 0) {
-        JobSegment& seg = r.job.segments.back();
-        seg.ended_us = std::max(seg.started_us, std::min(now, r.job.alive_us));
-        seg.end = "interrupted";
-        if (seg.started_us > 0 && !seg.metered) {
-          unmetered_.push_back(usage_of(r.job, seg));
-        }
-        event(r, "interrupted", fmt::format("segment {}: the server stopped while it ran", seg.index));
-        // What the dead process launched may still run: it must not hold GPUs the scheduler now hands out.
-        if (Status k = executor_->kill_leftover(r.job.id, seg.index); !k.is_ok()) {
-          NC_LOG_WARN("job {} segment {}: stopping what was left: {}", r.job.id, seg.index, k.to_string());
-        }
-        ++requeued;
-      }
-      if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {
-        finish(r, JobState::kNodeFailed, now, "the server stopped while it ran");
-      } else {
-        r.job.state = JobState::kQueued;
-        Status s = scheduler_->submit(sched_job(r));
-        if (!s.is_ok()) {
-          finish(r, JobState::kFailed, now, "cannot queue again: " + s.message());
-        } else {
-          ++queued;
-        }
-      }
-    } else {
-      // Ended segments whose usage may not have reached the ledger: meter again (it dedupes).
-      for (const auto& seg : r.job.segments) {
-        if (seg.ended_us > 0 && seg.started_us > 0 && !seg.metered) {
-          unmetered_.push_back(usage_of(r.job, seg));
-        }
-      }
-    }
-    by_sched_[r.sched_id] = l.get();
-    jobs_[r.job.id] = std::move(l);
-  }
-  if (!jobs.empty()) NC_LOG_INFO("jobs: recovered {} job(s): {} queued again ({} interrupted)", jobs.size(), queued, requeued);
-  return Status::ok();
-}
-
 SchedJob JobController::sched_job(const Live& l) const {
   SchedJob j;
   j.id = l.sched_id;
@@ -330,8 +129,7 @@ SchedJob JobController::sched_job(const Live& l) const {
   j.max_duration_s = l.job.spec.max_duration_s;
   j.submitted_us = l.submitted_us;
   if (!l.job.spec.reservation.empty()) {
-    auto it = reservations_.find(l.job.spec.reservation);
-    j.reservation = it != reservations_.end() ? it->second.sched_id : UINT64_MAX;  // unknown: the scheduler refuses it
+    j.reservation = reservations_.sched_id(l.job.spec.reservation);  // unknown: the scheduler refuses it
   }
   return j;
 }
@@ -359,16 +157,7 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
   l->submitted_us = l->job.created_us;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!l->job.spec.reservation.empty()) {
-      auto it = reservations_.find(l->job.spec.reservation);
-      if (it == reservations_.end() || it->second.rec.org != org) {
-        return not_found(fmt::format("no reservation '{}'", l->job.spec.reservation));
-      }
-      const auto st = it->second.rec.state;
-      if (st != ReservationState::kPending && st != ReservationState::kActive) {
-        return failed_precondition(fmt::format("reservation {} is {}", it->first, reservation_state_name(st)));
-      }
-    }
+    if (!l->job.spec.reservation.empty()) NC_RETURN_IF_ERROR(reservations_.check_usable(org, l->job.spec.reservation));
     l->sched_id = next_sched_id_++;
     NC_RETURN_IF_ERROR(scheduler_->submit(sched_job(*l)));
     event(*l, "submitted", std::string(priority_name(l->job.spec.priority)));
@@ -608,7 +397,7 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
     l.node_lost_us = 0;
   }
   seg.end = std::string(exit_kind_name(r.kind));
-  usage.push_back(usage_of(l.job, seg));
+  usage.push_back(segment_usage(l.job, seg));
   l.launched = false;
   (void)scheduler_->remove(l.sched_id);
   const int64_t now = unix_us();
@@ -642,7 +431,7 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
     }
   } else {
     l.job.exit_code = r.exit_code;
-    finish(l, state_of(r.kind), now, r.detail);
+    finish(l, job_state_of(r.kind), now, r.detail);
   }
 }
 
@@ -739,7 +528,7 @@ void JobController::tick() {
   run_actions();  // this pass's launches and stops
   {
     std::lock_guard<std::mutex> lock(mu_);
-    refresh_reservations(unix_us(), usage);
+    reservations_.refresh(unix_us(), usage);
   }
   // Meter outside the lock (it may write to a database), then record that it was metered.
   const int64_t t_meter = now_ns() / 1000;
@@ -757,11 +546,7 @@ void JobController::tick() {
     std::lock_guard<std::mutex> lock(mu_);
     unmetered_.insert(unmetered_.end(), failed.begin(), failed.end());
     for (const auto& u : done) {
-      if (auto r = reservations_.find(u.job_id); r != reservations_.end()) {
-        r->second.rec.metered = true;
-        dirty_reservations_.push_back(u.job_id);
-        continue;
-      }
+      if (reservations_.mark_metered(u.job_id)) continue;
       auto it = jobs_.find(u.job_id);
       if (it == jobs_.end()) continue;
       for (auto& seg : it->second->job.segments) {
@@ -782,107 +567,30 @@ void JobController::tick() {
   }
 }
 
-}  // namespace nc::capacity
-
-namespace nc::capacity {
-
-void JobController::refresh_reservations(int64_t now_us, std::vector<SegmentUsage>& usage) {
-  for (auto& [id, lr] : reservations_) {
-    ReservationRecord& rec = lr.rec;
-    if (rec.released_us != 0) continue;  // done (-1: it ended without ever holding GPUs)
-    auto info = scheduler_->reservation_info(lr.sched_id);
-    if (info) {
-      if (info->state == ReservationInfo::State::kActive && rec.state == ReservationState::kPending) {
-        rec.state = ReservationState::kActive;
-        if (rec.activated_us == 0) rec.activated_us = now_us;
-        rec.nodes.clear();
-        for (const auto& part : info->placement.parts) {
-          NodeAssignment a;
-          a.node = scheduler_->cluster().node(part.node).id;
-          for (const auto& g : part.gpus) a.gpus.push_back(g.gpu);
-          std::sort(a.gpus.begin(), a.gpus.end());
-          rec.nodes.push_back(std::move(a));
-        }
-        dirty_reservations_.push_back(id);
-      }
-      if (rec.waiting != info->waiting) {
-        rec.waiting = info->waiting;
-        dirty_reservations_.push_back(id);
-      }
-      continue;
-    }
-    // The scheduler is done with it: its GPUs are back.
-    if (rec.state != ReservationState::kCancelled) rec.state = ReservationState::kEnded;
-    if (rec.activated_us > 0) {
-      rec.released_us = now_us;
-      usage.push_back(reservation_usage(rec));
-    } else {
-      rec.released_us = -1;
-    }
-    dirty_reservations_.push_back(id);
-  }
-}
-
 Result<ReservationRecord> JobController::reserve(const std::string& org, ReservationRecord spec) {
   const int64_t now = unix_us();
-  if (spec.gpus < 1) return invalid_argument("'gpus' must be at least 1");
-  if (spec.gpu_type.empty()) return invalid_argument("'gpu_type' is required");
-  if (spec.start_us == 0) spec.start_us = now;
-  if (spec.end_us <= spec.start_us) return invalid_argument("the end must be after the start");
-  if (spec.end_us <= now) return invalid_argument("the reservation would already be over");
-  if (spec.end_us - std::max(spec.start_us, now) > options_.max_duration_limit_s * 1000000) {
-    return invalid_argument(fmt::format("a reservation lasts at most {} s", options_.max_duration_limit_s));
-  }
+  NC_RETURN_IF_ERROR(ReservationBook::validate(spec, now, options_.max_duration_limit_s));
   spec.id = "res_" + new_job_id().substr(4);
   spec.org = org;
-  spec.created_us = now;
-  spec.state = ReservationState::kPending;
   std::lock_guard<std::mutex> lock(mu_);
-  LiveReservation lr;
-  lr.sched_id = next_sched_id_++;
-  Reservation r{lr.sched_id, org, spec.gpu_type, spec.gpus, spec.start_us, spec.end_us};
-  NC_RETURN_IF_ERROR(scheduler_->add_reservation(r, now));
-  if (options_.store) {
-    Status saved = options_.store->save_reservation(spec);
-    if (!saved.is_ok()) {
-      (void)scheduler_->cancel_reservation(lr.sched_id);
-      return unavailable("the reservation could not be stored: " + saved.message());
-    }
-  }
-  lr.rec = spec;
-  reservations_[spec.id] = lr;
+  NC_ASSIGN_OR_RETURN(auto rec, reservations_.add(std::move(spec), next_sched_id_++, now));
   wake();
-  return spec;
+  return rec;
 }
 
 std::vector<ReservationRecord> JobController::reservations(const std::string& org) const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<ReservationRecord> out;
-  for (const auto& [id, lr] : reservations_) {
-    if (lr.rec.org == org) out.push_back(lr.rec);
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.start_us != b.start_us ? a.start_us > b.start_us : a.id > b.id; });
-  return out;
+  return reservations_.list(org);
 }
 
 Result<ReservationRecord> JobController::reservation(const std::string& org, const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = reservations_.find(id);
-  if (it == reservations_.end() || it->second.rec.org != org) return not_found(fmt::format("no reservation '{}'", id));
-  return it->second.rec;
+  return reservations_.get(org, id);
 }
 
 Result<ReservationRecord> JobController::cancel_reservation(const std::string& org, const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = reservations_.find(id);
-  if (it == reservations_.end() || it->second.rec.org != org) return not_found(fmt::format("no reservation '{}'", id));
-  ReservationRecord& rec = it->second.rec;
-  if (rec.state != ReservationState::kPending && rec.state != ReservationState::kActive) {
-    return failed_precondition(fmt::format("reservation {} is already {}", id, reservation_state_name(rec.state)));
-  }
-  NC_RETURN_IF_ERROR(scheduler_->cancel_reservation(it->second.sched_id));
-  rec.state = ReservationState::kCancelled;
-  if (options_.store) (void)options_.store->save_reservation(rec);
+  NC_ASSIGN_OR_RETURN(auto rec, reservations_.cancel(org, id));
   wake();
   return rec;
 }

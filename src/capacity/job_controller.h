@@ -1,6 +1,9 @@
 // JobController: the life of tenants' GPU jobs — submit, queue, place (Scheduler), launch and stop
 // (Executor), preempt and requeue, time out, cancel — with an event history per job and one metered
-// segment per run. It is what the /v1/jobs API and `neocloud jobs` drive.
+// segment per run. It is what the /v1/jobs API and `neocloud jobs` drive. The records it keeps are
+// job_record.h's; reservations are kept by its ReservationBook (reservation_book.h) and node liveness by
+// its NodeHealth (node_health.h); persistence and crash recovery through the JobStore are in
+// job_recovery.cpp.
 //
 // States: queued -> running -> succeeded | failed | cancelled | preempted | timed_out | node_failed.
 // A spot job preempted by an on-demand/reserved one gets SIGTERM, grace_period_s, SIGKILL, and goes back
@@ -11,11 +14,13 @@
 // Tenancy: every call names the organization of the caller's key; a job of another organization is
 // NotFound, exactly like a job that does not exist.
 //
-// Ownership: owns the Scheduler and Executor. Threads: all public methods are thread-safe (one mutex);
-// start() runs a loop thread that polls the executor and runs scheduling cycles every tick_ms (and at
-// once after a submit or cancel). Only tick() calls the executor, and never under that mutex: launches
-// and stops are decided under it and carried out after it is released, so a slow executor (Slurm's
-// commands wait on its controller) never holds up the API. A cancel's SIGTERM is sent by the next tick.
+// Ownership: owns the Scheduler, the Executor, the ReservationBook and the NodeHealth; borrows the
+// JobStore. Threads: all public methods are thread-safe (one mutex, which also guards the book and the
+// health); start() runs a loop thread that polls the executor and runs scheduling cycles every tick_ms
+// (and at once after a submit or cancel). Only tick() calls the executor, and never under that mutex:
+// launches and stops are decided under it and carried out after it is released, so a slow executor
+// (Slurm's commands wait on its controller) never holds up the API. A cancel's SIGTERM is sent by the
+// next tick.
 #pragma once
 
 #include <condition_variable>
@@ -33,89 +38,13 @@
 
 #include "capacity/executor.h"
 #include "capacity/job.h"
+#include "capacity/job_record.h"
+#include "capacity/node_health.h"
+#include "capacity/reservation_book.h"
 #include "capacity/scheduler.h"
 #include "core/status.h"
 
 namespace nc::capacity {
-
-enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled, kPreempted, kTimedOut, kNodeFailed };
-std::string_view job_state_name(JobState s);
-bool is_terminal(JobState s);
-
-struct JobSpec {
-  std::string name;
-  std::string command;
-  std::vector<std::string> args;
-  std::vector<std::pair<std::string, std::string>> env;
-  std::string working_dir;  // empty: the job's own directory under the log directory
-  JobShape shape;
-  int tasks_per_node = 1;
-  PriorityClass priority = PriorityClass::kOnDemand;
-  int64_t max_duration_s = 0;  // 0: the controller's default
-  bool requeue = true;         // a preempted spot job goes back to the queue
-  std::string reservation;     // "res_...": run inside this reservation of the same organization
-};
-
-enum class ReservationState { kPending, kActive, kEnded, kCancelled };
-std::string_view reservation_state_name(ReservationState s);
-
-// N GPUs of a type held for an organization during [start, end) (scheduler.h's Reservation). Billed
-// from the moment it holds its GPUs to the moment it gives them back (item gpu-seconds/<type>/reservation);
-// the jobs inside it are metered as gpu-seconds/<type>/in-reservation.
-struct ReservationRecord {
-  std::string id;  // "res_<16 hex>"
-  std::string org, name, gpu_type;
-  int gpus = 0;
-  int64_t start_us = 0, end_us = 0, created_us = 0;
-  ReservationState state = ReservationState::kPending;
-  std::vector<NodeAssignment> nodes;  // the GPUs it holds (active)
-  int64_t activated_us = 0, released_us = 0;
-  bool metered = false;
-  std::string waiting;  // pending past its start: why
-};
-
-struct JobEvent {
-  int64_t time_us = 0;
-  std::string type;    // submitted, started, preempting, preempted, requeued, succeeded, failed, ...
-  std::string detail;
-};
-
-// One run of a job: what it held and for how long.
-struct JobSegment {
-  int index = 0;
-  std::string gpu_type;
-  int64_t gpu_milli = 0;  // total over its GPUs (1000 per whole GPU)
-  std::vector<NodeAssignment> nodes;
-  int64_t started_us = 0, ended_us = 0;  // ended 0: still running
-  std::string end;                       // exit kind of the segment
-  bool metered = false;                  // its usage reached the meter (the ledger)
-};
-
-struct Job {
-  std::string id;  // "job_<16 hex>"
-  std::string org, project;
-  JobSpec spec;
-  JobState state = JobState::kQueued;
-  std::string pending_reason;  // queued: quota | resources | priority
-  int exit_code = 0;
-  int64_t created_us = 0, finished_us = 0;
-  int64_t alive_us = 0;  // running: the last time the controller saw it running (persisted periodically)
-  std::vector<JobEvent> events;
-  std::vector<JobSegment> segments;
-  std::string log_path;
-};
-
-// What the meter gets when a segment ends (GPU-seconds = gpu_milli * seconds / 1000).
-struct SegmentUsage {
-  std::string job_id, org, project, gpu_type;
-  std::string item_class;  // the price item's last part: the priority class, "in-reservation" or "reservation"
-
-  PriorityClass priority = PriorityClass::kOnDemand;
-  int segment = 0;
-  int64_t gpu_milli = 0;
-  int64_t started_us = 0, ended_us = 0;
-  std::string end;
-};
 
 struct JobControllerOptions {
   std::string log_dir;                  // <log_dir>/<job id>/output.log
@@ -133,14 +62,6 @@ struct JobControllerOptions {
   // its last heartbeat. 0: no checks. self_nodes are this machine's: the controller heartbeats them.
   int node_timeout_s = 0;
   std::vector<std::string> self_nodes;
-};
-
-struct NodeStatus {
-  std::string id, gpu_type;
-  int gpus = 0;
-  int64_t gpu_free_milli = 0;
-  bool down = false;
-  int64_t last_heartbeat_us = 0;
 };
 
 class JobController {
@@ -226,19 +147,9 @@ class JobController {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<Live>> jobs_;
   std::unordered_map<uint64_t, Live*> by_sched_;
-  struct LiveReservation {
-    ReservationRecord rec;
-    uint64_t sched_id = 0;
-  };
-  std::map<std::string, LiveReservation> reservations_;
-  void refresh_reservations(int64_t now_us, std::vector<SegmentUsage>& usage);
-  std::vector<std::string> dirty_reservations_;
-  struct NodeHealth {
-    int64_t last_us = 0;
-    bool down = false;
-  };
-  std::map<std::string, NodeHealth> health_;
-  void check_nodes(int64_t now_us);
+  ReservationBook reservations_;
+  NodeHealth health_;
+  void check_nodes(int64_t now_us);  // takes lost nodes out and stops or re-places their jobs
   uint64_t next_sched_id_ = 1;
   // Executor calls decided under mu_, made by run_actions() in order (a launch before a stop of it).
   struct ExecAction {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "capacity/job_controller.h"
+#include "capacity/job_record.h"
 #include "core/status.h"
 #include "storage/database.h"
 

@@ -1,5 +1,8 @@
 #include "capacity/jobs_api.h"
 
+#include "core/json_parse.h"
+#include "core/query_string.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -14,39 +17,19 @@ using json = nlohmann::json;
 
 JobsResponse error(int status, const std::string& message, const std::string& param = "",
                    const std::string& type = "invalid_request_error") {
-  JobsResponse r;
-  r.status = status;
-  r.body = {{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? ojson() : ojson(param)}, {"code", ojson()}}}};
-  return r;
+  return error_response(api_error(status, message, param, "", type));
 }
 
-JobsResponse from_status(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kNotFound: return error(404, s.message(), "", "not_found_error");
-    case StatusCode::kFailedPrecondition: return error(409, s.message());
-    case StatusCode::kInvalidArgument: return error(400, s.message());
-    default: return error(500, s.message(), "", "server_error");
-  }
-}
+// The one Status -> HTTP table (core/api_error.h).
+JobsResponse from_status(const Status& s) { return error_response(s); }
 
 double seconds(int64_t a_us, int64_t b_us) { return static_cast<double>(b_us - a_us) / 1e6; }
 
-std::string query_param(std::string_view query, std::string_view name) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    std::string_view kv = query.substr(pos, amp == std::string_view::npos ? std::string_view::npos : amp - pos);
-    size_t eq = kv.find('=');
-    if (kv.substr(0, eq) == name) return std::string(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    pos = amp + 1;
-  }
-  return "";
-}
+std::string query_param(std::string_view query, std::string_view name) { return QueryString(query).get_or(name, ""); }
 
 // Reads the submit body; every field is type-checked (a wrong type is a 400 naming the field).
 Result<JobSpec> parse_spec(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
+  json j = parse_json_or_discarded(body);
   if (j.is_discarded() || !j.is_object()) return invalid_argument("the body must be a JSON object");
   JobSpec s;
   auto str = [&](const char* k, std::string* out) -> Status {
@@ -162,7 +145,7 @@ JobsResponse handle_gpu_quota(JobController& jobs, std::string_view method, std:
   const std::string org(path.substr(prefix, path.size() - prefix - std::string_view("/gpu_quota").size()));
   if (method == "GET") return {200, quotas_json(jobs, org)};
   if (method != "PUT") return error(405, fmt::format("{} is not allowed here", method));
-  json j = json::parse(body, nullptr, false);
+  json j = parse_json_or_discarded(body);
   if (j.is_discarded() || !j.is_object()) return error(400, "the body must be a JSON object");
   std::string type;
   if (j.contains("gpu_type") && !j["gpu_type"].is_null()) {
@@ -298,7 +281,7 @@ JobsResponse handle_reservations(JobController& jobs, const std::string& org, st
       return {200, {{"object", "list"}, {"data", data}}};
     }
     if (method != "POST") return error(405, fmt::format("{} is not allowed on /v1/reservations", method));
-    json j = json::parse(body, nullptr, false);
+    json j = parse_json_or_discarded(body);
     if (j.is_discarded() || !j.is_object()) return error(400, "the body must be a JSON object");
     ReservationRecord spec;
     auto int_field = [&](const char* k, int64_t lo, int64_t hi, int64_t* out) -> std::optional<JobsResponse> {

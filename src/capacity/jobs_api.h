@@ -30,13 +30,12 @@
 #include <nlohmann/json.hpp>
 
 #include "capacity/job_controller.h"
+#include "core/api_error.h"
 
 namespace nc::capacity {
 
-struct JobsResponse {
-  int status = 200;
-  nlohmann::ordered_json body;
-};
+// The jobs API answers with the one API response/error type (core/api_error.h).
+using JobsResponse = ApiResponse;
 
 bool is_jobs_path(std::string_view path);  // /v1/jobs... and /v1/reservations...
 // The operator's capacity routes: /v1/admin/organizations/{org}/gpu_quota and /v1/admin/nodes...

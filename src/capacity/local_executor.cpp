@@ -1,3 +1,5 @@
+// LocalExecutor (local_executor.h): launching tasks, watching and stopping process trees, reaping
+// orphans. Its cgroups are local_cgroups.h's.
 #include "capacity/local_executor.h"
 
 #include <dirent.h>
@@ -22,11 +24,12 @@
 #include <map>
 #include <sstream>
 
+#include "capacity/local_cgroups.h"
+
 namespace nc::capacity {
 namespace {
 
 constexpr int64_t kUsPerS = 1'000'000;
-constexpr long kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
 
 int64_t clock_us(clockid_t clock) {
   timespec ts{};
@@ -51,30 +54,6 @@ Status errno_status(int err, const std::string& what) {
 std::string signal_text(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(sig);
-}
-
-bool write_file(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  return ok;
-}
-
-std::string read_small_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool has_word(const std::string& text, const std::string& word) {
-  std::istringstream in(text);
-  std::string w;
-  while (in >> w) {
-    if (w == word) return true;
-  }
-  return false;
 }
 
 struct ProcInfo {
@@ -110,16 +89,6 @@ std::vector<ProcInfo> list_processes() {
   return out;
 }
 
-std::set<pid_t> cgroup_members(const std::vector<std::string>& cgroups) {
-  std::set<pid_t> out;
-  for (const std::string& cg : cgroups) {
-    std::istringstream in(read_small_file(cg + "/cgroup.procs"));
-    pid_t pid = 0;
-    while (in >> pid) out.insert(pid);
-  }
-  return out;
-}
-
 // argv[0] as execvp would find it, but in the job's PATH (a relative entry is relative to working_dir).
 Result<std::string> resolve_command(const std::string& command, const std::string& path_var,
                                     const std::string& working_dir) {
@@ -144,87 +113,15 @@ std::string join_gpus(const std::vector<int>& gpus) {
   return s;
 }
 
-// Signals a server commonly ignores or handles (SIGPIPE above all), which a task must not inherit so.
-constexpr int kDefaultSignals[] = {SIGHUP, SIGINT,  SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGUSR1,
-                                   SIGUSR2, SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ};
-
-// What posix_spawn below does, but born inside a cgroup (clone3 CLONE_INTO_CGROUP, Linux >= 5.7): a
-// process moved in after it started may already have forked children that stay outside. The child is
-// a copy of a possibly threaded process, so it makes only async-signal-safe calls before execve.
-// Returns 0 or an errno; ENOSYS/EINVAL/E2BIG mean the kernel cannot do it.
-int spawn_into_cgroup(int cgroup_fd, const char* exe, char* const argv[], char* const envp[], const char* wd,
-                      int log_fd, pid_t* pid_out) {
-  struct CloneArgs {  // struct clone_args (linux/sched.h), version 2
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
-        cgroup;
-  };
-  int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return errno;
-  CloneArgs args{};
-  args.flags = 0x200000000ULL;  // CLONE_INTO_CGROUP
-  args.exit_signal = SIGCHLD;
-  args.cgroup = static_cast<uint64_t>(cgroup_fd);
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid == 0) {
-    int err = 0;
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl{};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig : kDefaultSignals) ::sigaction(sig, &dfl, nullptr);
-    int null_fd = -1;
-    if (::setsid() < 0 || ::chdir(wd) != 0 || (null_fd = ::open("/dev/null", O_RDONLY)) < 0 ||
-        ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
-      err = errno;
-    } else {
-      // Everything but 0-2 and the error pipe (which closes on exec) is closed.
-      int keep = err_pipe[1];
-      if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
-      ::close_range(static_cast<unsigned>(keep + 1), ~0u, 0);
-      ::execve(exe, argv, envp);
-      err = errno;
-    }
-    ssize_t ignored = ::write(err_pipe[1], &err, sizeof err);
-    (void)ignored;
-    ::_exit(127);
-  }
-  int saved = errno;
-  ::close(err_pipe[1]);
-  if (pid < 0) {
-    ::close(err_pipe[0]);
-    return saved;
-  }
-  int err = 0;
-  ssize_t n;
-  while ((n = ::read(err_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {
-  }
-  ::close(err_pipe[0]);
-  if (n == static_cast<ssize_t>(sizeof err)) {  // it never ran the command: reap it
-    while (::waitpid(static_cast<pid_t>(pid), nullptr, 0) < 0 && errno == EINTR) {
-    }
-    return err != 0 ? err : EIO;
-  }
-  *pid_out = static_cast<pid_t>(pid);
-  return 0;
-}
-
 bool task_failed(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }
 
 }  // namespace
 
-int LocalExecutor::master_port(std::string_view job_id) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : job_id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
-  return 20000 + static_cast<int>(h % 10000);
-}
+int LocalExecutor::master_port(std::string_view job_id) { return capacity::master_port(job_id); }
 
-LocalExecutor::LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {
+LocalExecutor::LocalExecutor(LocalExecutorOptions options)
+    : options_(std::move(options)), cgroups_(options_.use_cgroups, options_.cgroup_parent) {
   if (options_.reap_orphans) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  detect_cgroups();
 }
 
 LocalExecutor::~LocalExecutor() {
@@ -348,7 +245,7 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
   sigset_t mask;
   sigemptyset(&mask);
   posix_spawnattr_setsigmask(&attr, &mask);
-  for (int sig : kDefaultSignals) sigaddset(&mask, sig);
+  for (int sig : kTaskDefaultSignals) sigaddset(&mask, sig);
   posix_spawnattr_setsigdefault(&attr, &mask);
 
   std::vector<std::string> argv_s;
@@ -389,11 +286,11 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
       pid_t pid = 0;
       int err = -1;
       if (n_spawned == options_.fail_spawn_at) err = EAGAIN;
-      if (err < 0 && cgroup_fd >= 0 && clone_into_cgroup_) {
+      if (err < 0 && cgroup_fd >= 0 && cgroups_.clone_into()) {
         err = spawn_into_cgroup(cgroup_fd, exe.c_str(), argv.data(), envp.data(), spec.working_dir.c_str(), log_fd,
                                 &pid);
         if (err == ENOSYS || err == EINVAL || err == E2BIG) {
-          clone_into_cgroup_ = false;  // an older kernel: move the process in after it started
+          cgroups_.clone_into_refused();  // an older kernel: move the process in after it started
           err = -1;
         }
       }
@@ -405,7 +302,7 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
                                        node.node + ")");
         break;
       }
-      if (!cgroup.empty() && !born_in_cgroup) write_file(cgroup + "/cgroup.procs", std::to_string(pid));
+      if (!cgroup.empty() && !born_in_cgroup) JobCgroups::add(cgroup, pid);
       seg.tasks.push_back(Task{pid, node_rank, local_rank});
       seg.procs.sids.insert(pid);
     }
@@ -479,10 +376,10 @@ int LocalExecutor::signal_all(ProcessSet& procs, int sig) {
   if (sig != 0) {
     for (pid_t sid : sids) ::kill(-sid, sig);  // a task's process group id is its pid
     if (sig == SIGKILL) {
-      for (const std::string& cg : procs.cgroups) write_file(cg + "/cgroup.kill", "1");
+      for (const std::string& cg : procs.cgroups) JobCgroups::kill(cg);
     }
   }
-  std::set<pid_t> members = cgroup_members(procs.cgroups);
+  std::set<pid_t> members = JobCgroups::members(procs.cgroups);
   const pid_t self = ::getpid();
   std::vector<ProcInfo> matched;
   std::set<pid_t> matched_pids;
@@ -604,64 +501,12 @@ ExitReport LocalExecutor::make_report(const Segment& seg, int64_t now_us) const 
   return r;
 }
 
-void LocalExecutor::detect_cgroups() {
-  if (!options_.use_cgroups) {
-    cgroup_status_ = "off (use_cgroups is false)";
-    return;
-  }
-  std::string parent = options_.cgroup_parent;
-  if (parent.empty()) {
-    std::istringstream in(read_small_file("/proc/self/cgroup"));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("0::", 0) == 0) parent = "/sys/fs/cgroup" + line.substr(3);
-    }
-    if (parent.empty()) parent = "/sys/fs/cgroup";
-  }
-  while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
-  struct statfs fs{};
-  if (::statfs(parent.c_str(), &fs) != 0 || static_cast<long>(fs.f_type) != kCgroup2Magic) {
-    cgroup_status_ = "off (" + parent + " is not a cgroup2 mount)";
-    return;
-  }
-  // Enable the controllers for our children where they exist (refused when parent holds processes).
-  std::string controllers = read_small_file(parent + "/cgroup.controllers");
-  std::string enabled = read_small_file(parent + "/cgroup.subtree_control");
-  for (const char* c : {"cpu", "memory"}) {
-    if (has_word(controllers, c) && !has_word(enabled, c)) write_file(parent + "/cgroup.subtree_control", std::string("+") + c);
-  }
-  enabled = read_small_file(parent + "/cgroup.subtree_control");
-  has_cpu_ = has_word(enabled, "cpu");
-  has_memory_ = has_word(enabled, "memory");
-  std::string probe = parent + "/nc-probe-" + std::to_string(::getpid());
-  if (::mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) {
-    cgroup_status_ = "off (cannot create a cgroup in " + parent + ": " + errno_text(errno) + ")";
-    return;
-  }
-  ::rmdir(probe.c_str());
-  cgroup_parent_ = parent;
-  // clone3 with a too-small argument is EINVAL where the call exists (ENOSYS: before Linux 5.3, valgrind).
-  if (::syscall(SYS_clone3, nullptr, 0) < 0 && errno == ENOSYS) clone_into_cgroup_ = false;
-  cgroup_status_ = "on under " + parent + " (cpu.max " + (has_cpu_ ? "enforced" : "unavailable") +
-                   ", memory.max " + (has_memory_ ? "enforced" : "unavailable") + "; tasks " +
-                   (clone_into_cgroup_ ? "start inside it" : "are moved in after they start") + ")";
-}
-
 std::string LocalExecutor::make_cgroup(const LaunchSpec& spec, int node_rank) {
   std::string name = "nc-";
   for (char c : spec.job_id) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
   name += "-s" + std::to_string(spec.segment) + "-n" + std::to_string(node_rank) + "-p" + std::to_string(::getpid());
-  std::string dir = cgroup_parent_ + "/" + name;
-  ::rmdir(dir.c_str());  // a stale one from a crashed run of this pid
-  if (::mkdir(dir.c_str(), 0755) != 0) return "";
   const NodeAssignment& n = spec.nodes[node_rank];
-  if (has_cpu_ && n.cpu_milli > 0) {
-    // cpu_milli of one CPU = cpu_milli/1000 of each 100 ms period; the kernel's minimum quota is 1 ms.
-    int64_t quota = std::max<int64_t>(1000, n.cpu_milli * 100);
-    write_file(dir + "/cpu.max", std::to_string(quota) + " 100000");
-  }
-  if (has_memory_ && n.memory_mib > 0) write_file(dir + "/memory.max", std::to_string(n.memory_mib * 1024 * 1024));
-  return dir;
+  return cgroups_.create(name, n.cpu_milli, n.memory_mib);
 }
 
 Status LocalExecutor::kill_leftover(const std::string& job_id, int segment) {

@@ -28,6 +28,10 @@
 // sessions. The flag is process-wide and stays set after the executor is gone; other components' orphans
 // then also come to this process, which never reaps what it cannot tell is its own.
 //
+// cgroup detection, creation and clone3 into a cgroup are local_cgroups.h's (JobCgroups). Helper
+// commands: none (this executor signals and scans /proc itself; subprocess.h is for Slurm's and the
+// inventory's commands).
+//
 // Ownership: a LocalExecutor owns the processes (and cgroups) it launched; the destructor SIGKILLs every
 // one still running and reaps it. Threads: not synchronized; launch/terminate/poll/running and the
 // destructor are called by one thread (the job controller's). posix_spawn is safe in a threaded process.
@@ -45,6 +49,7 @@
 #include <vector>
 
 #include "capacity/executor.h"
+#include "capacity/local_cgroups.h"
 
 namespace nc::capacity {
 
@@ -79,10 +84,10 @@ class LocalExecutor final : public Executor {
   Status kill_leftover(const std::string& job_id, int segment) override;
 
   // Whether jobs run in cgroups; cgroup_status() says why not (or the parent directory used).
-  bool cgroups_active() const { return !cgroup_parent_.empty(); }
-  const std::string& cgroup_status() const { return cgroup_status_; }
+  bool cgroups_active() const { return cgroups_.active(); }
+  const std::string& cgroup_status() const { return cgroups_.status(); }
 
-  // The MASTER_PORT of a job: 20000 + (FNV-1a of the job id) % 10000.
+  // The MASTER_PORT of a job: executor.h's master_port (20000 + (FNV-1a of the job id) % 10000).
   static int master_port(std::string_view job_id);
 
  private:
@@ -128,14 +133,10 @@ class LocalExecutor final : public Executor {
   // One round of that for every leftover; true when none is left.
   bool sweep_leftovers();
   ExitReport make_report(const Segment& seg, int64_t now_us) const;
-  void detect_cgroups();
-  std::string make_cgroup(const LaunchSpec& spec, int node_rank);
+  std::string make_cgroup(const LaunchSpec& spec, int node_rank);  // "" when it could not
 
   LocalExecutorOptions options_;
-  std::string cgroup_parent_;  // empty: cgroups off
-  std::string cgroup_status_;
-  bool has_cpu_ = false, has_memory_ = false;
-  bool clone_into_cgroup_ = true;  // false once the kernel refused clone3(CLONE_INTO_CGROUP)
+  JobCgroups cgroups_;
   std::map<std::pair<std::string, int>, std::unique_ptr<Segment>> segments_;
   std::set<std::pair<std::string, int>> launched_;  // every job id + segment ever launched
   std::vector<ProcessSet> leftovers_;  // what reported segments left behind, until it is gone

@@ -11,7 +11,7 @@
 //   - NODE_RANK is the index of the task's node (SLURMD_NODENAME) in spec.nodes, so rank 0 runs on
 //     spec.nodes[0] whatever order Slurm sorts its nodelist in; RANK = NODE_RANK * T + SLURM_LOCALID.
 //   - MASTER_ADDR is spec.nodes[0]'s NodeAddr (scontrol show node), MASTER_PORT the same value as
-//     LocalExecutor::master_port (20000 + FNV-1a(job id) % 10000).
+//     LocalExecutor (master_port() in executor.h: 20000 + FNV-1a(job id) % 10000).
 //   - Every node of a job must get the same number of GPUs (one --gres=gpu:G for the job): a spec with
 //     different counts is InvalidArgument, as are repeated node names.
 //
@@ -57,9 +57,11 @@
 // tracking (proctrack/linuxproc or cgroup) finds the tasks' children, so whole process trees die. The
 // caller must poll at least once a second.
 //
-// Every Slurm command runs with posix_spawn (argv, no shell) under command_timeout_ms; one that fails to
-// run, times out or takes 5 s or more is logged (warning). Slurm's own
-// CPU / memory limits are not used (NodeAssignment::cpu_milli / memory_mib are ignored).
+// Every Slurm command runs through run_subprocess (subprocess.h: posix_spawn, argv, no shell) under
+// command_timeout_ms; one that fails to run, times out or takes 5 s or more is logged (warning). What
+// the commands print is parsed by slurm_output.h; sbatch's arguments and the batch script are
+// slurm_script.h's. Slurm's own CPU / memory limits are not used (NodeAssignment::cpu_milli /
+// memory_mib are ignored).
 // Ownership: the executor owns the Slurm jobs it submitted until poll() reported them; the destructor
 // SIGKILLs the steps of every one not yet reported and cancels it. Threads: not synchronized (one caller thread).
 #pragma once
@@ -73,10 +75,9 @@
 #include <vector>
 
 #include "capacity/executor.h"
+#include "capacity/slurm_script.h"
 
 namespace nc::capacity {
-
-enum class SlurmGpuIndices { kSlurm, kAssignment };
 
 struct SlurmExecutorOptions {
   std::string slurm_conf;  // SLURM_CONF for every Slurm command (and so the jobs); empty: inherited
@@ -109,11 +110,6 @@ class SlurmExecutor final : public Executor {
 
   // The Slurm job id of a running segment ("" if none); for tests and logs.
   std::string slurm_job_id(const std::string& job_id, int segment) const;
-
-  // The batch script launch() submits for a (validated) spec; exposed for tests.
-  static std::string batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indices);
-  // s as one bash word: '...' with each ' written as '\''.
-  static std::string shell_quote(std::string_view s);
 
  private:
   enum class Cause { kNone, kTerminated, kTimedOut };

@@ -39,7 +39,7 @@ Status Status::with_context(std::string_view context) const {
   std::string m(context);
   m += ": ";
   m += message_;
-  return Status(code_, std::move(m));
+  return Status(code_, std::move(m)).with_field(field_);
 }
 
 void check_failed(const char* cond, const char* file, int line) {

@@ -1,5 +1,7 @@
 // Status and Result<T>: the one error type used across every neocloud module (LevelDB style).
-// A Status is either OK or carries a code and a human-readable message saying what is wrong.
+// A Status is either OK or carries a code and a human-readable message saying what is wrong, and
+// optionally the input field it is about (a request parameter such as "temperature" or "messages[2].role";
+// the HTTP edge sends it as OpenAI's error `param`).
 // Values are cheap to copy when OK; they are plain values and may be used from any thread.
 #pragma once
 
@@ -46,10 +48,18 @@ class [[nodiscard]] Status {
 
   // Returns a copy whose message is "<context>: <message>", for adding where an error happened.
   Status with_context(std::string_view context) const;
+  // The input field the error is about ("" when none).
+  const std::string& field() const { return field_; }
+  Status with_field(std::string field) const {
+    Status s = *this;
+    s.field_ = std::move(field);
+    return s;
+  }
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string field_;
 };
 
 inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }

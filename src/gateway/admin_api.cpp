@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_parse.h"
 #include "core/log.h"
 #include "gateway/usage_api.h"
 
@@ -13,26 +14,10 @@ using nlohmann::ordered_json;
 namespace {
 
 AdminResponse error(int status, const std::string& message, const std::string& code = "", const std::string& param = "") {
-  ordered_json e = {{"message", message},
-                    {"type", "invalid_request_error"},
-                    {"param", param.empty() ? ordered_json() : ordered_json(param)},
-                    {"code", code.empty() ? ordered_json() : ordered_json(code)}};
-  return {status, ordered_json{{"error", e}}};
+  return error_response(api_error(status, message, param, code));
 }
 
-AdminResponse from_status(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument: return error(400, s.message());
-    case StatusCode::kNotFound: return error(404, s.message(), "not_found");
-    case StatusCode::kAlreadyExists: return error(409, s.message(), "already_exists");
-    case StatusCode::kFailedPrecondition: return error(400, s.message());
-    default:
-      NC_LOG_ERROR("admin API: {}", s.to_string());
-      AdminResponse r = error(500, "The server had an error while processing your request.");
-      r.body["error"]["type"] = "server_error";
-      return r;
-  }
-}
+AdminResponse from_status(const Status& s) { return error_response(s); }
 
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> out;
@@ -304,8 +289,12 @@ AdminResponse handle_admin(Gateway& gw, const Caller& caller, std::string_view m
                            std::string_view query, const std::string& body) {
   json b = json::object();
   if (method == "POST" || method == "PUT") {
-    b = json::parse(body.empty() ? std::string("{}") : body, nullptr, false);
-    if (b.is_discarded() || !b.is_object()) return error(400, "We could not parse the JSON body of your request: it must be a JSON object.");
+    auto parsed = parse_json(body.empty() ? std::string_view("{}") : std::string_view(body));
+    if (!parsed.is_ok() || !parsed->is_object()) {
+      return error(400, "We could not parse the JSON body of your request: " +
+                            (parsed.is_ok() ? std::string("it must be a JSON object") : parsed.status().message()) + ".");
+    }
+    b = std::move(*parsed);
   }
   const auto parts = split_path(path);
   Handler h{gw, caller, caller.principal.org_id, tenancy::Actor{caller.principal.key_id}};

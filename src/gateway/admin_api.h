@@ -29,14 +29,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/api_error.h"
 #include "gateway/gateway.h"
 
 namespace nc::gateway {
 
-struct AdminResponse {
-  int status = 200;
-  nlohmann::ordered_json body;
-};
+// The admin API answers with the one API response/error type (core/api_error.h).
+using AdminResponse = ApiResponse;
 
 bool is_admin_path(std::string_view path);
 // `caller` has passed authorize_admin(). Errors come back as OpenAI error bodies.

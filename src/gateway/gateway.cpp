@@ -1,5 +1,8 @@
 #include "gateway/gateway.h"
 
+#include "core/json_parse.h"
+#include "core/timer.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -20,10 +23,6 @@ namespace nc::gateway {
 using nlohmann::json;
 
 namespace {
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -494,7 +493,7 @@ void Gateway::ingest(const Caller& c, std::vector<UsageEvent> events,
 }
 
 Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, const std::string& body) {
-  const json j = json::parse(body, nullptr, false);
+  const json j = parse_json_or_discarded(body);
   if (j.is_discarded()) return invalid_argument("the body must be a CloudEvent JSON object or an array of them");
   const json list = j.is_array() ? j : json::array({j});
   if (list.empty()) return invalid_argument("no events in the body");

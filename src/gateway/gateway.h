@@ -17,7 +17,7 @@
 //   settle        the ledger record, committed before the HTTP layer sends the last byte; returns the
 //                 unused reserved tokens to the limiter.
 //
-// Errors for clients are Denial values with OpenAI's status / type / code / message and headers.
+// Errors for clients are Denial (= nc::ApiError) values with OpenAI's status / type / code / message and headers.
 // Threads: every method is thread-safe. authenticate() on a cache miss and the admin/policy calls do
 // database work (run them off the I/O thread); cached(), authorize(), admit(), release() do not;
 // hold() and settle() return at once and call back on the ledger thread.
@@ -57,14 +57,8 @@ struct GatewayOptions {
   int open_record_delay_ms = 1000;
 };
 
-// An error for the client, in OpenAI's shape.
-struct Denial {
-  int status = 400;
-  std::string type = "invalid_request_error", code, message, param;
-  double retry_after_s = -1;  // >= 0: send retry-after / retry-after-ms
-  bool should_retry = true;   // false: x-should-retry: false (the SDKs would otherwise retry a 429)
-  Headers headers;
-};
+// A refusal for the client: the one API error type (core/api_error.h), with retry hints and headers.
+using Denial = ApiError;
 
 // An authenticated caller: the key's tenant and its scopes, parsed.
 struct Caller {

@@ -22,9 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/api_error.h"
+
 namespace nc::gateway {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+using Headers = nc::Headers;  // core/api_error.h
 
 struct ScopeLimits {
   int64_t rpm = 0, tpm = 0, max_concurrent = 0;  // 0: unlimited

@@ -6,63 +6,33 @@
 
 #include <fmt/format.h>
 
-#include <random>
 
 namespace nc::server {
 
-json error_body(const ApiError& e) {
-  json err = {{"message", e.message}, {"type", e.type}, {"param", nullptr}, {"code", nullptr}};
-  if (!e.param.empty()) err["param"] = e.param;
-  if (!e.code.empty()) err["code"] = e.code;
-  return json{{"error", err}};
-}
-
-ApiError from_status(const Status& s, const std::string& param) {
-  ApiError e;
-  e.message = s.message();
-  e.param = param;
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument: e.status = 400; break;
-    case StatusCode::kOutOfRange: e.status = 400; e.code = "context_length_exceeded"; break;
-    case StatusCode::kNotFound: e.status = 404; break;
-    case StatusCode::kResourceExhausted: e.status = 429; e.type = "requests"; e.code = "rate_limit_exceeded"; break;
-    case StatusCode::kUnavailable: e.status = 503; e.type = "server_error"; break;
-    case StatusCode::kUnimplemented: e.status = 400; e.code = "unsupported_parameter"; break;
-    default: e.status = 500; e.type = "server_error"; break;
-  }
-  return e;
-}
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-std::string random_id(const std::string& prefix, int hex_chars) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  static const char* hex = "0123456789abcdef";
-  std::string s = prefix;
-  for (int i = 0; i < hex_chars; ++i) s += hex[rng() & 15];
-  return s;
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-std::string time_ordered_id(const std::string& prefix, int hex_chars) {
-  const uint64_t ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-  const int time_chars = std::min(12, hex_chars);
-  std::string s = prefix + fmt::format("{:012x}", ms & 0xffffffffffffULL).substr(12 - time_chars);
-  return s + random_id("", hex_chars - time_chars);
+bool max_tokens_given(const json& b) {
+  auto given = [&](const char* k) {
+    auto it = b.find(k);
+    return it != b.end() && !it->is_null();
+  };
+  return given("max_tokens") || given("max_completion_tokens");
 }
 
 namespace {
 
-bool bad(ApiError* err, const std::string& param, const std::string& message, const std::string& code = "") {
-  err->status = 400;
-  err->param = param;
-  err->message = message;
-  err->code = code;
+// An error about `param`: Unimplemented for a feature that does not exist yet, else InvalidArgument.
+using ApiErr = Status;
+bool bad(ApiErr* err, const std::string& param, const std::string& message, const std::string& code = "") {
+  *err = (code == "unsupported_parameter" ? unimplemented(message) : invalid_argument(message)).with_field(param);
   return false;
 }
 
 // Reads an optional number field; null counts as absent.
-bool get_number(const json& b, const char* key, double lo, double hi, double* out, ApiError* err) {
+bool get_number(const json& b, const char* key, double lo, double hi, double* out, ApiErr* err) {
   auto it = b.find(key);
   if (it == b.end() || it->is_null()) return true;
   if (!it->is_number()) return bad(err, key, fmt::format("'{}' must be a number", key));
@@ -72,7 +42,7 @@ bool get_number(const json& b, const char* key, double lo, double hi, double* ou
   return true;
 }
 
-bool get_int(const json& b, const char* key, int64_t lo, int64_t hi, int64_t* out, ApiError* err) {
+bool get_int(const json& b, const char* key, int64_t lo, int64_t hi, int64_t* out, ApiErr* err) {
   auto it = b.find(key);
   if (it == b.end() || it->is_null()) return true;
   if (!it->is_number_integer()) return bad(err, key, fmt::format("'{}' must be an integer", key));
@@ -84,8 +54,9 @@ bool get_int(const json& b, const char* key, int64_t lo, int64_t hi, int64_t* ou
 
 }  // namespace
 
-bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max_tokens_default, bool chat,
-                              CompletionOptions* o, ApiError* err) {
+namespace {
+bool completion_options(const json& b, const engine::Vocab& vocab, int max_tokens_default, bool chat,
+                        CompletionOptions* o, ApiErr* err) {
   // Features that do not exist yet get a clear 400 rather than being ignored.
   for (const char* key : {"tools", "tool_choice", "functions", "function_call", "suffix", "audio", "modalities",
                           "prediction", "web_search_options"}) {
@@ -221,13 +192,11 @@ bool parse_completion_options(const json& b, const engine::Vocab& vocab, int max
   return true;
 }
 
-namespace {
-
 // A text-or-tokens input field: string | string[] | int[] | int[][], each tokenized as llama.cpp's
 // server does (special tokens added and parsed). Empty inputs are an error.
 // `allow_empty`: an empty string is a valid prompt (it becomes BOS alone) but not an embedding input.
 bool parse_token_inputs(const json& v, const std::string& field, const engine::Vocab& vocab, bool allow_empty,
-                        std::vector<std::vector<engine::TokenId>>* out, ApiError* err) {
+                        std::vector<std::vector<engine::TokenId>>* out, ApiErr* err) {
   auto tokenize = [&](const std::string& text) { return vocab.tokenize(text, true, true); };
   auto token_array = [&](const json& a, std::vector<engine::TokenId>* ids) {
     for (const auto& x : a) {
@@ -270,10 +239,7 @@ bool parse_token_inputs(const json& v, const std::string& field, const engine::V
   return true;
 }
 
-}  // namespace
-
-bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
-                   ApiError* err) {
+bool prompts(const json& b, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out, ApiErr* err) {
   auto it = b.find("prompt");
   if (it == b.end() || it->is_null()) {
     out->push_back(vocab.tokenize("<|endoftext|>", true, true));
@@ -282,8 +248,7 @@ bool parse_prompts(const json& b, const engine::Vocab& vocab, std::vector<std::v
   return parse_token_inputs(*it, "prompt", vocab, /*allow_empty=*/true, out, err);
 }
 
-bool parse_embedding_request(const json& b, const engine::Vocab& vocab, int64_t n_embd, EmbeddingOptions* out,
-                             ApiError* err) {
+bool embedding_request(const json& b, const engine::Vocab& vocab, int64_t n_embd, EmbeddingOptions* out, ApiErr* err) {
   auto it = b.find("input");
   if (it == b.end() || it->is_null()) return bad(err, "input", "'input' is required");
   // Items are strings or token arrays; one flat token array is a single input (bounded by the context).
@@ -313,6 +278,57 @@ bool parse_embedding_request(const json& b, const engine::Vocab& vocab, int64_t 
   return true;
 }
 
+bool messages(const json& body, std::vector<ChatMessage>* out, ApiErr* err);
+
+}  // namespace
+
+Result<CompletionOptions> parse_completion_options(const json& body, const engine::Vocab& vocab, int max_tokens_default,
+                                                   bool chat) {
+  CompletionOptions o;
+  Status err;
+  if (!completion_options(body, vocab, max_tokens_default, chat, &o, &err)) return err;
+  return o;
+}
+
+Result<std::vector<std::vector<engine::TokenId>>> parse_prompts(const json& body, const engine::Vocab& vocab) {
+  std::vector<std::vector<engine::TokenId>> out;
+  Status err;
+  if (!prompts(body, vocab, &out, &err)) return err;
+  return out;
+}
+
+Result<EmbeddingOptions> parse_embedding_request(const json& body, const engine::Vocab& vocab, int64_t n_embd) {
+  EmbeddingOptions out;
+  Status err;
+  if (!embedding_request(body, vocab, n_embd, &out, &err)) return err;
+  return out;
+}
+
+Result<std::vector<ChatMessage>> parse_messages(const json& body) {
+  std::vector<ChatMessage> out;
+  Status err;
+  if (!messages(body, &out, &err)) return err;
+  return out;
+}
+
+Result<std::string> render_chat_request(const ChatFormatter& chat, const json& body) {
+  NC_ASSIGN_OR_RETURN(auto msgs, parse_messages(body));
+  json kwargs = json::object();
+  if (auto k = body.find("chat_template_kwargs"); k != body.end() && !k->is_null()) {
+    if (!k->is_object()) return invalid_argument("'chat_template_kwargs' must be an object").with_field("chat_template_kwargs");
+    kwargs = *k;
+  }
+  bool add_generation_prompt = true;
+  if (auto a = body.find("add_generation_prompt"); a != body.end() && !a->is_null()) {
+    if (!a->is_boolean())
+      return invalid_argument("'add_generation_prompt' must be a boolean").with_field("add_generation_prompt");
+    add_generation_prompt = a->get<bool>();
+  }
+  auto text = chat.render(msgs, add_generation_prompt, kwargs);
+  if (!text.is_ok()) return text.status().with_field("messages");
+  return text;
+}
+
 std::string base64_floats(const std::vector<float>& v) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string bytes(v.size() * sizeof(float), '\0');
@@ -336,7 +352,8 @@ std::string base64_floats(const std::vector<float>& v) {
   return out;
 }
 
-bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* err) {
+namespace {
+bool messages(const json& body, std::vector<ChatMessage>* out, ApiErr* err) {
   auto it = body.find("messages");
   if (it == body.end() || !it->is_array() || it->empty()) {
     return bad(err, "messages", "'messages' must be a non-empty array of messages");
@@ -386,5 +403,6 @@ bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* e
   }
   return true;
 }
+}  // namespace
 
 }  // namespace nc::server

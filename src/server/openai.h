@@ -1,11 +1,13 @@
-// OpenAI wire format helpers: error bodies, request-field parsing into engine requests, ids.
-// Pure functions; any thread.
+// The OpenAI request parsers: request fields -> engine parameters, each a Result (an error is
+// InvalidArgument, Unimplemented for a feature that does not exist yet, or OutOfRange, with the field
+// named as the Status's field; the HTTP edge maps it through core/api_error.h). Pure functions; any thread.
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
+#include "core/api_error.h"
 #include "core/status.h"
 #include "engine/sched/scheduler.h"
 #include "engine/tokenizer/vocab.h"
@@ -15,26 +17,9 @@ namespace nc::server {
 
 using json = nlohmann::json;
 
-// An error to send: HTTP status and OpenAI's error object.
-struct ApiError {
-  int status = 400;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;  // empty: null
-  std::string code;   // empty: null
-};
-json error_body(const ApiError& e);
-ApiError from_status(const Status& s, const std::string& param = "");
-
 // Serializes without throwing on invalid UTF-8 (replaced by U+FFFD).
 std::string dump(const json& j);
-
-// "cmpl-<24 hex>", "chatcmpl-...".
-std::string random_id(const std::string& prefix, int hex_chars);
-// "req_<32 hex>" whose first 12 hex digits are the unix time in milliseconds (the rest random), so
-// ids sort by creation time and the ledger's index on them grows at one end instead of touching a
-// random page per request.
-std::string time_ordered_id(const std::string& prefix, int hex_chars);
+std::string dump(const nlohmann::ordered_json& j);
 
 // Fields shared by /v1/completions and /v1/chat/completions.
 struct CompletionOptions {
@@ -45,15 +30,16 @@ struct CompletionOptions {
   int logprobs = -1;  // completions: 0..5 alternatives; -1: none
 };
 
-// Reads sampling, limits, stop, n, stream, logprobs. `max_tokens_default` is 16 for completions.
-// Returns ApiError (as Status payload through `err`) on invalid or unsupported fields.
-// `chat`: logprobs is a bool with top_logprobs 0..20 (else an int 0..5), and echo does not exist.
-bool parse_completion_options(const json& body, const engine::Vocab& vocab, int max_tokens_default, bool chat,
-                              CompletionOptions* out, ApiError* err);
+// Reads sampling, limits, stop, n, stream, logprobs. `max_tokens_default` is 16 for completions (-1:
+// none given, the context decides). `chat`: logprobs is a bool with top_logprobs 0..20 (else an int
+// 0..5), and echo does not exist.
+Result<CompletionOptions> parse_completion_options(const json& body, const engine::Vocab& vocab, int max_tokens_default,
+                                                   bool chat);
+// Whether the request set max_tokens or max_completion_tokens (a non-null value).
+bool max_tokens_given(const json& body);
 
 // The prompt field of /v1/completions: string | string[] | int[] | int[][] (default "<|endoftext|>").
-bool parse_prompts(const json& body, const engine::Vocab& vocab, std::vector<std::vector<engine::TokenId>>* out,
-                   ApiError* err);
+Result<std::vector<std::vector<engine::TokenId>>> parse_prompts(const json& body, const engine::Vocab& vocab);
 
 // POST /v1/embeddings: input (string | string[] | int[] | int[][], at most kMaxEmbeddingInputs items and
 // kMaxEmbeddingTokens tokens),
@@ -64,13 +50,16 @@ struct EmbeddingOptions {
   std::vector<std::vector<engine::TokenId>> inputs;
   bool base64 = false;
 };
-bool parse_embedding_request(const json& body, const engine::Vocab& vocab, int64_t n_embd, EmbeddingOptions* out,
-                             ApiError* err);
+Result<EmbeddingOptions> parse_embedding_request(const json& body, const engine::Vocab& vocab, int64_t n_embd);
 // Little-endian float32 bytes in base64 (what encoding_format "base64" returns).
 std::string base64_floats(const std::vector<float>& v);
 
 // /v1/chat/completions messages: roles system/developer (as system)/user/assistant/tool, content a
 // string or text parts; assistant tool_calls are refused until tools exist.
-bool parse_messages(const json& body, std::vector<ChatMessage>* out, ApiError* err);
+Result<std::vector<ChatMessage>> parse_messages(const json& body);
+
+// The prompt text of a chat request: its messages (parse_messages), chat_template_kwargs and
+// add_generation_prompt through the model's chat formatter.
+Result<std::string> render_chat_request(const ChatFormatter& chat, const json& body);
 
 }  // namespace nc::server

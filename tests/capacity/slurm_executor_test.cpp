@@ -185,9 +185,9 @@ TEST(SlurmExecutorScript, ShellQuoteRoundTripsThroughBash) {
   const std::vector<std::string> words = {"", "plain", "two words", "it's", "'", "''", "$HOME `id` $(id) \\ \" !",
                                           "line1\nline2", "*?[a]{b,c}~", "-e"};
   for (const std::string& w : words) {
-    std::string cmd = "printf '%s' " + SlurmExecutor::shell_quote(w);
+    std::string cmd = "printf '%s' " + shell_quote(w);
     // Run through bash -c with the command passed as one argv word (popen runs sh -c: quote it again).
-    std::string out = sh("bash -c " + SlurmExecutor::shell_quote(cmd));
+    std::string out = sh("bash -c " + shell_quote(cmd));
     EXPECT_EQ(out, w);
   }
 }
@@ -202,7 +202,7 @@ TEST(SlurmExecutorScript, BatchScriptIsValidBash) {
   s.nodes = {node({0, 1})};
   s.tasks_per_node = 2;
   for (SlurmGpuIndices mode : {SlurmGpuIndices::kSlurm, SlurmGpuIndices::kAssignment}) {
-    std::string script = SlurmExecutor::batch_script(s, mode);
+    std::string script = slurm_batch_script(s, mode);
     std::string path = std::string(NC_TEST_TMP) + "/slurm-script-" + std::to_string(::getpid()) + ".sh";
     fs::create_directories(NC_TEST_TMP);
     { std::ofstream(path) << script; }

@@ -3,6 +3,7 @@
 // the sequence at the next step, bad requests are refused at submit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -375,6 +376,214 @@ TEST_F(SchedulerTest, ContextFullFinishesWithLength) {
   EXPECT_TRUE(c.done);
   EXPECT_EQ(c.finish, FinishReason::kLength);
   EXPECT_EQ(static_cast<int64_t>(vocab_->tokenize("Hello world", true, true).size() + c.tokens.size()), 33);
+  EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
+}
+
+// --- Fairness across groups (Request::fairness_group) ---
+
+// Records, per request, the engine steps at which its tokens arrived and when it ended.
+struct StepLog {
+  int step = 0;  // the step being run (1-based), set by the test's loop
+  std::map<RequestId, std::vector<int>> token_steps;
+  std::map<RequestId, int> done_step;
+  std::map<RequestId, std::vector<TokenId>> tokens;
+  std::vector<RequestId> first_token_order;
+  SchedCallback cb() {
+    return [this](const SchedEvent& e) {
+      if (e.kind == SchedEvent::Kind::kToken) {
+        if (token_steps[e.id].empty()) first_token_order.push_back(e.id);
+        token_steps[e.id].push_back(step);
+        tokens[e.id].push_back(e.token.id);
+      } else {
+        done_step[e.id] = step;
+      }
+    };
+  }
+  bool run(Scheduler& s) {
+    ++step;
+    return s.step();
+  }
+};
+
+TEST_F(SchedulerTest, AnotherGroupIsAdmittedWithinAFewStepsOfAThousandsDeepQueue) {
+  auto ctx = context(512);
+  SchedulerParams sp;
+  sp.max_running = 4;
+  sp.token_budget = 20;
+  sp.prefill_chunk = 16;
+  Scheduler sched(*ctx, *vocab_, sp);
+  StepLog log;
+  constexpr int kA = 3000;
+  std::vector<RequestId> a_ids;
+  for (int i = 0; i < kA; ++i) {
+    Request r = request("Hello number " + std::to_string(i % 10), 3, i, 0.0f);
+    r.fairness_group = "org-a";
+    auto id = sched.submit(std::move(r), log.cb());
+    ASSERT_TRUE(id.is_ok());
+    a_ids.push_back(*id);
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(log.run(sched));
+  EXPECT_EQ(sched.stats().running, 4);  // every slot is group A's
+  Request b = request("Hi", 4, 9, 0.0f);
+  b.fairness_group = "org-b";
+  const int submitted_at = log.step;
+  auto bid = sched.submit(std::move(b), log.cb());
+  ASSERT_TRUE(bid.is_ok());
+  while (!log.done_step.count(*bid)) ASSERT_TRUE(log.run(sched)) << "idle before B finished";
+  // A's sequences generate 3 tokens each, so a slot frees every 3 steps: B takes the next free one
+  // (FIFO would admit it after all of A's thousands of requests).
+  ASSERT_FALSE(log.token_steps[*bid].empty());
+  EXPECT_LE(log.token_steps[*bid].front() - submitted_at, 4);
+  EXPECT_LE(log.done_step[*bid] - submitted_at, 8);
+  EXPECT_EQ(log.tokens[*bid].size(), 4u);
+  // Within group A the order stays FIFO.
+  std::vector<RequestId> a_order;
+  for (RequestId id : log.first_token_order)
+    if (id != *bid) a_order.push_back(id);
+  ASSERT_GE(a_order.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(a_order.begin(), a_order.end()));
+  EXPECT_EQ(a_order.front(), a_ids.front());
+  // stats().waiting counts every queued request, in any group.
+  const auto st = sched.stats();
+  EXPECT_EQ(st.waiting + st.running, kA + 1 - st.requests_finished);
+  EXPECT_GT(st.waiting, kA - 100);
+}
+
+TEST_F(SchedulerTest, AdmissionIsRoundRobinAcrossGroupsAndFifoWithinOne) {
+  auto ctx = context(256);
+  SchedulerParams sp;
+  sp.max_running = 1;
+  Scheduler sched(*ctx, *vocab_, sp);
+  StepLog log;
+  std::map<RequestId, std::string> name;
+  auto submit = [&](const std::string& group, const std::string& n) {
+    Request r = request("Hello " + n, 2, 1, 0.0f);
+    r.fairness_group = group;
+    auto id = sched.submit(std::move(r), log.cb());
+    ASSERT_TRUE(id.is_ok());
+    name[*id] = n;
+  };
+  for (const char* n : {"a1", "a2", "a3", "a4"}) submit("a", n);
+  for (const char* n : {"b1", "b2", "b3"}) submit("b", n);
+  for (const char* n : {"d1", "d2"}) submit("", n);  // the default group is a group like the others
+  int steps = 0;
+  while (log.run(sched)) ASSERT_LT(++steps, 1000);
+  std::vector<std::string> order;
+  for (RequestId id : log.first_token_order) order.push_back(name[id]);
+  EXPECT_EQ(order, (std::vector<std::string>{"a1", "b1", "d1", "a2", "b2", "d2", "a3", "b3", "a4"}));
+  EXPECT_EQ(sched.stats().waiting, 0);
+  EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, CancellingAWaitingRequestEndsItAtTheNextStep) {
+  auto ctx = context(256);
+  SchedulerParams sp;
+  sp.max_running = 1;
+  Scheduler sched(*ctx, *vocab_, sp);
+  StepLog log;
+  std::map<RequestId, FinishReason> finish;
+  auto cb = [&](const SchedEvent& e) {
+    log.cb()(e);
+    if (e.kind == SchedEvent::Kind::kDone) finish[e.id] = e.finish;
+  };
+  std::vector<RequestId> ids;
+  for (int i = 0; i < 4; ++i) {
+    Request r = request("Hello", 3, i, 0.0f);
+    r.fairness_group = i % 2 ? "b" : "a";
+    ids.push_back(*sched.submit(std::move(r), cb));
+  }
+  ASSERT_TRUE(log.run(sched));
+  EXPECT_EQ(sched.stats().waiting, 3);
+  sched.cancel(ids[1]);  // b's first request, waiting
+  sched.cancel(ids[2]);  // a's second, waiting
+  ASSERT_TRUE(log.run(sched));
+  EXPECT_EQ(finish[ids[1]], FinishReason::kCancelled);
+  EXPECT_EQ(finish[ids[2]], FinishReason::kCancelled);
+  EXPECT_EQ(log.done_step[ids[1]], 2);
+  EXPECT_EQ(sched.stats().waiting, 1);
+  int steps = 0;
+  while (log.run(sched)) ASSERT_LT(++steps, 1000);
+  EXPECT_EQ(log.first_token_order, (std::vector<RequestId>{ids[0], ids[3]}));
+  EXPECT_EQ(finish[ids[3]], FinishReason::kLength);
+  EXPECT_EQ(sched.stats().waiting, 0);
+  EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, PrefillBudgetIsSharedRoundRobinAcrossGroups) {
+  // The budget holds one prefill chunk (plus the decodes): A's long prompt, already prefilling, must
+  // not take every step's chunk while B's prompt waits; and sharing changes neither one's tokens.
+  std::string long_text;
+  for (int i = 0; i < 30; ++i) long_text += "The quick brown fox jumps over the lazy dog. ";
+  Request a = request(long_text, 4, 1, 0.0f);
+  a.fairness_group = "org-a";
+  std::string mid_text;
+  for (int i = 0; i < 3; ++i) mid_text += "Once upon a time there was a fox. ";
+  Request b = request(mid_text + "The end.", 4, 2, 0.0f);
+  b.fairness_group = "org-b";
+  ASSERT_GT(a.prompt.size(), 300u);
+  ASSERT_GT(b.prompt.size(), 32u);
+  ASSERT_LE(b.prompt.size(), 48u);  // 3 chunks
+  SchedulerParams sp;
+  sp.max_running = 4;
+  sp.token_budget = 20;
+  sp.prefill_chunk = 16;
+  auto alone = [&](const Request& r) {
+    auto ctx = context(512);
+    Scheduler sched(*ctx, *vocab_, sp);
+    StepLog log;
+    auto id = sched.submit(r, log.cb());
+    EXPECT_TRUE(id.is_ok());
+    while (log.run(sched)) {
+    }
+    return log.tokens[*id];
+  };
+  auto ctx = context(512);
+  Scheduler sched(*ctx, *vocab_, sp);
+  StepLog log;
+  auto aid = sched.submit(a, log.cb());
+  ASSERT_TRUE(aid.is_ok());
+  ASSERT_TRUE(log.run(sched));  // A's first chunk
+  const int submitted_at = log.step;
+  auto bid = sched.submit(b, log.cb());
+  ASSERT_TRUE(bid.is_ok());
+  int steps = 0;
+  while (log.run(sched)) ASSERT_LT(++steps, 1000);
+  // B's 3 chunks alternate with A's: its first token within 6 steps (A's prompt has 19+ chunks left).
+  ASSERT_FALSE(log.token_steps[*bid].empty());
+  EXPECT_LE(log.token_steps[*bid].front() - submitted_at, 6);
+  EXPECT_LT(log.done_step[*bid], log.token_steps[*aid].front());
+  EXPECT_EQ(log.tokens[*aid], alone(a));
+  EXPECT_EQ(log.tokens[*bid], alone(b));
+  EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
+}
+
+TEST_F(SchedulerTest, PreemptionTakesFromTheGroupWithTheMostRunning) {
+  // 96 cells = 6 blocks of 16; three sequences growing to ~44 tokens (3 blocks) cannot all fit.
+  // B, admitted last, is the newest sequence; the victim is A's newest (A has two running), so B's
+  // tokens come one per step without a gap.
+  auto ctx = context(96, 96);
+  SchedulerParams sp;
+  sp.max_running = 3;
+  sp.token_budget = 96;
+  sp.prefill_chunk = 32;
+  Scheduler sched(*ctx, *vocab_, sp);
+  StepLog log;
+  std::vector<Request> reqs;
+  std::vector<RequestId> ids;
+  for (int i = 0; i < 3; ++i) {
+    reqs.push_back(request("Tell me a story number " + std::to_string(i), 36, 7 + i, 0.0f));
+    reqs.back().fairness_group = i < 2 ? "org-a" : "org-b";
+  }
+  for (int i = 0; i < 2; ++i) ids.push_back(*sched.submit(reqs[i], log.cb()));
+  ASSERT_TRUE(log.run(sched));
+  ids.push_back(*sched.submit(reqs[2], log.cb()));
+  int steps = 0;
+  while (log.run(sched)) ASSERT_LT(++steps, 10000);
+  EXPECT_GT(sched.stats().preemptions, 0);
+  const auto& b_steps = log.token_steps[ids[2]];
+  ASSERT_EQ(b_steps.size(), 36u);
+  EXPECT_EQ(b_steps.back() - b_steps.front(), 35) << "B was preempted";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(log.tokens[ids[i]], solo(reqs[i])) << "request " << i;
   EXPECT_EQ(ctx->kv().n_used_blocks(), 0);
 }
 

@@ -13,6 +13,7 @@
 
 #include "engine/gguf/gguf.h"
 #include "engine/tokenizer/vocab.h"
+#include "core/json_parse.h"
 #include "server/chat_prompt.h"
 #include "server/openai.h"
 
@@ -47,35 +48,20 @@ State& state() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   State& st = state();
-  const auto body = server::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
+  // As the server parses a body: depth-bounded (core/json_parse.h), so deep nesting is refused, never
+  // parsed, destroyed or dumped recursively.
+  const auto body = parse_json_or_discarded(std::string_view(reinterpret_cast<const char*>(data), size));
   if (body.is_discarded() || !body.is_object()) return 0;
-  for (bool chat : {false, true}) {
-    server::CompletionOptions opt;
-    server::ApiError err;
-    (void)server::parse_completion_options(body, *st.vocab, chat ? -1 : 16, chat, &opt, &err);
-  }
-  {
-    std::vector<std::vector<engine::TokenId>> prompts;
-    server::ApiError err;
-    (void)server::parse_prompts(body, *st.vocab, &prompts, &err);
-  }
-  {
-    std::vector<server::ChatMessage> msgs;
-    server::ApiError err;
-    if (server::parse_messages(body, &msgs, &err)) {
-      const auto kwargs = body.contains("chat_template_kwargs") ? body["chat_template_kwargs"] : server::json();
-      for (const auto* f : {&st.jinja, &st.builtin}) {
-        auto text = f->render(msgs, true, kwargs);
-        if (text.is_ok()) (void)st.vocab->tokenize(*text, true, true);
-      }
+  for (bool chat : {false, true}) (void)server::parse_completion_options(body, *st.vocab, chat ? -1 : 16, chat);
+  (void)server::parse_prompts(body, *st.vocab);
+  if (auto msgs = server::parse_messages(body); msgs.is_ok()) {
+    for (const auto* f : {&st.jinja, &st.builtin}) {
+      auto text = server::render_chat_request(*f, body);
+      if (text.is_ok()) (void)st.vocab->tokenize(*text, true, true);
     }
   }
-  {
-    server::EmbeddingOptions opt;
-    server::ApiError err;
-    if (server::parse_embedding_request(body, *st.vocab, 256, &opt, &err) && !opt.inputs.empty())
-      (void)server::base64_floats(std::vector<float>(opt.inputs[0].begin(), opt.inputs[0].end()));
-  }
+  if (auto opt = server::parse_embedding_request(body, *st.vocab, 256); opt.is_ok() && !opt->inputs.empty())
+    (void)server::base64_floats(std::vector<float>(opt->inputs[0].begin(), opt->inputs[0].end()));
   (void)server::dump(body);
   return 0;
 }

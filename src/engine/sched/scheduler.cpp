@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-
 #include <cmath>
+#include <tuple>
 
 #include "core/timer.h"
 #include "engine/generate/sequence_output.h"
@@ -13,6 +13,7 @@ namespace nc::engine {
 
 struct Scheduler::Seq {
   RequestId id = 0;
+  Group* group = nullptr;       // set when it leaves incoming_ (engine thread)
   Request req;
   SchedCallback cb;
   std::vector<TokenId> tokens;  // prompt, then generated tokens
@@ -44,6 +45,24 @@ struct Scheduler::Seq {
   }
 
   int32_t n_generated() const { return static_cast<int32_t>(tokens.size()) - n_prompt; }
+};
+
+// One fairness group: its waiting sequences (FIFO) and what the fair choices read.
+struct Scheduler::Group {
+  std::string key;
+  uint64_t serial = 0;        // creation order: the last tie-break, so choices never depend on hashing
+  std::deque<std::unique_ptr<Seq>> waiting;
+  int running = 0;
+  uint64_t last_admit = 0;    // admissions_ when it last got a slot (0: never)
+  uint64_t last_prefill = 0;  // plan_steps_ when a prefill chunk of it was last planned (0: never)
+
+  // Drops the cancelled (done) sequences at the front of the queue.
+  void pop_done(std::unordered_map<RequestId, Seq*>& live) {
+    while (!waiting.empty() && waiting.front()->done) {
+      live.erase(waiting.front()->id);
+      waiting.pop_front();
+    }
+  }
 };
 
 Scheduler::Scheduler(Context& ctx, const Vocab& vocab, const SchedulerParams& params)
@@ -152,20 +171,50 @@ void Scheduler::preempt(Seq& s) {
 }
 
 void Scheduler::admit_incoming() {
+  std::deque<std::unique_ptr<Seq>> incoming;
   std::unordered_set<RequestId> cancelled;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    while (!incoming_.empty()) {
-      waiting_.push_back(std::move(incoming_.front()));
-      incoming_.pop_front();
-    }
+    incoming.swap(incoming_);
     cancelled.swap(cancelled_);
   }
-  if (cancelled.empty()) return;
-  for (auto& s : waiting_)
-    if (cancelled.count(s->id)) finish(*s, FinishReason::kCancelled);
-  for (auto& s : running_)
-    if (cancelled.count(s->id)) finish(*s, FinishReason::kCancelled);
+  for (auto& s : incoming) {
+    auto& g = groups_[s->req.fairness_group];
+    if (!g) {
+      g = std::make_unique<Group>();
+      g->key = s->req.fairness_group;
+      g->serial = next_group_serial_++;
+    }
+    s->group = g.get();
+    live_[s->id] = s.get();
+    g->waiting.push_back(std::move(s));
+    ++n_waiting_;
+  }
+  for (RequestId id : cancelled) {
+    auto it = live_.find(id);
+    if (it == live_.end() || it->second->done) continue;
+    Seq& s = *it->second;
+    finish(s, FinishReason::kCancelled);
+    if (s.slot < 0) {
+      // Waiting: it stays queued, done and emptied, until it reaches its group's front (no O(waiting) erase).
+      --n_waiting_;
+      s.tokens = {};
+      s.req = Request{};
+      s.out.reset();
+    }
+  }
+}
+
+Scheduler::Group* Scheduler::pick_group() {
+  Group* best = nullptr;
+  for (auto& [key, gp] : groups_) {
+    Group* g = gp.get();
+    g->pop_done(live_);
+    if (g->waiting.empty()) continue;
+    if (!best || std::tie(g->running, g->last_admit, g->serial) < std::tie(best->running, best->last_admit, best->serial))
+      best = g;
+  }
+  return best;
 }
 
 bool Scheduler::step() {
@@ -174,53 +223,94 @@ bool Scheduler::step() {
   // Drop finished sequences (cancelled ones included).
   auto drop_done = [&] {
     for (auto& s : running_) {
-      if (s->done && s->slot >= 0) {
+      if (!s->done) continue;
+      if (s->slot >= 0) {
         kv.free_seq(s->slot);
         free_slots_.push_back(s->slot);
         s->slot = -1;
       }
+      --s->group->running;
+      live_.erase(s->id);
     }
     running_.erase(std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->done; }), running_.end());
-    waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), [](const auto& s) { return s->done; }), waiting_.end());
   };
   drop_done();
+  // Forget idle groups (nothing waiting or running): O(groups).
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    it->second->pop_done(live_);
+    if (it->second->running == 0 && it->second->waiting.empty()) it = groups_.erase(it);
+    else ++it;
+  }
 
-  // Admit waiting sequences while there are slots and room for their first chunk.
-  while (!waiting_.empty() && !free_slots_.empty()) {
-    Seq& s = *waiting_.front();
+  // Admit waiting sequences while there are slots and room for their first chunk, each slot to the
+  // group with the fewest running sequences (see the header), FIFO within the group.
+  while (n_waiting_ > 0 && !free_slots_.empty()) {
+    Group* g = pick_group();
+    if (g == nullptr) break;
+    Seq& s = *g->waiting.front();
     const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.n_computed;
     const int64_t first = std::min(pending, p_.prefill_chunk);
     const int64_t reserve = static_cast<int64_t>(running_.size());  // one block per running decode
     if (!running_.empty() && blocks_for(s, first) + reserve > kv.n_free_blocks()) break;
     s.slot = free_slots_.back();
     free_slots_.pop_back();
-    running_.push_back(std::move(waiting_.front()));
-    waiting_.pop_front();
+    running_.push_back(std::move(g->waiting.front()));
+    g->waiting.pop_front();
+    --n_waiting_;
+    ++g->running;
+    g->last_admit = ++admissions_;
   }
   if (running_.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.running = 0;
-    stats_.waiting = static_cast<int>(waiting_.size());
+    stats_.waiting = static_cast<int>(n_waiting_ + static_cast<int64_t>(incoming_.size()));
     stats_.kv_blocks_used = kv.n_used_blocks();
     return false;
   }
 
-  // Plan: decode tokens first (one per sequence), then whole prefill chunks that fit the budget.
+  // Plan: decode tokens first (one per sequence, in admission order), then whole prefill chunks that
+  // fit the budget, round-robin over the groups: the group served least recently first, one chunk
+  // per group per round, the oldest sequence of a group first.
+  ++plan_steps_;
   int64_t budget = p_.token_budget;
-  for (auto& s : running_) s->planned = 0;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (auto& sp : running_) {
-      Seq& s = *sp;
-      const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.n_computed;
-      const bool decode = pending == 1 && s.n_computed > 0;
-      if (decode != (pass == 0) || budget <= 0) continue;
-      const int64_t k = decode ? 1 : std::min(pending, p_.prefill_chunk - s.n_computed % p_.prefill_chunk);
-      if (k > budget) continue;
-      s.planned = k;
-      budget -= k;
+  auto plan = [&](Seq& s, bool decode) {
+    const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.n_computed;
+    const int64_t k = decode ? 1 : std::min(pending, p_.prefill_chunk - s.n_computed % p_.prefill_chunk);
+    if (budget <= 0 || k > budget) return;
+    s.planned = k;
+    budget -= k;
+  };
+  std::vector<std::pair<Group*, std::vector<Seq*>>> prefills;  // by group, admission order within
+  for (auto& sp : running_) {
+    Seq& s = *sp;
+    s.planned = 0;
+    const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.n_computed;
+    if (pending == 1 && s.n_computed > 0) {
+      plan(s, true);
+      continue;
     }
+    auto it = std::find_if(prefills.begin(), prefills.end(), [&](const auto& e) { return e.first == s.group; });
+    if (it == prefills.end()) {
+      prefills.emplace_back(s.group, std::vector<Seq*>{});
+      it = std::prev(prefills.end());
+    }
+    it->second.push_back(&s);
   }
-  // KV: preempt the newest sequences until the plan fits.
+  std::sort(prefills.begin(), prefills.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first->last_prefill, a.first->serial) < std::tie(b.first->last_prefill, b.first->serial);
+  });
+  for (size_t round = 0; budget > 0; ++round) {
+    bool any = false;
+    for (auto& [g, seqs] : prefills) {
+      if (round >= seqs.size()) continue;
+      any = true;
+      plan(*seqs[round], false);
+      if (seqs[round]->planned > 0) g->last_prefill = plan_steps_;
+    }
+    if (!any) break;
+  }
+  // KV: preempt until the plan fits, each time the newest running sequence of the group with the
+  // most running sequences (one group: the newest).
   int64_t preempted = 0;
   for (;;) {
     int64_t need = 0;
@@ -233,11 +323,17 @@ bool Scheduler::step() {
       drop_done();
       return true;
     }
-    auto victim = std::move(running_.back());
-    running_.pop_back();
+    int most = 0;
+    for (auto& s : running_) most = std::max(most, s->group->running);
+    auto it = std::find_if(running_.rbegin(), running_.rend(), [&](const auto& s) { return s->group->running == most; });
+    auto victim = std::move(*it);
+    running_.erase(std::next(it).base());
     preempt(*victim);
     victim->planned = 0;
-    waiting_.push_front(std::move(victim));
+    Group* g = victim->group;
+    --g->running;
+    g->waiting.push_front(std::move(victim));
+    ++n_waiting_;
     ++preempted;
   }
 
@@ -321,7 +417,7 @@ bool Scheduler::step() {
   drop_done();
   std::lock_guard<std::mutex> lock(mu_);
   stats_.running = static_cast<int>(running_.size());
-  stats_.waiting = static_cast<int>(waiting_.size() + incoming_.size());
+  stats_.waiting = static_cast<int>(n_waiting_ + static_cast<int64_t>(incoming_.size()));
   stats_.kv_blocks_used = kv.n_used_blocks();
   stats_.preemptions += preempted;
   stats_.steps += 1;

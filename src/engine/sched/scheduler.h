@@ -1,9 +1,26 @@
 // Scheduler: continuous batching over one Context (vLLM V1 style). Requests join and leave at step
 // boundaries; every step builds one batch under a token budget that mixes the decode tokens of
-// running sequences with chunks of prompts being prefilled; when KV blocks run out the newest running
-// sequence is preempted (its cache freed) and recomputed later instead of failing; a cancelled
+// running sequences with chunks of prompts being prefilled; when KV blocks run out a newest running
+// sequence (see Fairness) is preempted (its cache freed) and recomputed later instead of failing; a cancelled
 // request leaves at the next step. Embedding requests (RequestKind::kEmbed) only prefill: their
 // tokens' final-norm states are pooled across chunks and the request ends with one kDone event.
+//
+// Fairness: every request carries an opaque `Request::fairness_group` (the engine does not know what
+// it stands for; the server passes the organization). Requests queue FIFO per group, and three choices
+// are fair by group rather than by arrival, so one group's large batch cannot starve another's small
+// request (max-min fair sharing of the running slots):
+//  - Admission: a free slot goes to the waiting group with the fewest running sequences; ties go to
+//    the group admitted least recently (round-robin), then to the older group. A group that has
+//    nothing running gets the next free slot whatever the other groups have queued. Within a group,
+//    order stays FIFO, and a preempted sequence goes back to the front of its group's queue. If the
+//    chosen sequence's first chunk does not fit the free KV blocks, admission stops for this step
+//    (no overtaking, so large prompts are not starved). O(groups) per admission.
+//  - Prefill budget: after the decode tokens (one per running sequence, always first), prefill chunks
+//    are planned group by group, round-robin: the group whose chunk was planned least recently picks
+//    first, then one chunk per group per round (within a group, oldest sequence first), so a long
+//    prefill of one group cannot take every step's budget while another group's prefill waits.
+//  - Preemption: the victim is the newest running sequence of the group with the most running
+//    sequences (with one group: the newest running sequence).
 //
 // Determinism: a prompt is cut into chunks at fixed multiples of `prefill_chunk` (a chunk waits for a
 // step with room rather than being cut differently), and kernels never mix sequences, so a request's
@@ -20,6 +37,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -49,6 +68,10 @@ struct Request {
   // kEmbed: how the prompt's final-norm states are pooled (kMean, kCls or kLast); the result is
   // L2-normalized. An embedding request only prefills; it ends with one kDone event.
   Pooling pooling = Pooling::kMean;
+  // Opaque fairness key: requests with equal keys form one group; groups share the scheduler fairly
+  // (see the policy at the top of this file), requests within a group are served FIFO. Empty: the
+  // default group, a group like any other (all requests without a key share it).
+  std::string fairness_group;
 };
 
 struct SchedEvent {
@@ -99,7 +122,10 @@ class Scheduler {
 
  private:
   struct Seq;
+  struct Group;
   void admit_incoming();
+  Group* pick_group();
+  void release_if_idle(Group* g);
   void finish(Seq& s, FinishReason reason, const Status& error = Status::ok(), std::vector<float> embedding = {});
   void preempt(Seq& s);
   void finish_embedding(Seq& s);
@@ -117,8 +143,14 @@ class Scheduler {
   Stats stats_;
 
   // Engine thread only.
-  std::deque<std::unique_ptr<Seq>> waiting_;  // FIFO; preempted sequences go back to the front
-  std::vector<std::unique_ptr<Seq>> running_;
+  // Groups with waiting or running sequences (an idle group is erased); each holds its FIFO of
+  // waiting sequences (preempted ones go back to the front). Cancelled waiting sequences stay queued,
+  // done and emptied, until they reach the front.
+  std::unordered_map<std::string, std::unique_ptr<Group>> groups_;
+  uint64_t next_group_serial_ = 0, admissions_ = 0, plan_steps_ = 0;
+  int64_t n_waiting_ = 0;                     // live waiting sequences, all groups
+  std::unordered_map<RequestId, Seq*> live_;  // waiting and running, for cancel
+  std::vector<std::unique_ptr<Seq>> running_;  // in admission order
   std::vector<int32_t> free_slots_;           // KV sequence ids
 };
 

@@ -1,0 +1,73 @@
+// Job records (job_record.h): state names and the usage of a segment or a reservation's hold.
+#include "capacity/job_record.h"
+
+namespace nc::capacity {
+
+std::string_view reservation_state_name(ReservationState s) {
+  switch (s) {
+    case ReservationState::kPending: return "pending";
+    case ReservationState::kActive: return "active";
+    case ReservationState::kEnded: return "ended";
+    case ReservationState::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::string_view job_state_name(JobState s) {
+  switch (s) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+    case JobState::kPreempted: return "preempted";
+    case JobState::kTimedOut: return "timed_out";
+    case JobState::kNodeFailed: return "node_failed";
+  }
+  return "?";
+}
+
+bool is_terminal(JobState s) { return s != JobState::kQueued && s != JobState::kRunning; }
+
+JobState job_state_of(ExitKind k) {
+  switch (k) {
+    case ExitKind::kSucceeded: return JobState::kSucceeded;
+    case ExitKind::kFailed: return JobState::kFailed;
+    case ExitKind::kTerminated: return JobState::kCancelled;
+    case ExitKind::kTimedOut: return JobState::kTimedOut;
+    case ExitKind::kNodeFailed: return JobState::kNodeFailed;
+  }
+  return JobState::kFailed;
+}
+
+SegmentUsage segment_usage(const Job& j, const JobSegment& seg) {
+  SegmentUsage u;
+  u.job_id = j.id;
+  u.org = j.org;
+  u.project = j.project;
+  u.gpu_type = seg.gpu_type;
+  u.item_class = j.spec.reservation.empty() ? std::string(priority_name(j.spec.priority)) : "in-reservation";
+  u.priority = j.spec.priority;
+  u.segment = seg.index;
+  u.gpu_milli = seg.gpu_milli;
+  u.started_us = seg.started_us;
+  u.ended_us = seg.ended_us;
+  u.end = seg.end;
+  return u;
+}
+
+SegmentUsage reservation_usage(const ReservationRecord& rec) {
+  SegmentUsage u;
+  u.job_id = rec.id;
+  u.org = rec.org;
+  u.gpu_type = rec.gpu_type;
+  u.item_class = "reservation";
+  u.priority = PriorityClass::kReserved;
+  u.gpu_milli = static_cast<int64_t>(rec.gpus) * kMilliPerGpu;
+  u.started_us = rec.activated_us;
+  u.ended_us = rec.released_us;
+  u.end = std::string(reservation_state_name(rec.state));
+  return u;
+}
+
+}  // namespace nc::capacity

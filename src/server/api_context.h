@@ -1,0 +1,52 @@
+// ApiContext: what the API handlers of one server share — the models, the gateway and job controller
+// (null when off), the worker pool for CPU and database work off the I/O thread, the I/O executor the
+// hand-offs wake, and the edge's limits.
+// Ownership: borrows everything (the HttpServer owns the pool and outlives every request).
+// Thread-safety: used from the I/O thread; offload() runs its function on the pool.
+#pragma once
+
+#include <utility>  // before Boost: asio/awaitable.hpp uses std::exchange
+
+#include <boost/asio.hpp>
+
+#include <optional>
+
+#include "capacity/job_controller.h"
+#include "gateway/gateway.h"
+#include "server/model_registry.h"
+#include "server/router.h"
+
+namespace nc::server {
+
+struct ApiContext {
+  ModelRegistry& models;
+  gateway::Gateway* gw;
+  capacity::JobController* jobs;
+  asio::thread_pool& work;
+  asio::any_io_executor io;
+  const EdgeLimits& limits;
+  std::function<int()> open_connections;  // the transport's count, for /metrics
+
+  // Runs f() on the worker pool and resumes on the caller's executor with its result.
+  template <typename F>
+  awaitable<bool> offload(F f) {
+    co_return co_await asio::co_spawn(work, [&f]() -> awaitable<bool> { co_return f(); }, use_awaitable);
+  }
+  // The same for request preparation, which runs inline when the body is small: two thread hand-offs
+  // cost more than rendering and tokenizing a few KB.
+  static constexpr size_t kInlinePrepBytes = 4096;
+  template <typename F>
+  awaitable<bool> prepare(size_t body_bytes, F f) {
+    if (body_bytes <= kInlinePrepBytes) co_return f();
+    co_return co_await offload(std::move(f));
+  }
+
+  // The ready model `id`, or the error to answer: 404 unknown, 503 still loading (or failed).
+  EngineService* find_model(const std::string& id, std::optional<ApiError>* error);
+  // The model a request body names ("model"; optional where `model_optional`: the first model of the
+  // command line), checked against the caller's key scopes for `scope`.
+  EngineService* resolve_model(const Call& call, const nlohmann::json& body, std::string_view scope, bool model_optional,
+                               std::optional<ApiError>* error);
+};
+
+}  // namespace nc::server

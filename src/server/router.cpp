@@ -1,0 +1,54 @@
+#include "server/router.h"
+
+#include "core/query_string.h"
+
+namespace nc::server {
+
+namespace {
+std::vector<std::string_view> segments(std::string_view p) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    if (j > i) out.push_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace
+
+bool match_pattern(std::string_view pattern, std::string_view path, std::vector<std::string>* params) {
+  const auto pat = segments(pattern), got = segments(path);
+  std::vector<std::string> found;
+  for (size_t i = 0; i < pat.size(); ++i) {
+    if (pat[i] == "*" && i + 1 == pat.size()) {
+      if (params) *params = std::move(found);
+      return true;  // the rest (possibly nothing)
+    }
+    if (i >= got.size()) return false;
+    if (pat[i].size() >= 2 && pat[i].front() == '{' && pat[i].back() == '}') {
+      found.push_back(percent_decode(got[i], /*plus_is_space=*/false));
+    } else if (pat[i] != got[i]) {
+      return false;
+    }
+  }
+  if (got.size() != pat.size()) return false;
+  if (params) *params = std::move(found);
+  return true;
+}
+
+void Router::add(std::optional<http::verb> method, std::string pattern, gateway::RouteAccess access, std::string scope,
+                 RouteHandler handler) {
+  routes_.push_back(Route{method, std::move(pattern), access, std::move(scope), std::move(handler)});
+}
+
+const Route* Router::match(http::verb method, std::string_view path, std::vector<std::string>* params) const {
+  for (const Route& r : routes_) {
+    if (r.method && *r.method != method) continue;
+    if (match_pattern(r.pattern, path, params)) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace nc::server
