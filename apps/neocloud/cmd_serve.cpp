@@ -14,17 +14,18 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <future>
-#include <set>
 #include <thread>
 
 #include "apps/neocloud/commands.h"
+#include "capacity/gpu_metering.h"
+#include "capacity/inventory.h"
 #include "capacity/job_controller.h"
 #include "capacity/job_store.h"
 #include "capacity/local_executor.h"
 #include "capacity/slurm_executor.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
+#include "gateway/metered_usage.h"
 #include "storage/database.h"
 #include "server/http_server.h"
 #include "server/model_registry.h"
@@ -41,112 +42,21 @@ struct ServeOptions {
   std::string gpus, gpu_type = "sim", gpu_nodes, jobs_dir;
   int jobs_heartbeat = 10, jobs_grace = 10, node_timeout = -1;
   std::string executor = "local", slurm_conf;
+  server::EdgeLimits limits;
 };
 
-// Slurm's nodes and their GPUs (gres gpu[:type]:N), from `sinfo -N`.
-Result<std::vector<capacity::Node>> slurm_inventory(const std::string& slurm_conf) {
-  std::string cmd = "sinfo -N -h -o '%N %c %m %G' 2>&1";
-  if (!slurm_conf.empty()) cmd = "SLURM_CONF='" + slurm_conf + "' " + cmd;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return unavailable("cannot run sinfo");
-  std::vector<capacity::Node> nodes;
-  std::set<std::string> seen;
-  char line[1024];
-  std::string all;
-  while (std::fgets(line, sizeof(line), p)) {
-    all += line;
-    char name[256], gres[512];
-    long cpus = 0, mem = 0;
-    if (std::sscanf(line, "%255s %ld %ld %511s", name, &cpus, &mem, gres) != 4 || !seen.insert(name).second) continue;
-    // gres like "gpu:fake:4(S:0)" or "gpu:4"; the count is the last number before '(' of the gpu entry.
-    std::string g = gres;
-    const size_t at = g.find("gpu:");
-    if (at == std::string::npos) continue;
-    std::string entry = g.substr(at + 4, g.find_first_of(",(", at) - at - 4);
-    std::string type = "gpu";
-    const size_t colon = entry.rfind(':');
-    if (colon != std::string::npos) {
-      type = entry.substr(0, colon);
-      entry = entry.substr(colon + 1);
-    }
-    const int count = std::atoi(entry.c_str());
-    if (count <= 0) continue;
-    nodes.push_back(capacity::make_node(name, cpus * 1000, mem, count, type));
-  }
-  const int rc = ::pclose(p);
-  if (rc != 0) return unavailable("sinfo failed: " + all);
-  if (nodes.empty()) return unavailable("Slurm reports no node with GPUs (gres gpu): " + all);
-  return nodes;
-}
-
-// The GPUs jobs may use: a node CSV (openb format), nvidia-smi's GPUs ("auto"), or N simulated GPUs.
-Result<std::vector<capacity::Node>> gpu_inventory(const ServeOptions& o) {
-  if (o.executor == "slurm" && o.gpu_nodes.empty()) return slurm_inventory(o.slurm_conf);
-  if (!o.gpu_nodes.empty()) {
-    NC_ASSIGN_OR_RETURN(auto cluster, capacity::load_cluster_csv(o.gpu_nodes));
-    return cluster.nodes();
-  }
-  char host[256] = "local";
-  ::gethostname(host, sizeof(host) - 1);
-  const int64_t cpu = static_cast<int64_t>(std::thread::hardware_concurrency()) * 1000;
-  const int64_t mem = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1024 * 1024);
-  if (o.gpus == "auto") {
-    std::FILE* p = ::popen("nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits 2>/dev/null", "r");
-    if (!p) return unavailable("--gpus auto: cannot run nvidia-smi");
-    int count = 0;
-    std::string type;
-    int64_t gpu_mem = 0;
-    char line[512];
-    while (std::fgets(line, sizeof(line), p)) {
-      std::string l(line);
-      auto c1 = l.find(','), c2 = l.rfind(',');
-      if (c1 == std::string::npos || c2 == c1) continue;
-      std::string name = l.substr(c1 + 1, c2 - c1 - 1);
-      while (!name.empty() && name.front() == ' ') name.erase(0, 1);
-      for (auto& ch : name) ch = ch == ' ' ? '-' : ch;
-      type = name;
-      gpu_mem = std::atoll(l.c_str() + c2 + 1);
-      ++count;
-    }
-    ::pclose(p);
-    if (count == 0) return unavailable("--gpus auto: nvidia-smi found no GPU (use --gpus N for simulated GPUs)");
-    auto n = capacity::make_node(host, cpu, mem, count, type);
-    n.gpu_memory_mib = gpu_mem;
-    // NVLink islands from the topology matrix (a failure leaves one island: placement still works).
-    if (std::FILE* t = ::popen("nvidia-smi topo -m 2>/dev/null", "r")) {
-      std::string text;
-      while (std::fgets(line, sizeof(line), t)) text += line;
-      ::pclose(t);
-      if (auto islands = capacity::parse_nvidia_topo(text, count); islands.is_ok()) n.gpu_domain = *islands;
-    }
-    return std::vector<capacity::Node>{n};
-  }
-  char* end = nullptr;
-  const long n = std::strtol(o.gpus.c_str(), &end, 10);
-  if (o.gpus.empty() || *end != '\0' || n < 1 || n > 64) return invalid_argument("--gpus must be 1..64 or auto");
-  return std::vector<capacity::Node>{capacity::make_node(host, cpu, mem, static_cast<int>(n), o.gpu_type)};
-}
-
-// One ended job segment (or a reservation's hold) into the usage ledger, priced per GPU-second: item
-// "gpu-seconds/<type>/<on-demand|spot|reserved|in-reservation|reservation>". The ledger keeps (source, id)
-// once, so a retry never double-bills.
-Status meter_segment(gateway::Gateway& gw, const capacity::SegmentUsage& u) {
+// A metered GPU segment as the ledger's usage event.
+gateway::UsageEvent usage_event(const capacity::GpuUsage& g) {
   gateway::UsageEvent e;
-  e.source = "neocloud/capacity";
-  e.id = fmt::format("{}/{}", u.job_id, u.segment);
-  e.type = "gpu.seconds";
-  e.project_id = u.project;
-  e.time = u.ended_us;
-  e.item = fmt::format("gpu-seconds/{}/{}", u.gpu_type, u.item_class);
-  const __int128 milli_us = static_cast<__int128>(u.gpu_milli) * std::max<int64_t>(0, u.ended_us - u.started_us);
-  e.quantity = static_cast<int64_t>((milli_us + 999'999'999) / 1'000'000'000);  // GPU-seconds, rounded up
-  if (const gateway::Price* p = gw.policy().snapshot()->price_at(e.item, u.ended_us)) e.cost_micros = e.quantity * p->per_unit;
-  e.data = fmt::format(R"({{"job_id":"{}","segment":{},"gpu_type":"{}","priority":"{}","gpu_milli":{},"started_at_us":{},"ended_at_us":{},"end":"{}"}})",
-                       u.job_id, u.segment, u.gpu_type, capacity::priority_name(u.priority), u.gpu_milli, u.started_us,
-                       u.ended_us, u.end);
-  std::promise<Status> done;
-  gw.ledger().ingest(u.org, {e}, [&](Result<gateway::Ledger::IngestResult> r) { done.set_value(r.status()); });
-  return done.get_future().get();
+  e.source = g.source;
+  e.id = g.id;
+  e.type = g.type;
+  e.project_id = g.project;
+  e.time = g.time_us;
+  e.item = g.item;
+  e.quantity = g.quantity;
+  e.data = g.data.dump();
+  return e;
 }
 
 Status run_serve(const ServeOptions& o) {
@@ -203,7 +113,13 @@ Status run_serve(const ServeOptions& o) {
   std::unique_ptr<capacity::JobStore> job_store;
   std::unique_ptr<capacity::JobController> jobs;
   if (!o.gpus.empty() || !o.gpu_nodes.empty() || o.executor == "slurm") {
-    NC_ASSIGN_OR_RETURN(auto nodes, gpu_inventory(o));
+    capacity::InventorySource inv;
+    inv.nodes_csv = o.gpu_nodes;
+    inv.slurm = o.executor == "slurm";
+    inv.slurm_conf = o.slurm_conf;
+    inv.gpus = o.gpus;
+    inv.gpu_type = o.gpu_type;
+    NC_ASSIGN_OR_RETURN(auto nodes, capacity::discover_inventory(inv));
     capacity::LocalExecutorOptions leo;
     for (const auto& n : nodes) leo.nodes.push_back(n.id);
     NC_ASSIGN_OR_RETURN(auto sched, capacity::Scheduler::create(capacity::Cluster(nodes)));
@@ -218,7 +134,10 @@ Status run_serve(const ServeOptions& o) {
     jo.grace_period_s = o.jobs_grace;
     jo.log_dir = o.jobs_dir.empty() ? (std::filesystem::temp_directory_path() / "neocloud-jobs").string() : o.jobs_dir;
     if (gw) {
-      jo.meter = [g = gw.get()](const capacity::SegmentUsage& u) { return meter_segment(*g, u); };
+      jo.meter = [g = gw.get()](const capacity::SegmentUsage& u) {
+        const capacity::GpuUsage usage = capacity::gpu_usage(u);
+        return gateway::record_metered_usage(*g, usage.org, usage_event(usage));
+      };
       job_store = std::make_unique<capacity::JobStore>(*db);
       jo.store = job_store.get();
     }
@@ -240,7 +159,7 @@ Status run_serve(const ServeOptions& o) {
                nodes.size(), total, nodes.empty() ? "" : nodes[0].gpu_type, jo.log_dir);
   }
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
-  server::HttpServer srv(*registry, gw.get(), jobs.get());
+  server::HttpServer srv(*registry, gw.get(), jobs.get(), o.limits);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
@@ -322,6 +241,33 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads per model (0: the cores divided among the models)")
+      ->capture_default_str();
+  // The edge's limits on what one client may send or hold (server/transport.h).
+  auto& l = o->limits;
+  cmd->add_option("--max-connections", l.max_connections, "open connections at once; beyond, 503 and close")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", l.max_body_bytes, "largest request body (413 beyond)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "time a client has to send a request's headers")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--body-timeout-ms", l.body_timeout_ms, "time a client has to send a request's body")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout-ms", l.idle_timeout_ms, "how long a kept-alive connection may wait for its next request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--write-timeout-ms", l.write_timeout_ms, "time each response write may take (a client that stops reading is dropped)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-request-tokens", l.max_request_tokens,
+                  "tokens one request may make the engine compute (prompt tokens x n + max_tokens x choices; embedding inputs)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-request-sequences", l.max_request_sequences, "sequences one request may start (prompts x n; embedding inputs)")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->callback([o] { report(run_serve(*o)); });
 }

@@ -46,6 +46,8 @@ bool get_int(const json& b, const char* key, int64_t lo, int64_t hi, int64_t* ou
   auto it = b.find(key);
   if (it == b.end() || it->is_null()) return true;
   if (!it->is_number_integer()) return bad(err, key, fmt::format("'{}' must be an integer", key));
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    return bad(err, key, fmt::format("'{}' must be between {} and {}", key, lo, hi));
   const int64_t v = it->get<int64_t>();
   if (v < lo || v > hi) return bad(err, key, fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, v));
   *out = v;
@@ -66,7 +68,8 @@ bool completion_options(const json& b, const engine::Vocab& vocab, int max_token
     }
   }
   if (auto it = b.find("response_format"); it != b.end() && !it->is_null()) {
-    if (!it->is_object() || it->value("type", "") != "text") {
+    const auto type = it->is_object() ? it->find("type") : it->end();
+    if (!it->is_object() || type == it->end() || !type->is_string() || *type != "text") {
       return bad(err, "response_format", "'response_format' other than {\"type\": \"text\"} is not supported yet",
                  "unsupported_parameter");
     }
@@ -113,7 +116,8 @@ bool completion_options(const json& b, const engine::Vocab& vocab, int max_token
     for (auto& [k, v] : it->items()) {
       char* end = nullptr;
       const long id = std::strtol(k.c_str(), &end, 10);
-      if (k.empty() || *end != '\0' || id < 0 || id >= vocab.n_tokens()) {
+      const bool digits = !k.empty() && k.size() <= 10 && k.find_first_not_of("0123456789") == std::string::npos;
+      if (!digits || *end != '\0' || id < 0 || id >= vocab.n_tokens()) {
         return bad(err, "logit_bias", fmt::format("logit_bias: '{}' is not a token id of this model", k));
       }
       if (!v.is_number() || v.get<double>() < -100 || v.get<double>() > 100) {

@@ -23,6 +23,7 @@ awaitable<bool> SseWriter::chunk(const std::string& data) {
 }
 
 awaitable<bool> SseWriter::start(const Headers& headers) {
+  ex_.answered = true;
   std::string extra;
   for (const auto& [k, v] : headers) extra += fmt::format("{}: {}\r\n", k, v);
   return write(fmt::format(

@@ -74,6 +74,7 @@ awaitable<bool> write_reply(beast::tcp_stream& stream, unsigned version, bool ke
 }  // namespace
 
 awaitable<bool> Exchange::reply(Reply r) {
+  answered = true;
   return write_reply(stream, req.version(), req.keep_alive(), std::move(r), request_id, limits.write_timeout_ms);
 }
 
@@ -188,8 +189,21 @@ awaitable<void> Transport::session(tcp::socket sock) {
     const std::string target(req.target());
     Exchange ex{stream, req, limits_, time_ordered_id("req_", 32), std::string(QueryString::path_of(target)),
                 QueryString(QueryString::query_of(target)), std::string(QueryString::query_of(target))};
-    const bool keep = co_await handler_(ex);
-    if (!keep) break;
+    // A handler that throws (a bug: parsers return Result) costs its request, never the process: a 500
+    // if nothing was sent yet, and the connection is closed.
+    bool keep = false, threw = false;
+    try {
+      keep = co_await handler_(ex);
+    } catch (const std::exception& e) {
+      NC_LOG_ERROR("request {} {} {}: unhandled exception: {}", ex.request_id, std::string(req.method_string()), ex.path,
+                   e.what());
+      threw = true;
+    }
+    if (threw && !ex.answered) {
+      req.keep_alive(false);
+      co_await ex.reply(error_reply(internal_error("unhandled exception")));
+    }
+    if (!keep || threw) break;
   }
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);

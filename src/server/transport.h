@@ -32,7 +32,7 @@ using tcp = asio::ip::tcp;
 using asio::awaitable;
 using asio::use_awaitable;
 
-// Limits on what one client may send or hold (serve's --limit-* flags set them).
+// Limits on what one client may send or hold (serve's --max-* and --*-timeout-ms flags set them).
 struct EdgeLimits {
   size_t max_body_bytes = 8 << 20;
   int max_connections = 1024;      // beyond: 503 and close
@@ -43,7 +43,7 @@ struct EdgeLimits {
   // A request's total work: the tokens it may make the engine compute (prompt tokens × n plus
   // max_tokens × choices; embedding input tokens) and its number of sequences (prompts × n, inputs).
   int64_t max_request_tokens = 4 << 20;
-  int64_t max_request_sequences = 1024;
+  int64_t max_request_sequences = 2048;  // OpenAI's limit on embedding inputs
 };
 
 // What a handler answers with when it answers whole.
@@ -69,6 +69,7 @@ struct Exchange {
   std::string path;        // the target up to '?'
   QueryString query;
   std::string query_text;  // the raw text after '?'
+  bool answered = false;   // a response (or a stream's head) has been started
   // Writes a whole response; true when the connection stays open for the next request.
   awaitable<bool> reply(Reply r);
   bool keep_alive() const { return req.keep_alive(); }
