@@ -29,24 +29,16 @@ asan:
 test: deps fetch release
 	@cd build/release && ctest --output-on-failure -j $(JOBS)
 
+# The sanitizer run: unit tests, the hostile-input test and the fuzz seeds' regressions, not the slow
+# end-to-end suites (labels e2e, levels and slow; `make test` runs those).
 test-asan: deps fetch asan
-	@cd build/asan && ctest --output-on-failure -j $(JOBS) -LE slow
+	@cd build/asan && ctest --output-on-failure -j $(JOBS) -LE "slow|e2e|levels"
 
-# Builds the libFuzzer targets (clang, ASan+UBSan) and runs each for FUZZ_SECONDS from a seed corpus.
+# Builds the libFuzzer targets (clang, ASan+UBSan), replays every seed, then fuzzes each target for
+# FUZZ_SECONDS, FUZZ_JOBS targets at a time (tools/fuzz.sh).
 FUZZ_SECONDS ?= 60
-fuzz: deps
-	@cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNC_FUZZ=ON -DNC_TESTS=OFF -DNC_SANITIZE=ON >/dev/null
-	@cmake --build build/fuzz -j $(JOBS) --target fuzz_gguf fuzz_tokenizer fuzz_chat_template fuzz_request fuzz_gateway fuzz_jobs
-	@bash tools/fuzz-corpus.sh build/fuzz/corpus/gguf build/fuzz/corpus/tokenizer build/fuzz/corpus/chat
-	@cd build/fuzz && bin/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 corpus/gguf >gguf.log 2>&1; rc=$$?; tail -40 gguf.log; exit $$rc
-	@cd build/fuzz && bin/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=4096 -print_final_stats=1 corpus/tokenizer >tokenizer.log 2>&1; rc=$$?; tail -40 tokenizer.log; exit $$rc
-	@cd build/fuzz && bin/fuzz_chat_template -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=4096 -dict=../../tests/fuzz/chat_template.dict -print_final_stats=1 corpus/chat >chat.log 2>&1; rc=$$?; tail -40 chat.log; exit $$rc
-	@mkdir -p build/fuzz/corpus/request && cp -n tests/fuzz/seeds/request/*.json build/fuzz/corpus/request/
-	@cd build/fuzz && bin/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 corpus/request >request.log 2>&1; rc=$$?; tail -40 request.log; exit $$rc
-	@mkdir -p build/fuzz/corpus/gateway && cp -n tests/fuzz/seeds/gateway/* build/fuzz/corpus/gateway/
-	@cd build/fuzz && bin/fuzz_gateway -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 corpus/gateway >gateway.log 2>&1; rc=$$?; tail -40 gateway.log; exit $$rc
-	@mkdir -p build/fuzz/corpus/jobs && cp -n tests/fuzz/seeds/jobs/* build/fuzz/corpus/jobs/
-	@cd build/fuzz && bin/fuzz_jobs -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 corpus/jobs >jobs.log 2>&1; rc=$$?; tail -40 jobs.log; exit $$rc
+fuzz: deps fetch
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) bash tools/fuzz.sh
 
 # Serves a small random-weight demo model with the OpenAI-compatible API (tools/demo.sh).
 run: deps release

@@ -41,6 +41,12 @@ ApiError api_error_of(const Status& s, std::string param) {
       e.message = "The server had an error while processing your request.";
       break;
   }
+  // A database error carries its SQL ("... (in: INSERT INTO ...)", storage/): never shown to clients.
+  if (e.status < 500 && e.message.find(" (in: ") != std::string::npos) {
+    NC_LOG_WARN("storage error answered as {}: {}", e.status, s.to_string());
+    e.message = s.code() == StatusCode::kAlreadyExists ? "A resource with this name or id already exists."
+                                                       : "The request conflicts with the stored data.";
+  }
   return e;
 }
 

@@ -39,7 +39,7 @@ struct HttpServer::Impl {
     r.add(V::get, "/health", RouteAccess::kPublic, "", h(handle_health));
     r.add(V::get, "/metrics", RouteAccess::kPublic, "", h(handle_metrics));
     r.add(V::get, "/v1/models", RouteAccess::kInference, "models", h(handle_list_models));
-    r.add(V::get, "/v1/models/{id}", RouteAccess::kInference, "models", h(handle_get_model));
+    r.add(V::get, "/v1/models/{id*}", RouteAccess::kInference, "models", h(handle_get_model));
     r.add(V::post, "/v1/completions", RouteAccess::kInference, "completions", h(handle_completions));
     r.add(V::post, "/v1/chat/completions", RouteAccess::kInference, "chat.completions", h(handle_chat_completions));
     r.add(V::post, "/v1/embeddings", RouteAccess::kInference, "embeddings", h(handle_embeddings));
@@ -66,7 +66,8 @@ struct HttpServer::Impl {
     const Route* route = router.match(ex.req.method(), ex.path, &params);
     std::shared_ptr<const gateway::Caller> caller;
     gateway::Gateway* gw = ctx.gw;
-    if (gw && (!route || route->access != RouteAccess::kPublic)) {
+    const bool is_public = route ? route->access == RouteAccess::kPublic : router.public_path(ex.path);
+    if (gw && !is_public) {
       // The tenant comes from the key: a cache hit costs a hash; a miss asks the database off this thread.
       const std::string authorization(ex.req[http::field::authorization]);
       caller = gw->cached(authorization);

@@ -5,16 +5,19 @@
 namespace nc::server {
 
 namespace {
+// Split on every '/', empty segments kept: "/v1/models/" and "//v1/models" are not "/v1/models".
 std::vector<std::string_view> segments(std::string_view p) {
   std::vector<std::string_view> out;
   size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    if (j > i) out.push_back(p.substr(i, j - i));
+  while (true) {
+    const size_t j = p.find('/', i);
+    if (j == std::string_view::npos) {
+      out.push_back(p.substr(i));
+      return out;
+    }
+    out.push_back(p.substr(i, j - i));
     i = j + 1;
   }
-  return out;
 }
 }  // namespace
 
@@ -27,6 +30,13 @@ bool match_pattern(std::string_view pattern, std::string_view path, std::vector<
       return true;  // the rest (possibly nothing)
     }
     if (i >= got.size()) return false;
+    if (i + 1 == pat.size() && pat[i].size() >= 3 && pat[i].front() == '{' && pat[i].ends_with("*}")) {
+      // {name*}: the rest of the path, slashes included (model ids like "org/model").
+      const size_t start = static_cast<size_t>(got[i].data() - path.data());
+      found.push_back(percent_decode(path.substr(start), /*plus_is_space=*/false));
+      if (params) *params = std::move(found);
+      return true;
+    }
     if (pat[i].size() >= 2 && pat[i].front() == '{' && pat[i].back() == '}') {
       found.push_back(percent_decode(got[i], /*plus_is_space=*/false));
     } else if (pat[i] != got[i]) {
@@ -41,6 +51,13 @@ bool match_pattern(std::string_view pattern, std::string_view path, std::vector<
 void Router::add(std::optional<http::verb> method, std::string pattern, gateway::RouteAccess access, std::string scope,
                  RouteHandler handler) {
   routes_.push_back(Route{method, std::move(pattern), access, std::move(scope), std::move(handler)});
+}
+
+bool Router::public_path(std::string_view path) const {
+  for (const Route& r : routes_) {
+    if (r.access == gateway::RouteAccess::kPublic && match_pattern(r.pattern, path, nullptr)) return true;
+  }
+  return false;
 }
 
 const Route* Router::match(http::verb method, std::string_view path, std::vector<std::string>* params) const {

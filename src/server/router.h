@@ -1,7 +1,9 @@
 // The route table of the API server: method + path pattern -> handler, one line per route, each with
 // who may call it (gateway::RouteAccess) and the endpoint scope name API keys' scopes use. Patterns are
-// literal segments, `{name}` (one segment, percent-decoded into the call's params) and a trailing `*`
-// (the rest of the path, for APIs that dispatch their own sub-routes: admin, jobs).
+// literal segments, `{name}` (one segment, percent-decoded into the call's params), a trailing
+// `{name*}` (the rest of the path, slashes included: model ids like "org/model") and a trailing `*`
+// (the rest of the path, for APIs that dispatch their own sub-routes: admin, jobs). Segments are split
+// on every '/': empty ones count, so "/v1/models/" and "//v1/models" are not "/v1/models".
 // Ownership: owns its routes. Thread-safety: built once, then read-only (match from any thread).
 #pragma once
 
@@ -38,6 +40,8 @@ class Router {
            RouteHandler handler);
   // The first route whose method and pattern match, with its {name} params; nullptr when none.
   const Route* match(http::verb method, std::string_view path, std::vector<std::string>* params) const;
+  // Whether a public route (any method) has this path: a wrong method there is a 404, not a 401.
+  bool public_path(std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
 
  private:

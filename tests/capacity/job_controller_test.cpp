@@ -96,8 +96,14 @@ class ControllerFixture : public ::testing::Test {
   void SetUp() override {
     const std::string why = harness().unavailable();
     ASSERT_TRUE(why.empty()) << why;
-    dir_ = std::string(NC_TEST_TMP) + "/job_controller/" + std::to_string(::getpid()) + "/" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    static const std::string root = std::string(NC_TEST_TMP) + "/job_controller/" + std::to_string(::getpid());
+    static const bool registered = (std::atexit([] {  // removed at exit when every test passed
+      if (!::testing::UnitTest::GetInstance()->Passed()) return;
+      std::error_code ec;
+      std::filesystem::remove_all(root, ec);
+    }), true);
+    (void)registered;
+    dir_ = root + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     ctl_ = make_controller(nullptr);

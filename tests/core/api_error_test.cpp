@@ -50,6 +50,16 @@ TEST(ApiError, InternalFailuresHideTheirMessage) {
   }
 }
 
+TEST(ApiError, StorageErrorsDoNotShowTheirSql) {
+  const Status s(StatusCode::kAlreadyExists,
+                 "sqlite: UNIQUE constraint failed: projects.org_id, projects.name (in: INSERT INTO projects (id, org_id)");
+  const ApiError e = api_error_of(s);
+  EXPECT_EQ(e.status, 409);
+  EXPECT_EQ(e.code, "already_exists");
+  EXPECT_EQ(e.message.find("INSERT"), std::string::npos) << e.message;
+  EXPECT_EQ(e.message.find("sqlite"), std::string::npos) << e.message;
+}
+
 TEST(ApiError, ParamComesFromTheStatusFieldUnlessGiven) {
   const Status s = invalid_argument("'n' must be at least 1").with_field("n");
   EXPECT_EQ(api_error_of(s).param, "n");

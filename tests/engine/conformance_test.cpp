@@ -14,6 +14,7 @@
 #include "engine/model/context.h"
 #include "engine/model/model.h"
 #include "engine/model/synth.h"
+#include "shared_model.h"
 #include "test_util.h"
 
 namespace nc::engine {
@@ -52,7 +53,6 @@ TEST_P(Conformance, MatchesLlamaCpp) {
   const Entry e = GetParam();
   test::Golden g;
   ASSERT_TRUE(test::golden_read(std::string(NC_GOLDEN_DIR) + "/" + e.name + ".golden", g)) << e.name;
-  const std::string path = test::tmp_dir() + "/" + e.name + ".gguf";
   SynthOptions o;
   o.vocab_path = test::vocab_path(e.vocab);
   o.arch = e.arch;
@@ -60,12 +60,9 @@ TEST_P(Conformance, MatchesLlamaCpp) {
   o.llama3_rope = e.llama3_rope;
   o.tied = e.tied;
   o.seed = 1;
-  o.out_path = path;
-  Status s = synth_model(o);
-  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  const std::string path = test::shared_model(o);  // one file for the three kernel levels' runs
   {
     auto m = Model::load(path);
-    std::filesystem::remove(path);  // the mapping keeps the data alive; free the disk early
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     ASSERT_EQ((*m)->hparams().n_vocab, g.n_vocab);
     ContextParams cp;

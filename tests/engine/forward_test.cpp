@@ -11,6 +11,7 @@
 #include "engine/model/forward_ref.h"
 #include "engine/model/model.h"
 #include "engine/model/synth.h"
+#include "shared_model.h"
 #include "test_util.h"
 
 namespace nc::engine {
@@ -39,17 +40,12 @@ Cmp compare(const std::vector<float>& a, const std::vector<float>& b, int64_t n_
 }
 
 std::string synth(const std::string& type, const std::string& arch, int tied = -1) {
-  const std::string path = test::tmp_dir() + "/" + arch + "-" + type + ".gguf";
-  if (std::filesystem::exists(path)) return path;
   SynthOptions o;
   o.vocab_path = test::vocab_path("llama-spm");
   o.type = type;
   o.arch = arch;
   o.tied = tied;
-  o.out_path = path;
-  Status s = synth_model(o);
-  EXPECT_TRUE(s.is_ok()) << s.to_string();
-  return path;
+  return test::shared_model(o);
 }
 
 std::vector<int32_t> tokens(int n, int64_t n_vocab, uint32_t seed = 7) {

@@ -15,6 +15,7 @@
 #include "engine/gguf/gguf.h"
 #include "engine/kernels/kernels.h"
 #include "engine/model/synth.h"
+#include "shared_model.h"
 #include "test_util.h"
 
 namespace nc::engine {
@@ -69,9 +70,7 @@ TEST_P(GreedyVsLlamaCpp, Matches128Tokens) {
   o.arch = c.arch;
   o.tied = 0;
   o.llama3_rope = c.llama3_rope;
-  o.out_path = test::tmp_dir() + "/" + c.name + "-" + c.type + ".gguf";
-  ASSERT_TRUE(synth_model(o).is_ok());
-  auto model = Model::load(o.out_path);
+  auto model = Model::load(test::shared_model(o));
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();
   auto vocab = Vocab::load((*model)->gguf());
   ASSERT_TRUE(vocab.is_ok());
@@ -320,9 +319,7 @@ class GenerateLoop : public ::testing::Test {
     o.shape = "micro";
     o.type = "f32";
     o.tied = 0;
-    o.out_path = test::tmp_dir() + "/micro.gguf";
-    ASSERT_TRUE(synth_model(o).is_ok());
-    auto m = Model::load(o.out_path);
+    auto m = Model::load(test::shared_model(o));
     ASSERT_TRUE(m.is_ok());
     model_ = std::move(*m);
     auto v = Vocab::load(model_->gguf());

@@ -10,6 +10,7 @@
 #include "engine/generate/generate.h"
 #include "engine/model/synth.h"
 #include "engine/sched/scheduler.h"
+#include "shared_model.h"
 #include "test_util.h"
 
 namespace nc::engine {
@@ -23,9 +24,7 @@ class SchedulerTest : public ::testing::Test {
     o.shape = "micro";
     o.type = "q8_0";
     o.tied = 0;
-    o.out_path = test::tmp_dir() + "/sched-micro.gguf";
-    ASSERT_TRUE(synth_model(o).is_ok());
-    auto m = Model::load(o.out_path);
+    auto m = Model::load(test::shared_model(o));
     ASSERT_TRUE(m.is_ok());
     model_ = std::move(*m).release();
     auto v = Vocab::load(model_->gguf());

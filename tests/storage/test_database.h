@@ -36,9 +36,18 @@ inline std::string test_name() {
   return name;
 }
 
-// A fresh directory NC_TEST_TMP/<area>/<pid>/<test> for this test in this process.
+// A fresh directory NC_TEST_TMP/<area>/<pid>/<test> for this test in this process. The process's
+// <area>/<pid> directory is removed at exit when every test passed (a failing run keeps it).
 inline std::string tmp_dir(const std::string& area) {
-  std::string d = std::string(NC_TEST_TMP) + "/" + area + "/" + std::to_string(::getpid()) + "/" + test_name();
+  static std::string root;  // one area per test binary
+  root = std::string(NC_TEST_TMP) + "/" + area + "/" + std::to_string(::getpid());
+  static const bool registered = (std::atexit([] {
+    if (!::testing::UnitTest::GetInstance()->Passed()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }), true);
+  (void)registered;
+  std::string d = root + "/" + test_name();
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
