@@ -52,7 +52,9 @@
 #include "gateway/ledger.h"
 #include "storage/database.h"
 #include "storage/migrate.h"
-#include "storage/schema.h"
+#include "capacity/schema.h"
+#include "gateway/schema.h"
+#include "tenancy/schema.h"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -409,7 +411,9 @@ std::unique_ptr<nc::storage::Database> fresh_db(const std::string& dir, const st
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path + suffix);
   auto db = nc::storage::Database::open("sqlite:" + path);
   if (!db.is_ok()) throw std::runtime_error("open " + path + ": " + db.status().to_string());
-  if (auto s = nc::storage::migrate(**db, nc::storage::neocloud_migrations()); !s.is_ok())
+  auto schema = nc::storage::compose_migrations(
+      {nc::tenancy::migrations(), nc::gateway::migrations(), nc::capacity::migrations()});
+  if (auto s = schema.is_ok() ? nc::storage::migrate(**db, *schema) : schema.status(); !s.is_ok())
     throw std::runtime_error("migrate: " + s.to_string());
   auto s = (*db)->transact([&](nc::storage::Transaction& tx) {
     return tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)",

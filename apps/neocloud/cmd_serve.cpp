@@ -21,11 +21,14 @@
 #include "capacity/inventory.h"
 #include "capacity/job_controller.h"
 #include "capacity/job_store.h"
+#include "capacity/schema.h"
 #include "capacity/local_executor.h"
 #include "capacity/slurm_executor.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "gateway/metered_usage.h"
+#include "gateway/schema.h"
+#include "tenancy/schema.h"
 #include "storage/database.h"
 #include "server/http_server.h"
 #include "server/model_registry.h"
@@ -96,6 +99,9 @@ Status run_serve(const ServeOptions& o) {
     }
     gateway::GatewayOptions go;
     go.instance = o.instance;
+    // The schema of the whole deployment: each module's tables, composed here.
+    NC_ASSIGN_OR_RETURN(go.migrations, storage::compose_migrations({tenancy::migrations(), gateway::migrations(),
+                                                                    capacity::migrations()}));
     gw = std::make_unique<gateway::Gateway>(*db, go);
     NC_ASSIGN_OR_RETURN(auto boot, gw->start());
     if (boot) {

@@ -2,6 +2,7 @@
 // decisions, launch and stop outside the mutex, meter) and the reservation calls, which it hands to its
 // ReservationBook. Persistence and recovery: job_recovery.cpp.
 #include "capacity/job_controller.h"
+#include "core/ids.h"
 
 #include <fmt/format.h>
 
@@ -18,12 +19,7 @@
 namespace nc::capacity {
 namespace {
 
-std::string new_job_id() {
-  static std::mutex mu;
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::lock_guard<std::mutex> lock(mu);
-  return fmt::format("job_{:016x}", rng());
-}
+std::string new_job_id() { return random_id("job_", 16); }
 
 std::vector<std::string> node_names(const Cluster& cluster) {
   std::vector<std::string> names;

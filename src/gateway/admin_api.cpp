@@ -1,4 +1,5 @@
 #include "gateway/admin_api.h"
+#include "core/timer.h"
 
 #include <fmt/format.h>
 
@@ -145,7 +146,7 @@ struct Handler {
         NC_ASSIGN_OR_RETURN(auto in, opt_int(b, "expires_in_seconds"));
         if (in) {
           if (*in < 1 || *in > 366LL * 86400) return invalid_argument("'expires_in_seconds' must be 1 .. 31622400");
-          expires = tenancy::now_us() + *in * 1000000;
+          expires = nc::unix_us() + *in * 1000000;
         }
         NC_ASSIGN_OR_RETURN(auto ck, gw.tenants().create_key(org, project, kind == "admin" ? tenancy::KeyKind::kAdmin
                                                                                           : tenancy::KeyKind::kInference,
@@ -184,11 +185,11 @@ struct Handler {
     }
     if (what == "budgets" && p.size() == 3) {
       if (get) {
-        NC_ASSIGN_OR_RETURN(auto bs, gw.policy().budgets(org, budget_period(tenancy::now_us())));
+        NC_ASSIGN_OR_RETURN(auto bs, gw.policy().budgets(org, budget_period(nc::unix_us())));
         return list_response(bs, [](const Policy::BudgetStatus& st) -> ordered_json {
           return {{"object", "organization.budget"}, {"scope", scope_name(st.budget.scope)},
                   {"scope_id", st.budget.scope_id}, {"monthly_limit_micros", st.budget.monthly_limit_micros},
-                  {"period", budget_period(tenancy::now_us())}, {"spent_micros", st.spent_micros},
+                  {"period", budget_period(nc::unix_us())}, {"spent_micros", st.spent_micros},
                   {"held_micros", st.held_micros}};
         });
       }
@@ -212,11 +213,11 @@ struct Handler {
       });
     }
     if (what == "usage" && p.size() == 4 && p[3] == "completions" && get) {
-      NC_ASSIGN_OR_RETURN(auto j, usage_completions(gw.db(), org, query, tenancy::now_us() / 1000000));
+      NC_ASSIGN_OR_RETURN(auto j, usage_completions(gw.db(), org, query, nc::unix_us() / 1000000));
       return AdminResponse{200, std::move(j)};
     }
     if (what == "costs" && p.size() == 3 && get) {
-      NC_ASSIGN_OR_RETURN(auto j, organization_costs(gw.db(), org, query, tenancy::now_us() / 1000000));
+      NC_ASSIGN_OR_RETURN(auto j, organization_costs(gw.db(), org, query, nc::unix_us() / 1000000));
       return AdminResponse{200, std::move(j)};
     }
     return AdminResponse{error(404, fmt::format("Invalid URL ({} /{})", method, fmt::join(p, "/")))};
@@ -271,7 +272,7 @@ struct Handler {
         *v = x.value_or(0);
       }
       NC_ASSIGN_OR_RETURN(auto from, opt_int(b, "effective_from"));
-      pr.effective_from = from ? *from * 1000000 : tenancy::now_us();
+      pr.effective_from = from ? *from * 1000000 : nc::unix_us();
       NC_RETURN_IF_ERROR(gw.policy().add_price(pr, actor));
       return AdminResponse{201, price_json(pr)};
     }

@@ -2,6 +2,8 @@
 
 #include "core/json_parse.h"
 #include "core/timer.h"
+#include "gateway/schema.h"
+#include "tenancy/schema.h"
 
 #include <fmt/format.h>
 
@@ -15,7 +17,8 @@
 
 #include "core/log.h"
 #include "storage/migrate.h"
-#include "storage/schema.h"
+#include "gateway/schema.h"
+#include "tenancy/schema.h"
 #include "tenancy/api_key.h"
 
 namespace nc::gateway {
@@ -162,7 +165,10 @@ void Gateway::stop() {
 }
 
 Result<std::optional<std::string>> Gateway::start() {
-  NC_RETURN_IF_ERROR(storage::migrate(db_, storage::neocloud_migrations()));
+  if (options_.migrations.empty()) {
+    NC_ASSIGN_OR_RETURN(options_.migrations, storage::compose_migrations({tenancy::migrations(), gateway::migrations()}));
+  }
+  NC_RETURN_IF_ERROR(storage::migrate(db_, options_.migrations));
   NC_ASSIGN_OR_RETURN(int64_t reconciled, ledger_.reconcile());
   if (reconciled > 0) {
     NC_LOG_WARN("gateway: {} request(s) of instance '{}' were in flight when the server stopped: settled as interrupted, "
@@ -172,7 +178,7 @@ Result<std::optional<std::string>> Gateway::start() {
   NC_RETURN_IF_ERROR(policy_.refresh());
   budgets_in_process_ = options_.budgets == GatewayOptions::Budgets::kInProcess ||
                         (options_.budgets == GatewayOptions::Budgets::kAuto && db_.dialect() == storage::Dialect::kSqlite);
-  if (budgets_in_process_) NC_RETURN_IF_ERROR(accountant_.load(db_, budget_period(tenancy::now_us())));
+  if (budgets_in_process_) NC_RETURN_IF_ERROR(accountant_.load(db_, budget_period(nc::unix_us())));
   if (!refresher_.joinable()) {
     refresher_ = std::thread([this] {
       const int tick_ms = std::max(1, std::min({100, options_.policy_refresh_ms, options_.open_record_delay_ms}));
@@ -202,7 +208,7 @@ std::shared_ptr<const Caller> Gateway::cached(std::string_view authorization) co
   auto it = cache_.find(digest);
   if (it == cache_.end() || it->second.until_ms <= steady_ms()) return nullptr;
   const auto& p = it->second.caller->principal;
-  if (p.expires_at && *p.expires_at <= tenancy::now_us()) return nullptr;
+  if (p.expires_at && *p.expires_at <= nc::unix_us()) return nullptr;
   return it->second.caller;
 }
 
@@ -222,7 +228,7 @@ std::optional<Denial> Gateway::authenticate(std::string_view authorization, std:
                   "You didn't provide an API key. You need to provide your API key in an Authorization header using "
                   "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
   }
-  auto p = tenants_.authenticate(key, tenancy::now_us());
+  auto p = tenants_.authenticate(key, nc::unix_us());
   if (!p.is_ok()) {
     if (p.status().code() != StatusCode::kUnauthenticated) {
       Denial d = denial(503, "server_error", "", "The API key could not be checked right now; try again shortly.");
@@ -312,7 +318,7 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
   t->model = r.model;
   t->endpoint = r.endpoint;
   t->caller = c;
-  t->started_at = tenancy::now_us();
+  t->started_at = nc::unix_us();
   t->scopes = scopes_of(*c, *snap);
   t->prompt_tokens = r.prompt_tokens;
   t->reserved_tokens = r.prompt_tokens + r.max_output_tokens;
@@ -451,7 +457,7 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
   if (t.had_hold) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
   if (u.status == "error") r.cost_micros = 0;                              // our failure is not billed
   r.held_micros = t.had_hold ? t.held_micros : 0;
-  r.finished_at = tenancy::now_us();
+  r.finished_at = nc::unix_us();
   if (!budgets_in_process_) return ledger_.settle(std::move(r), std::move(done));
   // A deferred open record still waiting is dropped: the final record is the only one.
   bool open_written = !t.open_record_deferred;
@@ -499,7 +505,7 @@ Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, con
   if (list.empty()) return invalid_argument("no events in the body");
   if (list.size() > 10000) return invalid_argument(fmt::format("at most 10000 events per request, not {}", list.size()));
   auto snap = policy_.snapshot();
-  const int64_t now = tenancy::now_us();
+  const int64_t now = nc::unix_us();
   std::set<std::string> known_projects;
   std::vector<UsageEvent> out;
   out.reserve(list.size());

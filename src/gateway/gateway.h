@@ -40,6 +40,7 @@
 #include "gateway/policy.h"
 #include "gateway/rate_limiter.h"
 #include "storage/database.h"
+#include "storage/migrate.h"
 #include "tenancy/tenant_store.h"
 
 namespace nc::gateway {
@@ -55,6 +56,9 @@ struct GatewayOptions {
   // still running after this long. Nothing of it reaches the client before its final record commits,
   // so a short request needs no other record; a long one leaves a record to reconcile after a crash.
   int open_record_delay_ms = 1000;
+  // The deployment's schema, composed by the app from its modules (storage::compose_migrations), run by
+  // start(). Empty: tenancy's and the gateway's own.
+  std::vector<storage::Migration> migrations;
 };
 
 // A refusal for the client: the one API error type (core/api_error.h), with retry hints and headers.

@@ -1,4 +1,5 @@
 #include "gateway/ledger.h"
+#include "core/timer.h"
 
 #include <fmt/format.h>
 
@@ -50,7 +51,7 @@ Result<int64_t> Ledger::reconcile() {
     NC_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT id, org_id, project_id, api_key_id, held_micros, period FROM usage_records "
                                             "WHERE state = 'open' AND instance = $1",
                                             {instance_}));
-    const int64_t now = tenancy::now_us();
+    const int64_t now = nc::unix_us();
     for (const Row& row : rows) {
       UsageRecord r;
       NC_ASSIGN_OR_RETURN(r.id, row.get_text(0));
@@ -168,7 +169,7 @@ void Ledger::ingest(std::string org_id, std::vector<UsageEvent> events, std::fun
   writer_->submit(
       [st](Transaction& tx) -> Status {
         st->result.inserted.assign(st->events.size(), false);
-        const int64_t now = tenancy::now_us();
+        const int64_t now = nc::unix_us();
         for (size_t i = 0; i < st->events.size(); ++i) {
           const UsageEvent& e = st->events[i];
           NC_ASSIGN_OR_RETURN(

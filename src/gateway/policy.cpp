@@ -1,4 +1,5 @@
 #include "gateway/policy.h"
+#include "core/timer.h"
 
 #include <fmt/format.h>
 
@@ -195,7 +196,7 @@ Status Policy::set_limits(const std::string& org_id, Scope scope, const std::str
                                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (scope, scope_id) DO UPDATE SET "
                                  "rpm = $4, tpm = $5, max_concurrent = $6, max_tokens = $7, updated_at = $8",
                                  {scope_name(scope), scope_id, org_id, opt_value(l.rpm), opt_value(l.tpm),
-                                  opt_value(l.max_concurrent), opt_value(l.max_tokens), tenancy::now_us()})
+                                  opt_value(l.max_concurrent), opt_value(l.max_tokens), nc::unix_us()})
                              .status());
     }
     return tenancy::record_audit(tx, org_id, actor, clear ? "rate_limits.delete" : "rate_limits.set",
@@ -223,7 +224,7 @@ Status Policy::set_budget(const std::string& org_id, Scope scope, const std::str
       NC_RETURN_IF_ERROR(tx.exec("INSERT INTO budgets (scope, scope_id, org_id, monthly_limit_micros, updated_at) "
                                  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, scope_id) DO UPDATE SET "
                                  "monthly_limit_micros = $4, updated_at = $5",
-                                 {scope_name(scope), scope_id, org_id, *limit, tenancy::now_us()})
+                                 {scope_name(scope), scope_id, org_id, *limit, nc::unix_us()})
                              .status());
     }
     return tenancy::record_audit(tx, org_id, actor, limit ? "budget.set" : "budget.delete",
@@ -241,7 +242,7 @@ Status Policy::add_price(const Price& p, const tenancy::Actor& actor) {
     NC_RETURN_IF_ERROR(tx.exec("INSERT INTO prices (item, effective_from, input_per_mtok, output_per_mtok, cached_per_mtok, "
                                "per_unit, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                                {p.item, p.effective_from, p.input_per_mtok, p.output_per_mtok, p.cached_per_mtok, p.per_unit,
-                                tenancy::now_us()})
+                                nc::unix_us()})
                            .status());
     nlohmann::json j = {{"item", p.item},
                         {"effective_from", p.effective_from},

@@ -1,4 +1,5 @@
 #include "server/engine_service.h"
+#include "core/timer.h"
 
 #include <fmt/format.h>
 
@@ -13,7 +14,7 @@ Result<std::unique_ptr<EngineService>> EngineService::start(const std::string& p
   std::unique_ptr<EngineService> s(new EngineService());
   s->id_ = id;
   s->options_ = options;
-  s->created_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  s->created_ = unix_s();
   NC_ASSIGN_OR_RETURN(s->model_, engine::Model::load(path));
   NC_ASSIGN_OR_RETURN(s->vocab_, engine::Vocab::load(s->model_->gguf()));
   if (s->vocab_->n_tokens() != s->model_->hparams().n_vocab) {

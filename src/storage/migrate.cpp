@@ -1,4 +1,7 @@
 #include "storage/migrate.h"
+#include "core/timer.h"
+
+#include <algorithm>
 
 #include <fmt/format.h>
 
@@ -16,11 +19,6 @@ constexpr int64_t kMigrationLockKey = 0x6e636d6967726174;
 constexpr const char* kCreateTable =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Status validate(const std::vector<Migration>& migrations) {
   int64_t prev = 0;
@@ -57,6 +55,18 @@ const std::string& Migration::script(Dialect d) const {
   return sql;
 }
 
+Result<std::vector<Migration>> compose_migrations(const std::vector<std::vector<Migration>>& parts) {
+  std::vector<Migration> all;
+  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  std::sort(all.begin(), all.end(), [](const Migration& a, const Migration& b) { return a.version < b.version; });
+  for (size_t i = 1; i < all.size(); ++i) {
+    if (all[i].version == all[i - 1].version)
+      return invalid_argument(fmt::format("migration version {} is claimed by both '{}' and '{}'", all[i].version,
+                                          all[i - 1].name, all[i].name));
+  }
+  return all;
+}
+
 Status migrate(Database& db, const std::vector<Migration>& migrations) {
   NC_RETURN_IF_ERROR(validate(migrations));
   TransactOptions options;
@@ -79,7 +89,7 @@ Status migrate(Database& db, const std::vector<Migration>& migrations) {
           }
           NC_RETURN_IF_ERROR(tx.exec_script(m.script(tx.dialect())));
           NC_RETURN_IF_ERROR(tx.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                                     {m.version, m.name, now_us()})
+                                     {m.version, m.name, unix_us()})
                                  .status());
           applied_now = true;
           return Status::ok();

@@ -38,6 +38,10 @@ struct Migration {
 
 Status migrate(Database& db, const std::vector<Migration>& migrations);
 
+// One list from the modules' own lists (tenancy, gateway, capacity, ...), in version order;
+// InvalidArgument when two modules claim one version.
+Result<std::vector<Migration>> compose_migrations(const std::vector<std::vector<Migration>>& parts);
+
 // The highest applied version, 0 when none (or no schema_migrations table yet).
 Result<int64_t> schema_version(Database& db);
 

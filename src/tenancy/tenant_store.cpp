@@ -1,4 +1,6 @@
 #include "tenancy/tenant_store.h"
+#include "core/ids.h"
+#include "core/timer.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,27 +14,15 @@ using storage::Params;
 using storage::Row;
 using storage::Transaction;
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string new_id(std::string_view prefix) {
-  uint8_t b[12];
-  if (RAND_bytes(b, sizeof(b)) != 1) std::abort();  // no randomness: nothing safe to do
-  std::string s(prefix);
-  s += '_';
-  for (uint8_t x : b) s += fmt::format("{:02x}", x);
-  return s;
-}
 
 Status record_audit(storage::Transaction& tx, const std::string& org_id, const Actor& actor, const std::string& action,
              const std::string& target, const std::string& before, const std::string& after) {
   return tx
       .exec("INSERT INTO audit_log (id, org_id, actor_key_id, action, target, before_json, after_json, at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            {new_id("aud"), org_id, actor.key_id.empty() ? storage::SqlValue() : storage::SqlValue(actor.key_id), action,
+            {random_id("aud_", 24), org_id, actor.key_id.empty() ? storage::SqlValue() : storage::SqlValue(actor.key_id), action,
              target, before.empty() ? storage::SqlValue() : storage::SqlValue(before),
-             after.empty() ? storage::SqlValue() : storage::SqlValue(after), now_us()})
+             after.empty() ? storage::SqlValue() : storage::SqlValue(after), unix_us()})
       .status();
 }
 
@@ -90,14 +80,14 @@ Result<TenantStore::CreatedKey> insert_key(Transaction& tx, const std::string& o
                                            std::optional<int64_t> expires_at, const NewKey& nk) {
   TenantStore::CreatedKey ck;
   KeyInfo& k = ck.info;
-  k.id = new_id("key");
+  k.id = random_id("key_", 24);
   k.org_id = org_id;
   k.project_id = project_id;
   k.kind = kind;
   k.name = name;
   k.redacted = nk.redacted;
   k.scopes = scopes.empty() ? "{}" : scopes;
-  k.created_at = now_us();
+  k.created_at = unix_us();
   k.expires_at = expires_at;
   NC_RETURN_IF_ERROR(
       tx.exec("INSERT INTO api_keys (id, org_id, project_id, kind, name, key_hash, redacted, scopes, created_at, expires_at) "
@@ -114,7 +104,7 @@ Result<TenantStore::CreatedKey> insert_key(Transaction& tx, const std::string& o
 
 Result<Organization> TenantStore::create_org(const std::string& name, const Actor& actor) {
   if (name.empty()) return invalid_argument("an organization needs a name");
-  Organization o{new_id("org"), name, now_us()};
+  Organization o{random_id("org_", 24), name, unix_us()};
   NC_RETURN_IF_ERROR(db_.transact([&](Transaction& tx) -> Status {
     NC_RETURN_IF_ERROR(
         tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)", {o.id, o.name, o.created_at})
@@ -142,7 +132,7 @@ Result<std::vector<Organization>> TenantStore::list_orgs() {
 
 Result<Project> TenantStore::create_project(const std::string& org_id, const std::string& name, const Actor& actor) {
   if (name.empty()) return invalid_argument("a project needs a name");
-  Project p{new_id("proj"), org_id, name, now_us()};
+  Project p{random_id("proj_", 24), org_id, name, unix_us()};
   NC_RETURN_IF_ERROR(db_.transact([&](Transaction& tx) -> Status {
     NC_ASSIGN_OR_RETURN(auto org, tx.query_optional("SELECT id FROM organizations WHERE id = $1 AND deleted_at IS NULL", {org_id}));
     if (!org) return not_found(fmt::format("organization {} not found", org_id));
@@ -217,7 +207,7 @@ Status TenantStore::revoke_key(const std::string& org_id, const std::string& key
     if (!row) return not_found(fmt::format("API key {} not found", key_id));
     NC_ASSIGN_OR_RETURN(KeyInfo k, key_from_row(*row));
     if (k.revoked_at) return Status::ok();
-    NC_RETURN_IF_ERROR(tx.exec("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND org_id = $2", {key_id, org_id, now_us()}).status());
+    NC_RETURN_IF_ERROR(tx.exec("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND org_id = $2", {key_id, org_id, unix_us()}).status());
     return record_audit(tx, org_id, actor, "api_key.revoke", key_id, key_json(k), "");
   });
 }
@@ -238,7 +228,7 @@ Result<TenantStore::CreatedKey> TenantStore::rotate_key(const std::string& org_i
     if (!row) return not_found(fmt::format("API key {} not found", key_id));
     NC_ASSIGN_OR_RETURN(KeyInfo cur, key_from_row(*row));
     if (cur.revoked_at) return failed_precondition(fmt::format("API key {} is revoked", key_id));
-    const int64_t until = now_us() + overlap_us;
+    const int64_t until = unix_us() + overlap_us;
     const int64_t expires = cur.expires_at ? std::min(*cur.expires_at, until) : until;
     NC_RETURN_IF_ERROR(tx.exec("UPDATE api_keys SET expires_at = $3 WHERE id = $1 AND org_id = $2", {key_id, org_id, expires}).status());
     NC_ASSIGN_OR_RETURN(CreatedKey ck, insert_key(tx, org_id, cur.project_id, cur.kind, cur.name, cur.scopes, cur.expires_at, nk));
@@ -287,11 +277,11 @@ Result<Principal> TenantStore::authenticate(std::string_view key, int64_t now) {
 
 Result<std::optional<TenantStore::CreatedKey>> TenantStore::bootstrap(const Actor& actor) {
   NC_ASSIGN_OR_RETURN(NewKey nk, generate_key(KeyKind::kAdmin));
-  const std::string org_id = new_id("org");
+  const std::string org_id = random_id("org_", 24);
   return db_.transact([&](Transaction& tx) -> Result<std::optional<CreatedKey>> {
     NC_ASSIGN_OR_RETURN(auto any, tx.query_optional("SELECT id FROM api_keys WHERE kind = 'admin' LIMIT 1"));
     if (any) return std::optional<CreatedKey>();
-    const int64_t t = now_us();
+    const int64_t t = unix_us();
     NC_RETURN_IF_ERROR(
         tx.exec("INSERT INTO organizations (id, name, created_at, operator) VALUES ($1, 'default', $2, 1)", {org_id, t}).status());
     NC_ASSIGN_OR_RETURN(CreatedKey ck, insert_key(tx, org_id, "", KeyKind::kAdmin, "bootstrap admin", "{}", std::nullopt, nk));

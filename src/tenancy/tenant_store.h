@@ -101,11 +101,8 @@ class TenantStore {
   storage::Database& db_;
 };
 
-int64_t now_us();
 // Appends one audit record in `tx` (the mutation's own transaction). before/after: JSON text or empty.
 Status record_audit(storage::Transaction& tx, const std::string& org_id, const Actor& actor, const std::string& action,
                     const std::string& target, const std::string& before, const std::string& after);
-// "<prefix>_<24 hex chars>" from the CSPRNG.
-std::string new_id(std::string_view prefix);
 
 }  // namespace nc::tenancy

@@ -22,7 +22,7 @@
 #include "capacity/slurm_executor.h"
 #include "storage/database.h"
 #include "storage/migrate.h"
-#include "storage/schema.h"
+#include "all_migrations.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -512,7 +512,7 @@ TEST_F(LocalJobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) 
   ctl_.reset();
   auto db = storage::Database::open("sqlite:" + dir_ + "/nc.db");
   ASSERT_TRUE(db.is_ok()) << db.status().to_string();
-  ASSERT_TRUE(storage::migrate(**db, storage::neocloud_migrations()).is_ok());
+  ASSERT_TRUE(storage::migrate(**db, nc::test::all_migrations()).is_ok());
   ASSERT_TRUE((*db)->transact([](storage::Transaction& tx) -> Status {
                 return tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ('acme', 'acme', 0)").status();
               }).is_ok());

@@ -12,7 +12,7 @@
 
 #include "storage/database.h"
 #include "storage/migrate.h"
-#include "storage/schema.h"
+#include "all_migrations.h"
 #include "tests/storage/test_database.h"
 
 namespace nc::gateway::test {
@@ -23,7 +23,7 @@ class GatewayDbTest : public ::testing::TestWithParam<storage::Dialect> {
     test_db_.create(GetParam(), "gateway");
     if (HasFatalFailure()) return;
     db_ = storage::test::must(storage::Database::open(test_db_.url()));
-    ASSERT_TRUE(storage::migrate(*db_, storage::neocloud_migrations()).is_ok());
+    ASSERT_TRUE(storage::migrate(*db_, nc::test::all_migrations()).is_ok());
   }
   void TearDown() override {
     db_.reset();

@@ -4,6 +4,7 @@
 // instance's open records; usage events are stored once per (org, source, id); prices apply by
 // effective date; policy changes are tenant-scoped and audited.
 #include <gtest/gtest.h>
+#include "core/timer.h"
 
 #include <atomic>
 #include <chrono>
@@ -54,7 +55,7 @@ class LedgerTest : public test::GatewayDbTest {
     h.record.project_id = project_;
     h.record.model = "tiny";
     h.record.endpoint = "completions";
-    h.record.started_at = tenancy::now_us();
+    h.record.started_at = nc::unix_us();
     h.held_micros = micros;
     Budget b;
     b.scope = Scope::kProject;
@@ -141,7 +142,7 @@ TEST_P(LedgerTest, ConcurrentHoldsNeverOverspendAndSettleExactly) {
     r.prompt_tokens = 3;
     r.completion_tokens = 7;
     r.cost_micros = 10;
-    r.finished_at = tenancy::now_us();
+    r.finished_at = nc::unix_us();
     spent += 10;
     ASSERT_TRUE(wait([&](Ledger::Done d) { ledger.settle(r, std::move(d)); }).is_ok());
   }
@@ -217,7 +218,7 @@ TEST_P(LedgerTest, DeferredOpenRecordsAreWrittenOnlyForLongRequests) {
   ASSERT_TRUE(gw.start().is_ok());
   Price price;
   price.item = "tiny";
-  price.effective_from = tenancy::now_us() - 1000000;
+  price.effective_from = nc::unix_us() - 1000000;
   price.input_per_mtok = price.output_per_mtok = 1000000;  // 1 micro per token
   ASSERT_TRUE(gw.policy().add_price(price, actor_).is_ok());
   ASSERT_TRUE(gw.policy().set_budget(org_, Scope::kProject, project_, int64_t{1000000}, actor_).is_ok());
@@ -293,7 +294,7 @@ TEST_P(LedgerTest, UsageEventsAreStoredOncePerOrgSourceAndId) {
     e.source = "jobs";
     e.id = id;
     e.type = "neocloud.gpu";
-    e.time = tenancy::now_us();
+    e.time = nc::unix_us();
     e.item = "gpu_seconds:H100";
     e.quantity = 10;
     e.cost_micros = cost;

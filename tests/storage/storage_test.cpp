@@ -21,7 +21,7 @@
 
 #include "storage/database.h"
 #include "storage/migrate.h"
-#include "storage/schema.h"
+#include "all_migrations.h"
 #include "tests/storage/test_database.h"
 
 namespace nc::storage {
@@ -432,7 +432,7 @@ TEST_P(StorageTest, ConcurrentMigrationsApplyOnce) {
   constexpr int kProcesses = 4;  // Database instances, as if several replicas started at once
   std::vector<std::unique_ptr<Database>> dbs;
   for (int i = 0; i < kProcesses; ++i) dbs.push_back(open_again());
-  std::vector<Migration> list = neocloud_migrations();
+  std::vector<Migration> list = nc::test::all_migrations();
   list.push_back({1000, "counter", "CREATE TABLE applied (n BIGINT); INSERT INTO applied (n) VALUES (1)", "", ""});
   std::barrier start(kProcesses);
   std::vector<Status> results(kProcesses);
@@ -450,7 +450,7 @@ TEST_P(StorageTest, ConcurrentMigrationsApplyOnce) {
 }
 
 TEST_P(StorageTest, TenancySchemaEnforcesTenantBoundaries) {
-  ASSERT_OK(migrate(*db_, neocloud_migrations()));
+  ASSERT_OK(migrate(*db_, nc::test::all_migrations()));
   Blob hash_a(32, 0xaa), hash_b(32, 0xbb);
   ASSERT_OK(db_->transact([&](Transaction& tx) -> Status {
     NC_RETURN_IF_ERROR(tx.exec("INSERT INTO organizations (id, name, created_at) VALUES ('org_a', 'A', 1), "

@@ -10,7 +10,8 @@
 
 #include "storage/database.h"
 #include "storage/migrate.h"
-#include "storage/schema.h"
+#include "all_migrations.h"
+#include "core/timer.h"
 #include "tests/storage/test_database.h"
 #include "tenancy/tenant_store.h"
 
@@ -30,7 +31,7 @@ class TenantStoreTest : public ::testing::TestWithParam<Dialect> {
     if (HasFatalFailure()) return;
     url_ = test_db_.url();
     db_ = must(Database::open(url_));
-    ASSERT_TRUE(storage::migrate(*db_, storage::neocloud_migrations()).is_ok());
+    ASSERT_TRUE(storage::migrate(*db_, nc::test::all_migrations()).is_ok());
     store_ = std::make_unique<TenantStore>(*db_);
   }
   void TearDown() override {
@@ -51,7 +52,7 @@ TEST_P(TenantStoreTest, KeysAuthenticateToTheirTenantAndAreStoredHashed) {
   const Project proj = must(store_->create_project(org.id, "web", cli_));
   auto key = must(store_->create_key(org.id, proj.id, KeyKind::kInference, "ci", R"({"models":["m"]})", std::nullopt, cli_));
   EXPECT_EQ(key.plaintext.rfind("nc-inf-", 0), 0u);
-  const Principal p = must(store_->authenticate(key.plaintext, now_us()));
+  const Principal p = must(store_->authenticate(key.plaintext, nc::unix_us()));
   EXPECT_EQ(p.org_id, org.id);
   EXPECT_EQ(p.project_id, proj.id);
   EXPECT_EQ(p.key_id, key.info.id);
@@ -75,17 +76,17 @@ TEST_P(TenantStoreTest, BadKeysAreUnauthenticated) {
   auto unknown = must(generate_key(KeyKind::kInference));  // well-formed but never stored
   for (const std::string& bad : {std::string(""), std::string("sk-abc"), key.plaintext.substr(0, key.plaintext.size() - 1),
                                  unknown.plaintext}) {
-    auto r = store_->authenticate(bad, now_us());
+    auto r = store_->authenticate(bad, nc::unix_us());
     ASSERT_FALSE(r.is_ok()) << bad;
     EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
   }
   // Expired and revoked keys.
-  auto short_lived = must(store_->create_key(org.id, proj.id, KeyKind::kInference, "s", "", now_us() + 1'000'000, cli_));
-  EXPECT_TRUE(store_->authenticate(short_lived.plaintext, now_us()).is_ok());
-  EXPECT_EQ(store_->authenticate(short_lived.plaintext, now_us() + 2'000'000).status().code(), StatusCode::kUnauthenticated);
+  auto short_lived = must(store_->create_key(org.id, proj.id, KeyKind::kInference, "s", "", nc::unix_us() + 1'000'000, cli_));
+  EXPECT_TRUE(store_->authenticate(short_lived.plaintext, nc::unix_us()).is_ok());
+  EXPECT_EQ(store_->authenticate(short_lived.plaintext, nc::unix_us() + 2'000'000).status().code(), StatusCode::kUnauthenticated);
   ASSERT_TRUE(store_->revoke_key(org.id, key.info.id, cli_).is_ok());
   ASSERT_TRUE(store_->revoke_key(org.id, key.info.id, cli_).is_ok());  // idempotent
-  EXPECT_EQ(store_->authenticate(key.plaintext, now_us()).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(store_->authenticate(key.plaintext, nc::unix_us()).status().code(), StatusCode::kUnauthenticated);
 }
 
 TEST_P(TenantStoreTest, OneTenantCannotSeeOrTouchAnother) {
@@ -106,7 +107,7 @@ TEST_P(TenantStoreTest, OneTenantCannotSeeOrTouchAnother) {
   EXPECT_TRUE(must(store_->audit_log(a.id)).size() >= 2);
   for (const auto& e : must(store_->audit_log(a.id))) EXPECT_NE(e.target, kb.info.id);
   // B's key still works.
-  EXPECT_TRUE(store_->authenticate(kb.plaintext, now_us()).is_ok());
+  EXPECT_TRUE(store_->authenticate(kb.plaintext, nc::unix_us()).is_ok());
   // The schema itself refuses a key of org A on org B's project.
   Status s = db_->transact([&](Transaction& tx) {
     return tx.exec("INSERT INTO api_keys (id, org_id, project_id, kind, name, key_hash, redacted, created_at) "
@@ -121,7 +122,7 @@ TEST_P(TenantStoreTest, RotationOverlapsThenTheOldKeyExpires) {
   const Organization org = must(store_->create_org("acme", cli_));
   const Project proj = must(store_->create_project(org.id, "web", cli_));
   auto old_key = must(store_->create_key(org.id, proj.id, KeyKind::kInference, "svc", R"({"models":["x"]})", std::nullopt, cli_));
-  const int64_t t0 = now_us();
+  const int64_t t0 = nc::unix_us();
   auto new_key = must(store_->rotate_key(org.id, old_key.info.id, 60'000'000, Actor{old_key.info.id}));
   EXPECT_NE(new_key.plaintext, old_key.plaintext);
   EXPECT_EQ(new_key.info.project_id, proj.id);
@@ -149,7 +150,7 @@ TEST_P(TenantStoreTest, KindsAndProjectsAreChecked) {
   EXPECT_EQ(store_->create_project(org.id, "web", cli_).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->create_project("org_nope", "x", cli_).status().code(), StatusCode::kNotFound);
   auto admin = must(store_->create_key(org.id, "", KeyKind::kAdmin, "ops", "", std::nullopt, cli_));
-  const Principal p = must(store_->authenticate(admin.plaintext, now_us()));
+  const Principal p = must(store_->authenticate(admin.plaintext, nc::unix_us()));
   EXPECT_EQ(p.kind, KeyKind::kAdmin);
   EXPECT_TRUE(p.project_id.empty());
 }
@@ -172,7 +173,7 @@ TEST_P(TenantStoreTest, BootstrapHappensOnceEvenWhenRacing) {
   for (auto& g : got) {
     if (!g) continue;
     ++created;
-    const Principal p = must(store_->authenticate(g->plaintext, now_us()));
+    const Principal p = must(store_->authenticate(g->plaintext, nc::unix_us()));
     EXPECT_EQ(p.kind, KeyKind::kAdmin);
   }
   EXPECT_EQ(created, 1);

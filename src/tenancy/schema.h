@@ -1,5 +1,5 @@
-// neocloud's schema: the ordered list of migrations every neocloud database runs (migrate.h).
-// Append new migrations at the end with the next version; never edit a released one.
+// The tenancy module's tables, as storage migrations (storage/migrate.h); the app composes every
+// module's list (compose_migrations) and runs them in version order.
 //
 // Version 1, "tenancy" — who may call, and the record of what they changed:
 //   organizations(id, name, created_at, deleted_at)
@@ -31,8 +31,9 @@
 
 #include "storage/migrate.h"
 
-namespace nc::storage {
+namespace nc::tenancy {
 
-const std::vector<Migration>& neocloud_migrations();
+// Version 1.
+const std::vector<storage::Migration>& migrations();
 
-}  // namespace nc::storage
+}  // namespace nc::tenancy
