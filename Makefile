@@ -22,8 +22,12 @@ debug:
 	@cmake -S . -B build/debug $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build build/debug -j $(JOBS)
 
+# Sanitizer builds use -O1 with line tables only (-g1): enough for ASan's reports, and they compile in
+# less than half the time of -O2 -g.
+SAN_FLAGS := -O1 -g1 -DNDEBUG
 asan:
-	@cmake -S . -B build/asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_SANITIZE=ON >/dev/null
+	@cmake -S . -B build/asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_SANITIZE=ON \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$(SAN_FLAGS)" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$(SAN_FLAGS)" >/dev/null
 	@cmake --build build/asan -j $(JOBS)
 
 test: deps fetch release

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-2}
 GEN=$(command -v ninja >/dev/null 2>&1 && echo "-G Ninja" || true)
+# -O1 with line tables only: what libFuzzer's docs suggest, and half the compile time of -O2 -g.
 cmake -S . -B build/fuzz $GEN -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DNC_FUZZ=ON -DNC_TESTS=OFF -DNC_SANITIZE=ON >/dev/null
 TARGETS=(fuzz_gguf fuzz_tokenizer fuzz_chat_template fuzz_request fuzz_gateway fuzz_jobs)
 cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"

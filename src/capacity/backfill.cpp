@@ -1,3 +1,4 @@
+// BackfillPolicy (backfill.h): EASY backfill — which jobs may start now without delaying the first blocked one.
 #include "capacity/backfill.h"
 
 #include <algorithm>

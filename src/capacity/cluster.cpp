@@ -1,3 +1,4 @@
+// Cluster and Node (cluster.h): the GPU inventory's books, CSV loading, NVLink topology parsing.
 #include "capacity/cluster.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// The executor contract's shared helpers (executor.h).
 #include "capacity/executor.h"
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// DrfFairShare (fair_share.h): Dominant Resource Fairness ordering of waiting jobs across organizations.
 #include "capacity/fair_share.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Gang placement of multi-node jobs (gang_placer.h).
 #include "capacity/gang_placer.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// A job segment's GPU-seconds as a usage event (gpu_metering.h).
 #include "capacity/gpu_metering.h"
 
 #include <fmt/format.h>

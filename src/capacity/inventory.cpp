@@ -1,3 +1,4 @@
+// GPU inventory discovery from a CSV, sinfo, nvidia-smi or simulated GPUs (inventory.h).
 #include "capacity/inventory.h"
 
 #include <fmt/format.h>

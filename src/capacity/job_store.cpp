@@ -1,3 +1,4 @@
+// JobStore (job_store.h): jobs, reservations and quotas in the database.
 #include "capacity/job_store.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// The jobs, reservations and capacity-admin APIs without HTTP (jobs_api.h).
 #include "capacity/jobs_api.h"
 
 #include "core/json_parse.h"

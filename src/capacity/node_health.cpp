@@ -1,3 +1,4 @@
+// NodeHealth (node_health.h): node heartbeats, down and up.
 #include "capacity/node_health.h"
 
 #include <fmt/format.h>

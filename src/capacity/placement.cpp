@@ -1,3 +1,4 @@
+// Single-node placement policies: random-fit, best-fit, FGD (placement.h).
 #include "capacity/placement.h"
 
 #include <fmt/format.h>

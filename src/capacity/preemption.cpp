@@ -1,3 +1,4 @@
+// Choosing spot jobs to preempt for a higher-priority job (preemption.h).
 #include "capacity/preemption.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// GPU quotas per organization and GPU type (quota.h).
 #include "capacity/quota.h"
 
 namespace nc::capacity {

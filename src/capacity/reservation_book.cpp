@@ -1,3 +1,4 @@
+// ReservationBook (reservation_book.h): reservations' states, holds and metering.
 #include "capacity/reservation_book.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// Scheduler (scheduler.h): one scheduling cycle over the queue and the cluster.
 #include "capacity/scheduler.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// The capacity module's tables (schema.h).
 #include "capacity/schema.h"
 
 namespace nc::capacity {

@@ -1,3 +1,4 @@
+// The Alibaba GPU trace replay through the scheduler (trace_sim.h).
 #include "capacity/trace_sim.h"
 
 #include <fmt/format.h>

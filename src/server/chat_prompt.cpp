@@ -1,3 +1,4 @@
+// ChatFormatter (chat_prompt.h): a model's chat template through the Jinja engine, or a built-in format.
 #include "server/chat_prompt.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// EngineService (engine_service.h): one model's engine thread, scheduler and request submission.
 #include "server/engine_service.h"
 #include "core/timer.h"
 

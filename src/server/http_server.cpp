@@ -1,3 +1,4 @@
+// HttpServer (http_server.h): the route table and the dispatch in front of every handler.
 #include "server/http_server.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// Admission and settlement of inference requests through the gateway (inference_admission.h).
 #include "server/inference_admission.h"
 
 namespace nc::server {

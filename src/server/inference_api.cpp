@@ -1,3 +1,4 @@
+// The inference handlers (inference_api.h): completions, chat completions, embeddings; whole answers.
 #include "server/inference_api.h"
 
 #include <fmt/format.h>

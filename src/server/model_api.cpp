@@ -1,3 +1,4 @@
+// The model handlers (model_api.h): health, metrics, models, tokenize, detokenize, apply-template.
 #include "server/model_api.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// ModelRegistry (model_registry.h): a process's models by id, loaded in the background.
 #include "server/model_registry.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// The OpenAI request parsers (openai.h): request fields to engine parameters, each a Result.
 #include "server/openai.h"
 
 #include <algorithm>

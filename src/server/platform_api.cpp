@@ -1,3 +1,4 @@
+// Adapters from HTTP to the admin, usage-events and jobs APIs of gateway/ and capacity/ (platform_api.h).
 #include "server/platform_api.h"
 
 #include "capacity/jobs_api.h"

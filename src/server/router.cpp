@@ -1,3 +1,4 @@
+// Route patterns and matching (router.h).
 #include "server/router.h"
 
 #include "core/query_string.h"

@@ -1,3 +1,4 @@
+// SseWriter (sse_writer.h): server-sent events over chunked HTTP/1.1 with write deadlines.
 #include "server/sse_writer.h"
 
 #include <fmt/format.h>

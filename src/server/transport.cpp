@@ -1,3 +1,4 @@
+// Transport (transport.h): accept loop, per-connection sessions with the edge's limits, whole replies.
 #include "server/transport.h"
 
 #include <fmt/format.h>

@@ -210,7 +210,7 @@ class Test:
                             {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}, timeout=10)
             served = time.time() - t1
             check(r.status == 200, f"a normal request while 50 clients trickle: {r}")
-            check(served < 1.0, f"a normal request took {served:.2f}s while 50 clients trickled")
+            check(served < 2.0, f"a normal request took {served:.2f}s while 50 clients trickled")
             # Every slow client is closed by the server shortly after its deadline.
             deadline = max(HEADER_MS, BODY_MS) / 1000 + 3
             closed = [closed_by_server(s, max(0.05, t0 + deadline - time.time())) for s in slow + body_slow]
@@ -305,7 +305,7 @@ class Test:
         a_s = result["a_s"]
         check(b_done < a_s / 3, f"B's 4-token chat ended {b_done:.2f}s after A's batch started, A took {a_s:.2f}s: "
                                 f"B waited behind A's queue")
-        check(b_s < 1.0, f"B's 4-token chat took {b_s:.2f}s while A's batch ran")
+        check(b_s < a_s / 5, f"B's 4-token chat took {b_s:.2f}s while A's {a_s:.2f}s batch ran")
         return f"A's 1500-prompt batch took {a_s:.2f}s; B's chat sent 1 s in took {b_s:.2f}s"
 
     def run(self):
