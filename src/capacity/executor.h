@@ -7,7 +7,8 @@
 //   - launch() starts every task of every node of the spec, or nothing (gang): on an error it has
 //     stopped whatever it had started and returns the error; a job id + segment is launched at most once.
 //   - Each task runs `command args...` in `working_dir` with stdout and stderr appended to `log_path`, and
-//     with this environment (plus spec.env, which wins on a name clash):
+//     with this environment, set after spec.env (a reserved name in spec.env is ignored; the job
+//     controller refuses it at submit — is_reserved_env):
 //       CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES  the node's GPU indices, comma-separated ("" if none)
 //       NEOCLOUD_GPU_MILLI     the share of the GPU for a fractional job (1..999); absent otherwise
 //       WORLD_SIZE             nodes * tasks_per_node
@@ -70,6 +71,16 @@ std::string_view exit_kind_name(ExitKind k);
 
 // The MASTER_PORT of a job (every executor's): 20000 + (FNV-1a of the job id) % 10000.
 int master_port(std::string_view job_id);
+
+// Whether `name` is an environment variable the executor sets for every task: GPU visibility
+// (CUDA_/NVIDIA_/ROCR_/HIP_VISIBLE_DEVICES, GPU_DEVICE_ORDINAL), ranks and rendezvous (RANK,
+// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, NODE_RANK, NNODES, MASTER_ADDR, MASTER_PORT) and the
+// NEOCLOUD_* and SLURM_* families. A job's own env may not set them.
+bool is_reserved_env(std::string_view name);
+
+// One entry of a job's env: a portable name ([A-Za-z_][A-Za-z0-9_]*, at most 256 bytes), not reserved,
+// a value without NUL. InvalidArgument naming the variable (field "env").
+Status check_job_env(std::string_view name, std::string_view value);
 
 struct ExitReport {
   std::string job_id;

@@ -138,11 +138,7 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
   if (spec.max_duration_s > options_.max_duration_limit_s) {
     return invalid_argument(fmt::format("max_duration_seconds must be at most {}", options_.max_duration_limit_s));
   }
-  for (const auto& [k, v] : spec.env) {
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
-      return invalid_argument(fmt::format("bad environment variable name '{}'", k));
-    }
-  }
+  for (const auto& [k, v] : spec.env) NC_RETURN_IF_ERROR(check_job_env(k, v));
   auto l = std::make_unique<Live>();
   l->job.id = new_job_id();
   l->job.org = org;

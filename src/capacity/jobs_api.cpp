@@ -16,9 +16,8 @@ namespace {
 using ojson = nlohmann::ordered_json;
 using json = nlohmann::json;
 
-JobsResponse error(int status, const std::string& message, const std::string& param = "",
-                   const std::string& type = "invalid_request_error") {
-  return error_response(api_error(status, message, param, "", type));
+JobsResponse error(int status, const std::string& message, const std::string& param = "") {
+  return error_response(api_error(status, message, param, status == 404 ? "not_found" : ""));
 }
 
 // The one Status -> HTTP table (core/api_error.h).
@@ -162,7 +161,7 @@ JobsResponse handle_gpu_quota(JobController& jobs, std::string_view method, std:
     milli = static_cast<int64_t>(std::llround(j["gpus"].get<double>() * 1000));
   }
   Status s = jobs.set_quota(org, type, milli);
-  if (s.code() == StatusCode::kFailedPrecondition) return error(404, fmt::format("no organization '{}'", org), "", "not_found_error");
+  if (s.code() == StatusCode::kFailedPrecondition) return error(404, fmt::format("no organization '{}'", org));
   if (!s.is_ok()) return from_status(s);
   return {200, quotas_json(jobs, org)};
 }
@@ -187,7 +186,7 @@ JobsResponse handle_nodes(JobController& jobs, std::string_view method, std::str
     if (!s.is_ok()) return from_status(s);
     return {200, {{"id", node}, {"status", "up"}}};
   }
-  return error(404, fmt::format("no route {} {}", method, path), "", "not_found_error");
+  return error(404, fmt::format("no route {} {}", method, path));
 }
 
 }  // namespace
@@ -334,7 +333,7 @@ JobsResponse handle_reservations(JobController& jobs, const std::string& org, st
     if (!r.is_ok()) return from_status(r.status());
     return {200, reservation_json(*r)};
   }
-  return error(404, fmt::format("no route {} {}", method, path), "", "not_found_error");
+  return error(404, fmt::format("no route {} {}", method, path));
 }
 
 }  // namespace
@@ -364,7 +363,9 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
         if (!state) return error(400, fmt::format("unknown state '{}'", s), "state");
       }
       ojson data = ojson::array();
-      for (const Job& j : jobs.list(org, state)) data.push_back(job_json(j));
+      for (const Job& j : jobs.list(org, state)) {
+        if (project.empty() || j.project == project) data.push_back(job_json(j));
+      }
       return {200, {{"object", "list"}, {"data", data}}};
     }
     return error(405, fmt::format("{} is not allowed on /v1/jobs", method));
@@ -374,13 +375,21 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
   const size_t slash = rest.find('/');
   const std::string id(rest.substr(0, slash));
   const std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-  if (id.empty()) return error(404, "no job id in the path", "", "not_found_error");
-  if (action.empty() && method == "GET") {
+  if (id.empty()) return error(404, "no job id in the path");
+  // A project's key sees its project's jobs only; another project's job is "not found", exactly like
+  // another organization's.
+  auto visible = [&]() -> Result<Job> {
     auto j = jobs.get(org, id);
+    if (j.is_ok() && !project.empty() && j->project != project) return not_found(fmt::format("no job '{}'", id));
+    return j;
+  };
+  if (action.empty() && method == "GET") {
+    auto j = visible();
     if (!j.is_ok()) return from_status(j.status());
     return {200, job_json(*j)};
   }
   if (action == "cancel" && method == "POST") {
+    if (auto v = visible(); !v.is_ok()) return from_status(v.status());
     auto j = jobs.cancel(org, id);
     if (!j.is_ok()) return from_status(j.status());
     return {200, job_json(*j)};
@@ -392,7 +401,7 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
       auto [p, ec] = std::from_chars(o.data(), o.data() + o.size(), offset);
       if (ec != std::errc() || p != o.data() + o.size() || offset < 0) return error(400, "'offset' must be an integer >= 0", "offset");
     }
-    auto j = jobs.get(org, id);
+    auto j = visible();
     if (!j.is_ok()) return from_status(j.status());
     auto l = jobs.logs(org, id, offset);
     if (!l.is_ok()) return from_status(l.status());
@@ -404,7 +413,7 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
     JobsResponse out{200, std::move(r)};
     return out;
   }
-  return error(404, fmt::format("no route {} {}", method, path), "", "not_found_error");
+  return error(404, fmt::format("no route {} {}", method, path));
 }
 
 }  // namespace nc::capacity

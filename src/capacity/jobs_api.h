@@ -42,6 +42,8 @@ bool is_jobs_path(std::string_view path);  // /v1/jobs... and /v1/reservations..
 bool is_capacity_admin_path(std::string_view path);
 JobsResponse handle_capacity_admin(JobController& jobs, std::string_view method, std::string_view path,
                                    const std::string& body);
+// `project`: the caller key's project ("" for an organization-wide key): a project's key sees and acts on
+// its own project's jobs only (another's are "not found", like another organization's).
 JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std::string& project,
                          std::string_view method, std::string_view path, std::string_view query,
                          const std::string& body);

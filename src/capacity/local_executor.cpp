@@ -277,7 +277,9 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
       Env task_env = env;
       task_env["LOCAL_RANK"] = std::to_string(local_rank);
       task_env["RANK"] = std::to_string(node_rank * spec.tasks_per_node + local_rank);
-      for (const auto& [k, v] : spec.env) task_env[k] = v;
+      for (const auto& [k, v] : spec.env) {
+        if (!is_reserved_env(k)) task_env[k] = v;  // the GPUs, ranks and rendezvous are ours
+      }
       std::vector<std::string> env_s;
       for (const auto& [k, v] : task_env) env_s.push_back(k + "=" + v);
       std::vector<char*> envp;

@@ -142,7 +142,9 @@ std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indic
   }
   w += "  *) unset NEOCLOUD_GPU_MILLI ;;\nesac\n";
   w += "unset NC_GPU_MAP NC_MASTER_ADDR nc_rank nc_i nc_n nc_m nc_gpus\n";
-  for (const auto& [k, v] : spec.env) w += "export " + k + "=" + q(v) + "\n";
+  for (const auto& [k, v] : spec.env) {
+    if (!is_reserved_env(k)) w += "export " + k + "=" + q(v) + "\n";  // the GPUs, ranks and rendezvous are ours
+  }
   w += "exec \"$@\"\n";
 
   // The batch script (runs once, on the first node of the allocation). No user text before the first

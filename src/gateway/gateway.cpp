@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <ctime>
 #include <set>
@@ -524,6 +525,13 @@ Result<std::vector<UsageEvent>> Gateway::parse_usage_events(const Caller& c, con
     };
     NC_RETURN_IF_ERROR(str("id", &ev.id, true));
     NC_RETURN_IF_ERROR(str("source", &ev.source, true));
+    // The platform's own meters (GPU-seconds of jobs: gateway/metered_usage.h) are never accepted from
+    // the party they bill: a tenant's event with their (source, id) would be kept and the real one dropped
+    // as its duplicate.
+    std::string lower = ev.source;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "neocloud" || lower.starts_with("neocloud/"))
+      return bad("'source' neocloud/... is reserved for the platform's own meters");
     NC_RETURN_IF_ERROR(str("type", &ev.type, true));
     std::string subject, time;
     NC_RETURN_IF_ERROR(str("subject", &subject, false));

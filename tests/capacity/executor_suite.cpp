@@ -413,23 +413,27 @@ TEST_P(ExecutorSuite, FractionalGpuJobSeesItsShare) {
   EXPECT_EQ(env["WORLD_SIZE"], "1");
 }
 
-TEST_P(ExecutorSuite, SpecEnvWinsAndWorkingDirIsHonored) {
+TEST_P(ExecutorSuite, ReservedEnvIsTheExecutorsAndWorkingDirIsHonored) {
   EXECUTOR_SUITE_SETUP();
   std::string wd = dir + "/work dir";  // a space, to catch unquoted paths
   fs::create_directories(wd);
   std::string id = job_id("env");
   LaunchSpec spec = sh_job(id, "env > env.tmp && mv env.tmp env.out; pwd -P > pwd.out", wd, {on(h.nodes[0], {0, 1})});
   spec.log_path = dir + "/" + id + ".log";
-  spec.env = {{"NC_SUITE_VAR", "hello world"}, {"CUDA_VISIBLE_DEVICES", "7"}, {"MASTER_PORT", "23456"}};
+  // A job may not choose its GPUs or ranks: reserved names in its env are ignored (and refused at submit).
+  spec.env = {{"NC_SUITE_VAR", "hello world"}, {"CUDA_VISIBLE_DEVICES", "7"}, {"MASTER_PORT", "23456"},
+              {"RANK", "7"}, {"NEOCLOUD_JOB_ID", "other"}};
   ASSERT_TRUE(ex->launch(spec).is_ok());
   auto r = reports.wait(id);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->kind, ExitKind::kSucceeded) << describe(*r);
   auto env = read_env(wd + "/env.out");
   EXPECT_EQ(env["NC_SUITE_VAR"], "hello world");
-  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "7");
-  EXPECT_EQ(env["MASTER_PORT"], "23456");
-  EXPECT_EQ(env["NVIDIA_VISIBLE_DEVICES"], "0,1");  // not overridden
+  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "0,1");
+  EXPECT_EQ(env["NVIDIA_VISIBLE_DEVICES"], "0,1");
+  EXPECT_EQ(env["MASTER_PORT"], std::to_string(master_port(id)));
+  EXPECT_EQ(env["RANK"], "0");
+  EXPECT_EQ(env["NEOCLOUD_JOB_ID"], id);
   EXPECT_EQ(slurp(wd + "/pwd.out"), fs::canonical(wd).string() + "\n");
 
   // No working_dir: the log's directory (created by the executor).

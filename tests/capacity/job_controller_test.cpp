@@ -357,6 +357,22 @@ TEST_P(JobControllerTest, BadSpecsAreRefused) {
   s = shell("true", 1);
   s.max_duration_s = 365LL * 86400;
   EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
+  // A job may not choose its GPUs, ranks or ids: every reserved name is refused, naming it.
+  for (const char* name : {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "RANK", "WORLD_SIZE", "LOCAL_RANK",
+                           "MASTER_ADDR", "MASTER_PORT", "NEOCLOUD_JOB_ID", "SLURM_JOB_ID"}) {
+    s = shell("true", 1);
+    s.env = {{"OK_VAR", "1"}, {name, "0,1,2,3"}};
+    const Status st = ctl_->submit("acme", "p", s).status();
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(st.message().find(name), std::string::npos) << st.message();
+    EXPECT_EQ(st.field(), std::string("env.") + name);
+  }
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"", "x"}, {"1A", "x"}, {"A-B", "x"}, {"A B", "x"}, {std::string("A\0B", 3), "x"}, {"A", std::string("x\0y", 3)}}) {
+    s = shell("true", 1);
+    s.env = {{name, value}};
+    EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument) << name;
+  }
   EXPECT_TRUE(ctl_->list("acme").empty());
 }
 

@@ -141,7 +141,18 @@ class JobsTest:
         check(listed == [], f"org B lists none of A's jobs: {listed}")
         r = self.c.call("GET", "/v1/jobs", None)
         check(r.status == 401, f"no key: 401, got {r}")
-        return "B: 404 on get/logs/cancel, empty list; no key: 401"
+        # Inside one organization, another project's key sees nothing of this project's job either; the
+        # organization's admin key sees every project's jobs.
+        other_proj = self.a.project("other")
+        other_key, _ = self.a.key(other_proj, "other-jobs")
+        for method, path in (("GET", f"/v1/jobs/{jid}"), ("GET", f"/v1/jobs/{jid}/logs"), ("POST", f"/v1/jobs/{jid}/cancel")):
+            r = self.c.call(method, path, other_key, {} if method == "POST" else None)
+            check(r.status == 404, f"org A project 'other' {method} {path}: expected 404, got {r}")
+        listed = [j["id"] for j in self.c.ok("GET", "/v1/jobs", other_key, status=(200,))["data"]]
+        check(jid not in listed, f"project 'other' lists none of project 'train''s jobs: {listed}")
+        seen = self.c.ok("GET", f"/v1/jobs/{jid}", self.a.admin, status=(200,))
+        check(seen["id"] == jid, f"A's admin key reads the project's job: {seen}")
+        return "B: 404 on get/logs/cancel, empty list; A's other project: 404, not listed; no key: 401"
 
     def check_quota(self):
         r = self.c.call("PUT", f"/v1/admin/organizations/{self.b.id}/gpu_quota", self.b.admin, {"gpus": 100})

@@ -1001,6 +1001,13 @@ class Test:
         check(j.get("accepted") == 1 and j.get("duplicates") == [], f"an admin key's event: {j}")
         r = c.post("/v1/usage/events", key, ev(9, 1, subject=self.m_proj))
         expect_error(r, 400, None, what="an inference key's event for another project")
+        # The platform's own meters cannot be forged (or pre-empted by a duplicate id) by the billed tenant.
+        for forged_source in ("neocloud/capacity", "NeoCloud/capacity", "neocloud"):
+            forged = {"id": "job_0123456789abcdef/0", "source": forged_source, "type": "gpu.seconds",
+                      "data": {"item": "gpu-seconds/sim/on-demand", "quantity": 0}}
+            for k in (key, o.admin):
+                r = c.post("/v1/usage/events", k, forged)
+                expect_error(r, 400, None, what=f"a tenant's event with source {forged_source!r}")
         # The same (source, id) in another organization is that organization's own event.
         j = c.ok("POST", "/v1/usage/events", self.m_key, ev(0, 1), status=(200,))
         check(j.get("accepted") == 1, f"the same event id in another org is not a duplicate: {j}")
