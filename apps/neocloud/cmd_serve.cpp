@@ -63,6 +63,9 @@ gateway::UsageEvent usage_event(const capacity::GpuUsage& g) {
 }
 
 Status run_serve(const ServeOptions& o) {
+  // Everything the server writes (the database and its WAL, key files, job directories and logs) is
+  // private to its user.
+  ::umask(077);
   std::vector<server::ModelSpec> specs;
   for (const auto& m : o.models) specs.push_back(server::parse_model_arg(m));
   if (specs.empty()) specs.push_back(server::demo_model_spec());

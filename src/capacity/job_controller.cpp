@@ -132,6 +132,18 @@ SchedJob JobController::sched_job(const Live& l) const {
 
 Result<Job> JobController::submit(const std::string& org, const std::string& project, JobSpec spec) {
   if (spec.command.empty()) return invalid_argument("command is required");
+  // What a job may carry (it is stored, listed and sent to executors): bounded like a shell's argv.
+  constexpr size_t kMaxCommand = 4096, kMaxArgs = 1024, kMaxEnv = 256, kMaxText = 128 * 1024;
+  if (spec.command.size() > kMaxCommand)
+    return invalid_argument(fmt::format("command is {} bytes; at most {}", spec.command.size(), kMaxCommand)).with_field("command");
+  size_t args_bytes = 0, env_bytes = 0;
+  for (const auto& a : spec.args) args_bytes += a.size() + 1;
+  for (const auto& [k, v] : spec.env) env_bytes += k.size() + v.size() + 2;
+  if (spec.args.size() > kMaxArgs || args_bytes > kMaxText)
+    return invalid_argument(fmt::format("args: at most {} arguments and {} bytes in all", kMaxArgs, kMaxText)).with_field("args");
+  if (spec.env.size() > kMaxEnv || env_bytes > kMaxText)
+    return invalid_argument(fmt::format("env: at most {} variables and {} bytes in all", kMaxEnv, kMaxText)).with_field("env");
+  if (spec.name.size() > 256) return invalid_argument("name: at most 256 bytes").with_field("name");
   if (spec.tasks_per_node < 1 || spec.tasks_per_node > 64) return invalid_argument("tasks_per_node must be 1..64");
   if (spec.max_duration_s < 0) return invalid_argument("max_duration_seconds must not be negative");
   if (spec.max_duration_s == 0) spec.max_duration_s = options_.default_max_duration_s;
@@ -423,6 +435,9 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
     }
   } else {
     l.job.exit_code = r.exit_code;
+    // Killed at its time limit: never 0 (a task that exited 0 on our SIGTERM still did not finish).
+    // 128 + the signal as a shell reports it, else 124 as timeout(1) does.
+    if (r.kind == ExitKind::kTimedOut && r.exit_code == 0) l.job.exit_code = r.signal != 0 ? 128 + r.signal : 124;
     finish(l, job_state_of(r.kind), now, r.detail);
   }
 }

@@ -313,6 +313,7 @@ TEST_P(JobControllerTest, MaxDurationTimesOut) {
   ASSERT_TRUE(j.is_ok());
   Job done = wait_done("acme", j->id);
   EXPECT_EQ(done.state, JobState::kTimedOut);
+  EXPECT_NE(done.exit_code, 0) << "a job killed at its time limit did not succeed";
   ASSERT_EQ(done.segments.size(), 1u);
   const double secs = static_cast<double>(done.segments[0].ended_us - done.segments[0].started_us) / 1e6;
   EXPECT_GE(secs, 1.0);
@@ -357,6 +358,16 @@ TEST_P(JobControllerTest, BadSpecsAreRefused) {
   s = shell("true", 1);
   s.max_duration_s = 365LL * 86400;
   EXPECT_EQ(ctl_->submit("acme", "p", s).status().code(), StatusCode::kInvalidArgument);
+  // What a job carries is bounded (it is stored and listed): a 5 MB command, 2000 args, 300 env vars.
+  s = shell("true", 1);
+  s.command = std::string(5 << 20, 'x');
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().field(), "command");
+  s = shell("true", 1);
+  s.args.assign(2000, "a");
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().field(), "args");
+  s = shell("true", 1);
+  for (int i = 0; i < 300; ++i) s.env.emplace_back("V" + std::to_string(i), "x");
+  EXPECT_EQ(ctl_->submit("acme", "p", s).status().field(), "env");
   // A job may not choose its GPUs, ranks or ids: every reserved name is refused, naming it.
   for (const char* name : {"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "RANK", "WORLD_SIZE", "LOCAL_RANK",
                            "MASTER_ADDR", "MASTER_PORT", "NEOCLOUD_JOB_ID", "SLURM_JOB_ID"}) {

@@ -14,6 +14,7 @@ connection cap, then checks, each as a named step printed when it passes:
                  inputs over the input limit: 400 naming the field and the limit, answered at once
   5 fairness     organization A's large batch (many prompts) is running; organization B's 4-token chat
                  completes within a few engine steps' time, long before A's batch ends
+  6 private files the database, its WAL and the job directory are readable by the server's user only
 Usage: hostile_test.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
 Exit 0 on success; "FAIL: ..." and exit 1 otherwise. Python standard library only.
 """
@@ -308,9 +309,19 @@ class Test:
         check(b_s < a_s / 5, f"B's 4-token chat took {b_s:.2f}s while A's {a_s:.2f}s batch ran")
         return f"A's 1500-prompt batch took {a_s:.2f}s; B's chat sent 1 s in took {b_s:.2f}s"
 
+    # 6 ------------------------------------------------------------------------------------------
+    def check_private_files(self):
+        db = os.path.join(self.args.tmp, "db.sqlite")
+        paths = [db, db + "-wal", os.path.join(self.args.tmp, "jobs")]
+        modes = {p: oct(os.stat(p).st_mode & 0o777) for p in paths if os.path.exists(p)}
+        check(db in modes, f"no database at {db}")
+        loose = {p: m for p, m in modes.items() if int(m, 8) & 0o077}
+        check(not loose, f"files the server made are readable by others: {loose}")
+        return f"database, WAL and job directory private: {sorted(set(modes.values()))}"
+
     def run(self):
         failures = []
-        for name, fn in [("1 deep json", self.check_deep_json), ("2 slow clients", self.check_slow_clients),
+        for name, fn in [("6 private files", self.check_private_files), ("1 deep json", self.check_deep_json), ("2 slow clients", self.check_slow_clients),
                          ("3 conn cap", self.check_connection_cap), ("4 work bound", self.check_work_bound),
                          ("5 fairness", self.check_fairness)]:
             t = time.time()
