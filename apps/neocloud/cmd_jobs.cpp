@@ -83,10 +83,19 @@ void submit(const JobsCli& o, const SubmitFlags& f) {
 }
 
 void list(const JobsCli& o, const std::string& state) {
-  auto j = call_json(o, http::verb::get, state.empty() ? "/v1/jobs" : "/v1/jobs?state=" + state);
-  if (!j) return;
+  // Every page (100 jobs each), newest first.
+  nlohmann::ordered_json all = nlohmann::ordered_json::array();
+  std::string after;
+  for (;;) {
+    std::string path = "/v1/jobs?limit=100" + (state.empty() ? "" : "&state=" + state) + (after.empty() ? "" : "&after=" + after);
+    auto j = call_json(o, http::verb::get, path);
+    if (!j) return;
+    for (auto& x : (*j)["data"]) all.push_back(x);
+    if (!(*j).value("has_more", false) || (*j)["data"].empty()) break;
+    after = (*j)["last_id"].get<std::string>();
+  }
   fmt::print("{:<22} {:<11} {:<9} {:>5} {:<8} {:>10}  {}\n", "ID", "STATUS", "PRIORITY", "GPUS", "TYPE", "GPU-SEC", "NAME/COMMAND");
-  for (const auto& x : (*j)["data"]) {
+  for (const auto& x : all) {
     std::string type;
     if (!x["segments"].empty()) type = x["segments"].back()["gpu_type"].get<std::string>();
     std::string status = x["status"].get<std::string>();

@@ -1,6 +1,8 @@
 // The jobs, reservations and capacity-admin APIs without HTTP (jobs_api.h).
 #include "capacity/jobs_api.h"
 
+#include <algorithm>
+
 #include "core/json_parse.h"
 #include "core/query_string.h"
 
@@ -362,11 +364,32 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
         }
         if (!state) return error(400, fmt::format("unknown state '{}'", s), "state");
       }
-      ojson data = ojson::array();
-      for (const Job& j : jobs.list(org, state)) {
-        if (project.empty() || j.project == project) data.push_back(job_json(j));
+      // Newest first, a page at a time (OpenAI's list shape): `limit` 1..100 (default 20), `after` the
+      // last id of the previous page.
+      int64_t limit = 20;
+      if (const std::string l = query_param(query, "limit"); !l.empty()) {
+        auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), limit);
+        if (ec != std::errc() || p != l.data() + l.size() || limit < 1 || limit > 100)
+          return error(400, "'limit' must be an integer from 1 to 100", "limit");
       }
-      return {200, {{"object", "list"}, {"data", data}}};
+      const std::string after = query_param(query, "after");
+      std::vector<Job> all;
+      for (Job& j : jobs.list(org, state)) {
+        if (project.empty() || j.project == project) all.push_back(std::move(j));
+      }
+      size_t from = 0;
+      if (!after.empty()) {
+        auto it = std::find_if(all.begin(), all.end(), [&](const Job& j) { return j.id == after; });
+        if (it == all.end()) return error(400, fmt::format("'after': no job '{}' in this list", after), "after");
+        from = static_cast<size_t>(it - all.begin()) + 1;
+      }
+      ojson data = ojson::array();
+      for (size_t i = from; i < all.size() && data.size() < static_cast<size_t>(limit); ++i) data.push_back(job_json(all[i]));
+      const bool more = from + data.size() < all.size();
+      ojson out = {{"object", "list"}, {"data", data}, {"has_more", more}};
+      out["first_id"] = data.empty() ? ojson() : data.front()["id"];
+      out["last_id"] = data.empty() ? ojson() : data.back()["id"];
+      return {200, std::move(out)};
     }
     return error(405, fmt::format("{} is not allowed on /v1/jobs", method));
   }

@@ -152,6 +152,18 @@ class JobsTest:
         check(jid not in listed, f"project 'other' lists none of project 'train''s jobs: {listed}")
         seen = self.c.ok("GET", f"/v1/jobs/{jid}", self.a.admin, status=(200,))
         check(seen["id"] == jid, f"A's admin key reads the project's job: {seen}")
+        # The list comes a page at a time, newest first; the pages together are the whole list.
+        whole, after = [], None
+        while True:
+            page = self.c.ok("GET", "/v1/jobs?limit=1" + (f"&after={after}" if after else ""), self.a_key, status=(200,))
+            whole += [j["id"] for j in page["data"]]
+            check(len(page["data"]) <= 1, f"limit=1 gave {len(page['data'])} jobs")
+            if not page["has_more"]:
+                break
+            after = page["last_id"]
+        check(jid in whole and len(whole) == len(set(whole)) >= 2, f"paging with limit=1 gave {whole}")
+        r = self.c.call("GET", "/v1/jobs?limit=1000", self.a_key)
+        check(r.status == 400 and r.json()["error"]["param"] == "limit", f"limit=1000: expected 400, got {r}")
         return "B: 404 on get/logs/cancel, empty list; A's other project: 404, not listed; no key: 401"
 
     def check_quota(self):
