@@ -4,7 +4,9 @@
 // restart or a crash — quotas, reservations (ReservationBook::restore) and jobs: a segment that was
 // running when the last process went away is closed at the last saved alive time, metered (the ledger
 // dedupes), what that process launched is killed (Executor::kill_leftover), and the job is requeued
-// (node_failed when requeue is off).
+// (node_failed when requeue is off) — unless the server has now died twice while the job ran: then it is
+// held (failed, with a "held" event) instead of relaunched, so a job that kills the server cannot make
+// it crash in a loop (the sandbox should make that impossible; this is the second wall).
 //
 // Ownership and threads: as the JobController's. recover() is called once, before start(); save_dirty()
 // only by tick().
@@ -84,7 +86,9 @@ Status JobController::recover() {
         r.job.segments.pop_back();  // placed but never launched: nothing ran
         r.segment -= 1;
       }
+      bool interrupted_now = false;
       if (!r.job.segments.empty() && r.job.segments.back().ended_us == 0) {
+        interrupted_now = true;
         JobSegment& seg = r.job.segments.back();
         seg.ended_us = std::max(seg.started_us, std::min(now, r.job.alive_us));
         seg.end = "interrupted";
@@ -98,7 +102,13 @@ Status JobController::recover() {
         }
         ++requeued;
       }
-      if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {
+      const auto interruptions = std::count_if(r.job.segments.begin(), r.job.segments.end(),
+                                               [](const JobSegment& s) { return s.end == "interrupted"; });
+      if (interrupted_now && interruptions >= 2) {
+        event(r, "held", fmt::format("the server stopped while this job ran, {} times: not relaunched", interruptions));
+        finish(r, JobState::kFailed, now, "held: the server stopped twice while it ran; submit it again to rerun it");
+        NC_LOG_WARN("job {} of {}: held after {} server deaths while it ran", r.job.id, r.job.org, interruptions);
+      } else if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {
         finish(r, JobState::kNodeFailed, now, "the server stopped while it ran");
       } else {
         r.job.state = JobState::kQueued;
