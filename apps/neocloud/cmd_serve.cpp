@@ -46,6 +46,7 @@ struct ServeOptions {
   int jobs_heartbeat = 10, jobs_grace = 10, node_timeout = -1;
   std::string executor = "local", slurm_conf;
   server::EdgeLimits limits;
+  int64_t job_log_max_bytes = 256LL << 20;
 };
 
 // A metered GPU segment as the ledger's usage event.
@@ -130,6 +131,7 @@ Status run_serve(const ServeOptions& o) {
     inv.gpu_type = o.gpu_type;
     NC_ASSIGN_OR_RETURN(auto nodes, capacity::discover_inventory(inv));
     capacity::LocalExecutorOptions leo;
+    leo.max_log_bytes = o.job_log_max_bytes;
     for (const auto& n : nodes) leo.nodes.push_back(n.id);
     NC_ASSIGN_OR_RETURN(auto sched, capacity::Scheduler::create(capacity::Cluster(nodes)));
     capacity::JobControllerOptions jo;
@@ -236,6 +238,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--node-timeout", o->node_timeout,
                   "seconds without a heartbeat (POST /v1/admin/nodes/{id}/heartbeat) before a --gpu-nodes node is down "
                   "and its jobs requeue (default 60; 0: never)");
+  cmd->add_option("--job-log-max-bytes", o->job_log_max_bytes,
+                  "a job's log is cut at this size, with a line saying so (local executor; 0: no cap)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--jobs-dir", o->jobs_dir, "where job logs and working directories go (default: $TMPDIR/neocloud-jobs)");
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
       ->check(CLI::PositiveNumber)

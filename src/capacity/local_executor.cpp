@@ -1,6 +1,7 @@
 // LocalExecutor (local_executor.h): launching tasks, watching and stopping process trees, reaping
 // orphans. Its cgroups are local_cgroups.h's.
 #include "capacity/local_executor.h"
+#include "capacity/log_cap.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -189,6 +190,7 @@ Status LocalExecutor::launch(const LaunchSpec& spec) {
   seg->segment = spec.segment;
   seg->max_duration_s = spec.max_duration_s;
   seg->grace_period_s = spec.grace_period_s;
+  seg->log_path = spec.log_path;
   for (const NodeAssignment& n : spec.nodes) seg->node_names.push_back(n.node);
   LaunchSpec resolved = spec;
   resolved.working_dir = working_dir;
@@ -438,6 +440,7 @@ std::vector<ExitReport> LocalExecutor::poll() {
   for (auto it = segments_.begin(); it != segments_.end();) {
     Segment& seg = *it->second;
     reap_tasks(seg, now);
+    enforce_log_cap(seg.log_path, options_.max_log_bytes, &seg.log_capped);
     if (std::all_of(seg.tasks.begin(), seg.tasks.end(), [](const Task& t) { return t.done; })) {
       out.push_back(make_report(seg, unix_us()));
       retire(std::move(seg.procs));  // what the job left behind dies now; later polls make sure of it

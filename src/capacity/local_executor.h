@@ -64,6 +64,8 @@ struct LocalExecutorOptions {
   bool use_cgroups = true;
   std::string cgroup_parent;
   bool reap_orphans = true;  // become a child subreaper (see above)
+  // A job's log is cut at this size, with a line saying so (log_cap.h); 0: no cap.
+  int64_t max_log_bytes = 256LL << 20;
   // Tests only: the n-th task spawn (0-based, across the nodes of one launch) fails, to exercise the
   // gang rollback. -1: never.
   int fail_spawn_at = -1;
@@ -120,6 +122,8 @@ class LocalExecutor final : public Executor {
     int64_t kill_at_mono_us = 0;  // SIGKILL when reached (0: not scheduled)
     bool killed = false;
     int first_bad = -1;  // index in tasks of the first task that ended badly
+    std::string log_path;
+    bool log_capped = false;
   };
 
   Status spawn_all(const LaunchSpec& spec, Segment& seg);

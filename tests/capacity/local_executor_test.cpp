@@ -1,6 +1,7 @@
 // The executor suite on LocalExecutor (two simulated nodes of 4 GPUs), and what only the local executor
 // promises: its environment, spec validation, gang rollback, fail-fast, leftovers, destructor, cgroups.
 #include "capacity/local_executor.h"
+#include "capacity/log_cap.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -206,6 +207,26 @@ TEST(LocalExecutor, FailedTaskStopsTheOthers) {
   EXPECT_EQ(reports[0].exit_code, 3);
   EXPECT_EQ(reports[0].signal, 0);
   EXPECT_EQ(reports[0].detail, "task 1 on node-a exited 3");
+}
+
+// A job's log is cut at the cap, with a line saying so, however much the job goes on writing.
+TEST(LocalExecutor, LogIsCutAtItsCap) {
+  std::string dir = test_dir();
+  LocalExecutorOptions o = local_options();
+  o.max_log_bytes = 100'000;
+  LocalExecutor ex(o);
+  // ~3 MB in 1 KB lines over ~1 s, so that polls happen while it writes and after it ends.
+  LaunchSpec s = sh_job("chatty", "i=0; while [ $i -lt 3000 ]; do head -c 1023 /dev/zero | tr '\\0' x; echo; "
+                                  "i=$((i+1)); done", dir, {on("node-a", {0})});
+  ASSERT_TRUE(ex.launch(s).is_ok());
+  std::vector<ExitReport> reports;
+  ASSERT_TRUE(poll_until(ex, &reports, [&] { return !reports.empty(); }, 60));
+  EXPECT_EQ(reports[0].kind, ExitKind::kSucceeded) << reports[0].detail;
+  const std::string log = slurp(s.log_path);
+  const std::string note = log_cap_note(100'000);
+  EXPECT_EQ(log.size(), 100'000 + note.size());
+  EXPECT_TRUE(log.ends_with(note)) << log.substr(log.size() - std::min<size_t>(log.size(), 200));
+  EXPECT_EQ(log.substr(0, 1024), std::string(1023, 'x') + "\n");
 }
 
 TEST(LocalExecutor, ProcessesLeftBehindAreKilledAtTheEnd) {
