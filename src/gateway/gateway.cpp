@@ -482,13 +482,18 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
 
 void Gateway::ingest(const Caller& c, std::vector<UsageEvent> events,
                      std::function<void(Result<Ledger::IngestResult>)> done) {
-  if (!budgets_in_process_) return ledger_.ingest(c.principal.org_id, std::move(events), std::move(done));
+  ingest(c.principal.org_id, std::move(events), std::move(done));
+}
+
+void Gateway::ingest(const std::string& org, std::vector<UsageEvent> events,
+                     std::function<void(Result<Ledger::IngestResult>)> done) {
+  if (!budgets_in_process_) return ledger_.ingest(org, std::move(events), std::move(done));
   // Keep what each event will add to the counters, to count it once its insert has committed.
   std::vector<std::tuple<std::vector<std::pair<Scope, std::string>>, std::string, int64_t>> costs;
   for (const auto& e : events) {
-    costs.emplace_back(counter_scopes(c.principal.org_id, e.project_id, e.api_key_id), budget_period(e.time), e.cost_micros);
+    costs.emplace_back(counter_scopes(org, e.project_id, e.api_key_id), budget_period(e.time), e.cost_micros);
   }
-  ledger_.ingest(c.principal.org_id, std::move(events),
+  ledger_.ingest(org, std::move(events),
                  [this, costs = std::move(costs), done = std::move(done)](Result<Ledger::IngestResult> r) {
                    if (r.is_ok()) {
                      for (size_t i = 0; i < costs.size(); ++i) {

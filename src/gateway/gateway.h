@@ -141,8 +141,11 @@ class Gateway {
   // caller's org included). Reads the database (projects): call it off the I/O thread.
   Result<std::vector<UsageEvent>> parse_usage_events(const Caller& c, const std::string& body);
 
-  // Stores usage events (Ledger::ingest) and counts their cost against budgets.
+  // Stores usage events (Ledger::ingest) and counts their cost against budgets at once (admission sees
+  // it with no restart). The second form is for the platform's own meters (metered_usage.h).
   void ingest(const Caller& c, std::vector<UsageEvent> events, std::function<void(Result<Ledger::IngestResult>)> done);
+  void ingest(const std::string& org, std::vector<UsageEvent> events,
+              std::function<void(Result<Ledger::IngestResult>)> done);
 
   tenancy::TenantStore& tenants() { return tenants_; }
   Policy& policy() { return policy_; }

@@ -11,7 +11,9 @@ Status record_metered_usage(Gateway& gw, const std::string& org, UsageEvent e) {
     e.cost_micros = static_cast<int64_t>(cost);
   }
   std::promise<Status> done;
-  gw.ledger().ingest(org, {std::move(e)}, [&](Result<Ledger::IngestResult> r) { done.set_value(r.status()); });
+  // Through the gateway, not the ledger alone: the spend counts against the org's and project's budgets
+  // at once, so inference admission sees a job's GPU spend without a restart.
+  gw.ingest(org, {std::move(e)}, [&](Result<Ledger::IngestResult> r) { done.set_value(r.status()); });
   return done.get_future().get();
 }
 

@@ -13,6 +13,7 @@
 
 #include "gateway/budget_accountant.h"
 #include "gateway/gateway.h"
+#include "gateway/metered_usage.h"
 #include "gateway/ledger.h"
 #include "gateway/policy.h"
 #include "storage/group_commit.h"
@@ -268,6 +269,54 @@ TEST_P(LedgerTest, DeferredOpenRecordsAreWrittenOnlyForLongRequests) {
   EXPECT_EQ(scalar("SELECT spent_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), 30);
   // A request settles once, whichever way its record was written.
   EXPECT_EQ(settle(quick).code(), StatusCode::kAlreadyExists);
+  gw.stop();
+}
+
+// A job's GPU-seconds (the platform's own meter) count against the budgets at once: the next inference
+// request of the project is refused without a restart, and a repeated meter call counts once.
+TEST_P(LedgerTest, MeteredUsageCountsAgainstBudgetsAtOnce) {
+  GatewayOptions opts;
+  opts.budgets = GatewayOptions::Budgets::kInProcess;
+  opts.policy_refresh_ms = 20;
+  Gateway gw(*db_, opts);
+  ASSERT_TRUE(gw.start().is_ok());
+  Price gpu;
+  gpu.item = "gpu-seconds/sim/on-demand";
+  gpu.effective_from = nc::unix_us() - 1000000;
+  gpu.per_unit = 1000;  // 1000 micros per GPU-second
+  ASSERT_TRUE(gw.policy().add_price(gpu, actor_).is_ok());
+  ASSERT_TRUE(gw.policy().set_budget(org_, Scope::kProject, project_, int64_t{1000000}, actor_).is_ok());
+  ASSERT_TRUE(gw.policy().refresh().is_ok());
+  auto caller = std::make_shared<Caller>();
+  caller->principal.org_id = org_;
+  caller->principal.project_id = project_;
+  caller->principal.kind = tenancy::KeyKind::kInference;
+  AdmitRequest r;
+  r.request_id = "before";
+  r.endpoint = "completions";
+  r.model = "tiny";
+  r.prompt_tokens = 10;
+  r.max_output_tokens = 10;
+  Ticket t1;
+  ASSERT_FALSE(gw.admit(caller, r, &t1).has_value()) << "within the budget before the job's spend";
+  gw.release(t1);
+  UsageEvent e;
+  e.source = "neocloud/capacity";
+  e.id = "job_0000000000000001/0";
+  e.type = "gpu.seconds";
+  e.project_id = project_;
+  e.time = nc::unix_us();
+  e.item = gpu.item;
+  e.quantity = 1500;  // 1.5 M micros: past the 1 M budget
+  ASSERT_TRUE(record_metered_usage(gw, org_, e).is_ok());
+  ASSERT_TRUE(record_metered_usage(gw, org_, e).is_ok());  // a retry: stored and counted once
+  EXPECT_EQ(scalar("SELECT spent_micros FROM spend WHERE scope = 'project' AND scope_id = $1", {project_}), 1500000);
+  r.request_id = "after";
+  Ticket t2;
+  auto denied = gw.admit(caller, r, &t2);
+  ASSERT_TRUE(denied.has_value()) << "the job's spend is seen by admission at once";
+  EXPECT_EQ(denied->status, 429);
+  EXPECT_EQ(denied->code, "insufficient_quota");
   gw.stop();
 }
 
