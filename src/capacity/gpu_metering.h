@@ -1,6 +1,7 @@
 // GPU-time metering: what one ended job segment (or a reservation's hold) is billed as — a usage event
 // of GPU-seconds, rounded up, on the price item "gpu-seconds/<type>/<on-demand|spot|reserved|
-// in-reservation|reservation>", keyed (source "neocloud/capacity", id "<job>/<segment>") so that the
+// in-reservation|reservation>" (a CPU-only job: job-seconds on "cpu-seconds/<class>"; a run that started
+// bills at least one unit), keyed (source "neocloud/capacity", id "<job>/<segment>") so that the
 // ledger stores it once however often it is retried. The billing module prices and stores it
 // (gateway/metered_usage.h); capacity knows no prices or ledger.
 // Plain values and a pure function; any thread.

@@ -161,6 +161,17 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
   l->submitted_us = l->job.created_us;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (l->job.spec.shape.gpus == 0) {
+      int cpu_only = 0;
+      for (const auto& [id, other] : jobs_) {
+        if (other->job.org == org && other->job.spec.shape.gpus == 0 && !is_terminal(other->job.state)) ++cpu_only;
+      }
+      if (cpu_only >= options_.max_cpu_only_jobs_per_org) {
+        return resource_exhausted(fmt::format("this organization has {} CPU-only jobs queued or running; at most {} at once",
+                                              cpu_only, options_.max_cpu_only_jobs_per_org))
+            .with_field("gpus");
+      }
+    }
     if (!l->job.spec.reservation.empty()) NC_RETURN_IF_ERROR(reservations_.check_usable(org, l->job.spec.reservation));
     l->sched_id = next_sched_id_++;
     NC_RETURN_IF_ERROR(scheduler_->submit(sched_job(*l)));

@@ -62,6 +62,9 @@ struct JobControllerOptions {
   // its last heartbeat. 0: no checks. self_nodes are this machine's: the controller heartbeats them.
   int node_timeout_s = 0;
   std::vector<std::string> self_nodes;
+  // CPU-only jobs (gpus 0) an organization may have queued or running at once; beyond, a submit is
+  // ResourceExhausted (429). They need no GPU, so nothing else bounds them. 0: none allowed.
+  int max_cpu_only_jobs_per_org = 4;
 };
 
 class JobController {

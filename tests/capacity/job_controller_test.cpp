@@ -1,6 +1,7 @@
 // The job controller on the local executor with simulated GPUs: jobs see exactly their GPUs, spot jobs
 // are preempted and requeued, cancel kills the process tree, max duration times out, every segment is
 // metered once with its real run time, quotas hold, and one organization never sees another's jobs.
+#include "capacity/gpu_metering.h"
 #include "capacity/job_controller.h"
 
 #include <fmt/format.h>
@@ -531,6 +532,59 @@ TEST_F(LocalJobControllerTest, LostNodeRequeuesOrFailsItsJobs) {
   // Segment 0 is billed until the lost node's last heartbeat, not until the kill a second later.
   EXPECT_LE(m[0].ended_us, again.segments[1].started_us);
   EXPECT_GT(m[0].ended_us, m[0].started_us);
+}
+
+// CPU-only jobs need no GPU, so a per-organization cap bounds them; GPU jobs and other orgs are not
+// counted, and ended jobs free their place.
+TEST_F(LocalJobControllerTest, CpuOnlyJobsAreBoundedPerOrganization) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto j = ctl_->submit("acme", "p", shell("sleep 30", 0));
+    ASSERT_TRUE(j.is_ok()) << j.status().to_string();
+    ids.push_back(j->id);
+  }
+  const Status fifth = ctl_->submit("acme", "p", shell("sleep 30", 0)).status();
+  EXPECT_EQ(fifth.code(), StatusCode::kResourceExhausted) << fifth.to_string();
+  EXPECT_EQ(fifth.field(), "gpus");
+  auto other = ctl_->submit("other", "p", shell("true", 0));
+  EXPECT_TRUE(other.is_ok()) << "the cap is per organization";
+  auto gpu = ctl_->submit("acme", "p", shell("true", 1));
+  EXPECT_TRUE(gpu.is_ok()) << "GPU jobs are not counted";
+  for (const auto& id : ids) ASSERT_TRUE(ctl_->cancel("acme", id).is_ok());
+  for (const auto& id : ids) wait_done("acme", id);
+  EXPECT_TRUE(ctl_->submit("acme", "p", shell("true", 0)).is_ok()) << "ended jobs free their place";
+}
+
+// What a segment is billed as: GPU-seconds rounded up; a CPU-only job's seconds on its own item; a run
+// that started is at least one unit.
+TEST(GpuMetering, SegmentsBillGpuSecondsCpuSecondsAndAtLeastOneUnit) {
+  SegmentUsage u;
+  u.job_id = "job_1";
+  u.org = "acme";
+  u.project = "p";
+  u.gpu_type = "H100";
+  u.item_class = "on-demand";
+  u.segment = 2;
+  u.started_us = 1'000'000;
+  u.gpu_milli = 2000;
+  u.ended_us = u.started_us + 1'500'000;
+  GpuUsage g = gpu_usage(u);
+  EXPECT_EQ(g.item, "gpu-seconds/H100/on-demand");
+  EXPECT_EQ(g.quantity, 3);
+  EXPECT_EQ(g.id, "job_1/2");
+  EXPECT_EQ(g.source, "neocloud/capacity");
+  EXPECT_EQ(g.data["gpu_milli"], 2000);
+  u.gpu_milli = 0;
+  u.ended_us = u.started_us + 2'100'000;
+  g = gpu_usage(u);
+  EXPECT_EQ(g.item, "cpu-seconds/on-demand");
+  EXPECT_EQ(g.type, "cpu.seconds");
+  EXPECT_EQ(g.quantity, 3);
+  u.ended_us = u.started_us;  // started and ended at once
+  EXPECT_EQ(gpu_usage(u).quantity, 1);
+  u.gpu_milli = 250;
+  u.ended_us = u.started_us + 1000;
+  EXPECT_EQ(gpu_usage(u).quantity, 1);
 }
 
 // Jobs and quotas survive a restart: history stays, queued jobs queue again, a job that was running when
