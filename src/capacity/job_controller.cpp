@@ -172,7 +172,7 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
             .with_field("gpus");
       }
     }
-    if (!l->job.spec.reservation.empty()) NC_RETURN_IF_ERROR(reservations_.check_usable(org, l->job.spec.reservation));
+    if (!l->job.spec.reservation.empty()) NC_RETURN_IF_ERROR(reservations_.check_usable(org, project, l->job.spec.reservation));
     l->sched_id = next_sched_id_++;
     NC_RETURN_IF_ERROR(scheduler_->submit(sched_job(*l)));
     event(*l, "submitted", std::string(priority_name(l->job.spec.priority)));

@@ -60,6 +60,7 @@ SegmentUsage reservation_usage(const ReservationRecord& rec) {
   SegmentUsage u;
   u.job_id = rec.id;
   u.org = rec.org;
+  u.project = rec.project;
   u.gpu_type = rec.gpu_type;
   u.item_class = "reservation";
   u.priority = PriorityClass::kReserved;

@@ -49,6 +49,7 @@ std::string_view reservation_state_name(ReservationState s);
 struct ReservationRecord {
   std::string id;  // "res_<16 hex>"
   std::string org, name, gpu_type;
+  std::string project;  // the reserving key's project ("": organization-wide); its jobs only may use it
   int gpus = 0;
   int64_t start_us = 0, end_us = 0, created_us = 0;
   ReservationState state = ReservationState::kPending;

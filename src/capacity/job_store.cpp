@@ -234,7 +234,7 @@ json nodes_json(const std::vector<NodeAssignment>& nodes) {
 }  // namespace
 
 Status JobStore::save_reservation(const ReservationRecord& r) {
-  const json doc = {{"id", r.id},           {"org", r.org},
+  const json doc = {{"id", r.id},           {"org", r.org},           {"project", r.project},
                     {"name", r.name},       {"gpu_type", r.gpu_type},
                     {"gpus", r.gpus},       {"start_us", r.start_us},
                     {"end_us", r.end_us},   {"created_us", r.created_us},
@@ -266,6 +266,7 @@ Result<std::vector<ReservationRecord>> JobStore::load_reservations() {
     ReservationRecord rec;
     rec.id = r.get<std::string>("id");
     rec.org = r.get<std::string>("org");
+    rec.project = doc.value("project", std::string());  // optional: reservations stored before projects
     rec.name = r.get<std::string>("name");
     rec.gpu_type = r.get<std::string>("gpu_type");
     rec.gpus = r.get<int>("gpus");

@@ -259,6 +259,7 @@ ojson reservation_json(const ReservationRecord& r) {
   o["id"] = r.id;
   o["object"] = "reservation";
   o["name"] = r.name;
+  o["project_id"] = r.project.empty() ? ojson() : ojson(r.project);
   o["status"] = std::string(reservation_state_name(r.state));
   o["gpu_type"] = r.gpu_type;
   o["gpus"] = r.gpus;
@@ -274,12 +275,16 @@ ojson reservation_json(const ReservationRecord& r) {
 
 namespace {
 
-JobsResponse handle_reservations(JobController& jobs, const std::string& org, std::string_view method,
-                                 std::string_view path, const std::string& body) {
+JobsResponse handle_reservations(JobController& jobs, const std::string& org, const std::string& project,
+                                 std::string_view method, std::string_view path, const std::string& body) {
+  // As for jobs: a project's key sees and cancels its project's reservations only.
+  auto mine = [&](const ReservationRecord& r) { return project.empty() || r.project.empty() || r.project == project; };
   if (path == "/v1/reservations") {
     if (method == "GET") {
       ojson data = ojson::array();
-      for (const auto& r : jobs.reservations(org)) data.push_back(reservation_json(r));
+      for (const auto& r : jobs.reservations(org)) {
+        if (mine(r)) data.push_back(reservation_json(r));
+      }
       return {200, {{"object", "list"}, {"data", data}}};
     }
     if (method != "POST") return error(405, fmt::format("{} is not allowed on /v1/reservations", method));
@@ -296,6 +301,7 @@ JobsResponse handle_reservations(JobController& jobs, const std::string& org, st
     };
     if (!j.contains("gpu_type") || !j["gpu_type"].is_string()) return error(400, "'gpu_type' (a string) is required", "gpu_type");
     spec.gpu_type = j["gpu_type"].get<std::string>();
+    spec.project = project;
     if (j.contains("name") && !j["name"].is_null()) {
       if (!j["name"].is_string()) return error(400, "'name' must be a string", "name");
       spec.name = j["name"].get<std::string>();
@@ -325,12 +331,18 @@ JobsResponse handle_reservations(JobController& jobs, const std::string& org, st
   const size_t slash = rest.find('/');
   const std::string id(rest.substr(0, slash));
   const std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-  if (action.empty() && method == "GET") {
+  auto visible = [&]() -> Result<ReservationRecord> {
     auto r = jobs.reservation(org, id);
+    if (r.is_ok() && !mine(*r)) return not_found(fmt::format("no reservation '{}'", id));
+    return r;
+  };
+  if (action.empty() && method == "GET") {
+    auto r = visible();
     if (!r.is_ok()) return from_status(r.status());
     return {200, reservation_json(*r)};
   }
   if ((action == "cancel" && method == "POST") || (action.empty() && method == "DELETE")) {
+    if (auto v = visible(); !v.is_ok()) return from_status(v.status());
     auto r = jobs.cancel_reservation(org, id);
     if (!r.is_ok()) return from_status(r.status());
     return {200, reservation_json(*r)};
@@ -344,7 +356,7 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
                          std::string_view method, std::string_view path, std::string_view query,
                          const std::string& body) {
   if (path == "/v1/reservations" || path.rfind("/v1/reservations/", 0) == 0) {
-    return handle_reservations(jobs, org, method, path, body);
+    return handle_reservations(jobs, org, project, method, path, body);
   }
   if (path == "/v1/jobs") {
     if (method == "POST") {

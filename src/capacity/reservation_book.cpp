@@ -107,9 +107,10 @@ Result<ReservationRecord> ReservationBook::cancel(const std::string& org, const 
   return rec;
 }
 
-Status ReservationBook::check_usable(const std::string& org, const std::string& id) const {
+Status ReservationBook::check_usable(const std::string& org, const std::string& project, const std::string& id) const {
   const Live* lr = find(org, id);
-  if (!lr) return not_found(fmt::format("no reservation '{}'", id));
+  if (!lr || (!lr->rec.project.empty() && !project.empty() && lr->rec.project != project))
+    return not_found(fmt::format("no reservation '{}'", id));
   const auto st = lr->rec.state;
   if (st != ReservationState::kPending && st != ReservationState::kActive) {
     return failed_precondition(fmt::format("reservation {} is {}", id, reservation_state_name(st)));

@@ -47,7 +47,8 @@ class ReservationBook {
 
   // A job of org may be submitted into reservation id: NotFound (unknown, another org's) or
   // FailedPrecondition (ended, cancelled).
-  Status check_usable(const std::string& org, const std::string& id) const;
+  // `project`: the job's; a reservation made by another project's key is NotFound to it.
+  Status check_usable(const std::string& org, const std::string& project, const std::string& id) const;
   // The Scheduler's id of a reservation; UINT64_MAX if unknown (the Scheduler then refuses the job).
   uint64_t sched_id(const std::string& id) const;
 

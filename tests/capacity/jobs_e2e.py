@@ -145,6 +145,7 @@ class JobsTest:
         # organization's admin key sees every project's jobs.
         other_proj = self.a.project("other")
         other_key, _ = self.a.key(other_proj, "other-jobs")
+        self.a_other_key = other_key
         for method, path in (("GET", f"/v1/jobs/{jid}"), ("GET", f"/v1/jobs/{jid}/logs"), ("POST", f"/v1/jobs/{jid}/cancel")):
             r = self.c.call(method, path, other_key, {} if method == "POST" else None)
             check(r.status == 404, f"org A project 'other' {method} {path}: expected 404, got {r}")
@@ -222,6 +223,15 @@ class JobsTest:
         rid = r["id"]
         self.reservations.append((self.a_key, rid))
         check(r["status"] == "pending" and r["gpus"] == 2, f"reservation created: {r}")
+        # Another project of A neither sees, cancels nor uses it.
+        for method, path in (("GET", f"/v1/reservations/{rid}"), ("POST", f"/v1/reservations/{rid}/cancel")):
+            r2 = self.c.call(method, path, self.a_other_key, {} if method == "POST" else None)
+            check(r2.status == 404, f"A's other project {method} {path}: expected 404, got {r2}")
+        listed = [x["id"] for x in self.c.ok("GET", "/v1/reservations", self.a_other_key, status=(200,))["data"]]
+        check(rid not in listed, f"A's other project lists the reservation: {listed}")
+        r2 = self.c.call("POST", "/v1/jobs", self.a_other_key, {"command": "true", "gpus": 1, "reservation": rid})
+        check(r2.status == 404, f"A's other project runs a job in the reservation: expected 404, got {r2}")
+        check(r.get("project_id") == self.a_proj, f"the reservation names its project: {r}")
         over = self.c.call("POST", "/v1/reservations", self.b_key, {"gpu_type": self.gpu_type, "gpus": 3, "duration_seconds": 60})
         check(over.status == 409, f"3 more GPUs are not free to reserve while 2 of 4 are promised: {over}")
         inside = self.submit(self.a_key, {"command": "sh", "args": ["-c", "echo in $CUDA_VISIBLE_DEVICES; sleep 60"],
