@@ -56,6 +56,7 @@ gateway::UsageEvent usage_event(const capacity::GpuUsage& g) {
   e.id = g.id;
   e.type = g.type;
   e.project_id = g.project;
+  e.api_key_id = g.api_key_id;
   e.time = g.time_us;
   e.item = g.item;
   e.quantity = g.quantity;

@@ -11,6 +11,7 @@ GpuUsage gpu_usage(const SegmentUsage& u) {
   GpuUsage g;
   g.org = u.org;
   g.project = u.project;
+  g.api_key_id = u.api_key_id;
   g.id = fmt::format("{}/{}", u.job_id, u.segment);
   g.time_us = u.ended_us;
   const int64_t us = std::max<int64_t>(0, u.ended_us - u.started_us);

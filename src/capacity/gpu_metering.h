@@ -17,7 +17,7 @@
 namespace nc::capacity {
 
 struct GpuUsage {
-  std::string org, project;
+  std::string org, project, api_key_id;
   std::string source = "neocloud/capacity", id, type = "gpu.seconds", item;
   int64_t time_us = 0;   // when the segment ended
   int64_t quantity = 0;  // GPU-seconds (gpu_milli × seconds / 1000, rounded up)

@@ -130,7 +130,8 @@ SchedJob JobController::sched_job(const Live& l) const {
   return j;
 }
 
-Result<Job> JobController::submit(const std::string& org, const std::string& project, JobSpec spec) {
+Result<Job> JobController::submit(const std::string& org, const std::string& project, JobSpec spec,
+                                  const std::string& api_key_id) {
   if (spec.command.empty()) return invalid_argument("command is required");
   // What a job may carry (it is stored, listed and sent to executors): bounded like a shell's argv.
   constexpr size_t kMaxCommand = 4096, kMaxArgs = 1024, kMaxEnv = 256, kMaxText = 128 * 1024;
@@ -155,6 +156,7 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
   l->job.id = new_job_id();
   l->job.org = org;
   l->job.project = project;
+  l->job.api_key_id = api_key_id;
   l->job.spec = std::move(spec);
   l->job.created_us = unix_us();
   l->job.log_path = (std::filesystem::path(options_.log_dir) / l->job.id / "output.log").string();

@@ -80,7 +80,8 @@ class JobController {
   void stop();   // stops the loop; running jobs are SIGKILLed by the executor's destructor
 
   // InvalidArgument (bad spec), FailedPrecondition (can never fit this cluster).
-  Result<Job> submit(const std::string& org, const std::string& project, JobSpec spec);
+  // `api_key_id`: the submitting key, billed (with its project and org) for the job's usage.
+  Result<Job> submit(const std::string& org, const std::string& project, JobSpec spec, const std::string& api_key_id = "");
   Result<Job> get(const std::string& org, const std::string& id) const;
   std::vector<Job> list(const std::string& org, std::optional<JobState> state = std::nullopt) const;
   // A queued job is cancelled at once; a running one gets SIGTERM (grace, SIGKILL) and is cancelled

@@ -45,6 +45,7 @@ SegmentUsage segment_usage(const Job& j, const JobSegment& seg) {
   u.job_id = j.id;
   u.org = j.org;
   u.project = j.project;
+  u.api_key_id = j.api_key_id;
   u.gpu_type = seg.gpu_type;
   u.item_class = j.spec.reservation.empty() ? std::string(priority_name(j.spec.priority)) : "in-reservation";
   u.priority = j.spec.priority;

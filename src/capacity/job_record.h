@@ -79,6 +79,7 @@ struct JobSegment {
 struct Job {
   std::string id;  // "job_<16 hex>"
   std::string org, project;
+  std::string api_key_id;  // the submitting key ("": none, e.g. no gateway); its usage is billed to it
   JobSpec spec;
   JobState state = JobState::kQueued;
   std::string pending_reason;  // queued: quota | resources | priority
@@ -93,6 +94,7 @@ struct Job {
 // What the meter gets when a segment ends (GPU-seconds = gpu_milli * seconds / 1000).
 struct SegmentUsage {
   std::string job_id, org, project, gpu_type;
+  std::string api_key_id;  // the job's submitting key ("": none)
   std::string item_class;  // the price item's last part: the priority class, "in-reservation" or "reservation"
 
   PriorityClass priority = PriorityClass::kOnDemand;

@@ -69,6 +69,7 @@ json job_to_doc(const Job& j) {
   return {{"id", j.id},
           {"org", j.org},
           {"project", j.project},
+          {"api_key_id", j.api_key_id},
           {"spec", spec},
           {"state", std::string(job_state_name(j.state))},
           {"exit_code", j.exit_code},
@@ -89,6 +90,7 @@ Result<Job> job_from_doc(const json& doc) {
   j.id = r.get<std::string>("id");
   j.org = r.get<std::string>("org");
   j.project = r.get<std::string>("project");
+  j.api_key_id = doc.value("api_key_id", std::string());  // optional: jobs stored before it
   j.exit_code = r.get<int>("exit_code");
   j.created_us = r.get<int64_t>("created_us");
   j.finished_us = r.get<int64_t>("finished_us");

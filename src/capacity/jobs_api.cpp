@@ -354,7 +354,7 @@ JobsResponse handle_reservations(JobController& jobs, const std::string& org, co
 
 JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std::string& project,
                          std::string_view method, std::string_view path, std::string_view query,
-                         const std::string& body) {
+                         const std::string& body, const std::string& api_key_id) {
   if (path == "/v1/reservations" || path.rfind("/v1/reservations/", 0) == 0) {
     return handle_reservations(jobs, org, project, method, path, body);
   }
@@ -362,7 +362,7 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
     if (method == "POST") {
       auto spec = parse_spec(body);
       if (!spec.is_ok()) return error(400, spec.status().message());
-      auto job = jobs.submit(org, project, std::move(*spec));
+      auto job = jobs.submit(org, project, std::move(*spec), api_key_id);
       if (!job.is_ok()) return from_status(job.status());
       return {200, job_json(*job)};
     }

@@ -44,9 +44,10 @@ JobsResponse handle_capacity_admin(JobController& jobs, std::string_view method,
                                    const std::string& body);
 // `project`: the caller key's project ("" for an organization-wide key): a project's key sees and acts on
 // its own project's jobs only (another's are "not found", like another organization's).
+// `api_key_id`: the caller's key, recorded on the jobs it submits (their usage is billed to it).
 JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std::string& project,
                          std::string_view method, std::string_view path, std::string_view query,
-                         const std::string& body);
+                         const std::string& body, const std::string& api_key_id = "");
 
 // The JSON of a job (the API's job object).
 nlohmann::ordered_json job_json(const Job& j);

@@ -23,10 +23,12 @@ awaitable<bool> handle_admin(ApiContext& ctx, Call& call) {
 awaitable<bool> handle_jobs(ApiContext& ctx, Call& call) {
   const std::string org = call.caller ? call.caller->principal.org_id : "local";
   const std::string project = call.caller ? call.caller->principal.project_id : "";
+  const std::string key_id = call.caller ? call.caller->principal.key_id : "";
   const std::string method(call.ex.req.method_string());
   ApiResponse res;
   co_await ctx.offload([&] {
-    res = capacity::handle_jobs(*ctx.jobs, org, project, method, call.ex.path, call.ex.query_text, call.ex.req.body());
+    res = capacity::handle_jobs(*ctx.jobs, org, project, method, call.ex.path, call.ex.query_text, call.ex.req.body(),
+                                key_id);
     return true;
   });
   co_return co_await call.ex.reply(response_reply(res));

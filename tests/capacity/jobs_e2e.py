@@ -269,16 +269,18 @@ class JobsTest:
         return f"{rid}: held GPUs {sorted(held)} for {(end['released_at_us'] - end['activated_at_us']) / 1e6:.1f} s"
 
     def ledger_rows(self):
-        return self.backend.query("SELECT org_id, id, item, quantity, cost_micros, data FROM usage_events "
+        return self.backend.query("SELECT org_id, id, item, quantity, cost_micros, data, api_key_id FROM usage_events "
                                   "WHERE source = 'neocloud/capacity' ORDER BY id")
 
     def check_ledger(self):
         time.sleep(0.5)
         rows = self.ledger_rows()
         by_id = {}
-        for org, eid, item, qty, cost, data in rows:
+        key_of = {}
+        for org, eid, item, qty, cost, data, key_id in rows:
             check(eid not in by_id, f"segment {eid} is in the ledger once: {rows}")
             by_id[eid] = (org, item, int(qty), int(cost), json.loads(data))
+            key_of[eid] = key_id
         n = 0
         for key, jid in self.jobs:
             j = self.c.ok("GET", f"/v1/jobs/{jid}", key, status=(200,))
@@ -295,6 +297,7 @@ class JobsTest:
                 check(qty == want, f"{eid}: {qty} GPU-seconds, want ceil({seg['gpus']} x {seg['seconds']} s) = {want}")
                 check(abs(qty - seg["gpus"] * seg["seconds"]) <= seg["gpus"], f"{eid}: within 1 s per GPU of the run time")
                 check(cost == qty * self.price, f"{eid}: cost {cost} = {qty} x {self.price}")
+                check((key_of[eid] or "").startswith("key_"), f"{eid}: billed to its submitting key, got {key_of[eid]!r}")
                 check(data["started_at_us"] == seg["started_at_us"] and data["ended_at_us"] == seg["ended_at_us"], f"{eid}: {data}")
                 n += 1
         for key, rid in self.reservations:
