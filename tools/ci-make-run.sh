@@ -10,6 +10,10 @@ export NEOCLOUD_DATA
 NEOCLOUD_DATA=$(mktemp -d)
 LOG=$NEOCLOUD_DATA/make-run.log
 limit=${MAKE_RUN_TIMEOUT:-2400}
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
+  echo "make run: something already answers on port $PORT; set PORT to a free one"
+  exit 1
+fi
 setsid make run >"$LOG" 2>&1 &
 pid=$!
 stop() {

@@ -2,24 +2,22 @@
 // decisions, launch and stop outside the mutex, meter) and the reservation calls, which it hands to its
 // ReservationBook. Persistence and recovery: job_recovery.cpp.
 #include "capacity/job_controller.h"
-#include "core/ids.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <set>
 
 #include "capacity/job_store.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "core/timer.h"
 
 namespace nc::capacity {
 namespace {
-
-std::string new_job_id() { return random_id("job_", 16); }
 
 std::vector<std::string> node_names(const Cluster& cluster) {
   std::vector<std::string> names;
@@ -132,28 +130,13 @@ SchedJob JobController::sched_job(const Live& l) const {
 
 Result<Job> JobController::submit(const std::string& org, const std::string& project, JobSpec spec,
                                   const std::string& api_key_id) {
-  if (spec.command.empty()) return invalid_argument("command is required");
-  // What a job may carry (it is stored, listed and sent to executors): bounded like a shell's argv.
-  constexpr size_t kMaxCommand = 4096, kMaxArgs = 1024, kMaxEnv = 256, kMaxText = 128 * 1024;
-  if (spec.command.size() > kMaxCommand)
-    return invalid_argument(fmt::format("command is {} bytes; at most {}", spec.command.size(), kMaxCommand)).with_field("command");
-  size_t args_bytes = 0, env_bytes = 0;
-  for (const auto& a : spec.args) args_bytes += a.size() + 1;
-  for (const auto& [k, v] : spec.env) env_bytes += k.size() + v.size() + 2;
-  if (spec.args.size() > kMaxArgs || args_bytes > kMaxText)
-    return invalid_argument(fmt::format("args: at most {} arguments and {} bytes in all", kMaxArgs, kMaxText)).with_field("args");
-  if (spec.env.size() > kMaxEnv || env_bytes > kMaxText)
-    return invalid_argument(fmt::format("env: at most {} variables and {} bytes in all", kMaxEnv, kMaxText)).with_field("env");
-  if (spec.name.size() > 256) return invalid_argument("name: at most 256 bytes").with_field("name");
-  if (spec.tasks_per_node < 1 || spec.tasks_per_node > 64) return invalid_argument("tasks_per_node must be 1..64");
-  if (spec.max_duration_s < 0) return invalid_argument("max_duration_seconds must not be negative");
+  NC_RETURN_IF_ERROR(check_job_spec(spec));
   if (spec.max_duration_s == 0) spec.max_duration_s = options_.default_max_duration_s;
   if (spec.max_duration_s > options_.max_duration_limit_s) {
     return invalid_argument(fmt::format("max_duration_seconds must be at most {}", options_.max_duration_limit_s));
   }
-  for (const auto& [k, v] : spec.env) NC_RETURN_IF_ERROR(check_job_env(k, v));
   auto l = std::make_unique<Live>();
-  l->job.id = new_job_id();
+  l->job.id = random_id("job_", 16);
   l->job.org = org;
   l->job.project = project;
   l->job.api_key_id = api_key_id;
@@ -163,16 +146,13 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
   l->submitted_us = l->job.created_us;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (l->job.spec.shape.gpus == 0) {
-      int cpu_only = 0;
-      for (const auto& [id, other] : jobs_) {
-        if (other->job.org == org && other->job.spec.shape.gpus == 0 && !is_terminal(other->job.state)) ++cpu_only;
-      }
-      if (cpu_only >= options_.max_cpu_only_jobs_per_org) {
-        return resource_exhausted(fmt::format("this organization has {} CPU-only jobs queued or running; at most {} at once",
-                                              cpu_only, options_.max_cpu_only_jobs_per_org))
-            .with_field("gpus");
-      }
+    const auto cpu_only = l->job.spec.shape.gpus != 0 ? 0 : std::count_if(jobs_.begin(), jobs_.end(), [&](const auto& e) {
+      return e.second->job.org == org && e.second->job.spec.shape.gpus == 0 && !is_terminal(e.second->job.state);
+    });
+    if (l->job.spec.shape.gpus == 0 && cpu_only >= options_.max_cpu_only_jobs_per_org) {
+      return resource_exhausted(fmt::format("{} CPU-only jobs queued or running; at most {} at once per organization",
+                                            cpu_only, options_.max_cpu_only_jobs_per_org))
+          .with_field("gpus");
     }
     if (!l->job.spec.reservation.empty()) NC_RETURN_IF_ERROR(reservations_.check_usable(org, project, l->job.spec.reservation));
     l->sched_id = next_sched_id_++;
@@ -590,7 +570,7 @@ void JobController::tick() {
 Result<ReservationRecord> JobController::reserve(const std::string& org, ReservationRecord spec) {
   const int64_t now = unix_us();
   NC_RETURN_IF_ERROR(ReservationBook::validate(spec, now, options_.max_duration_limit_s));
-  spec.id = "res_" + new_job_id().substr(4);
+  spec.id = random_id("res_", 16);
   spec.org = org;
   std::lock_guard<std::mutex> lock(mu_);
   NC_ASSIGN_OR_RETURN(auto rec, reservations_.add(std::move(spec), next_sched_id_++, now));

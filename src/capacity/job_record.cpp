@@ -1,6 +1,10 @@
 // Job records (job_record.h): state names and the usage of a segment or a reservation's hold.
 #include "capacity/job_record.h"
 
+#include <fmt/format.h>
+
+#include "capacity/executor.h"
+
 namespace nc::capacity {
 
 std::string_view reservation_state_name(ReservationState s) {
@@ -38,6 +42,26 @@ JobState job_state_of(ExitKind k) {
     case ExitKind::kNodeFailed: return JobState::kNodeFailed;
   }
   return JobState::kFailed;
+}
+
+Status check_job_spec(const JobSpec& spec) {
+  if (spec.command.empty()) return invalid_argument("command is required").with_field("command");
+  // What a job may carry (it is stored, listed and sent to executors): bounded like a shell's argv.
+  constexpr size_t kMaxCommand = 4096, kMaxArgs = 1024, kMaxEnv = 256, kMaxText = 128 * 1024;
+  if (spec.command.size() > kMaxCommand)
+    return invalid_argument(fmt::format("command is {} bytes; at most {}", spec.command.size(), kMaxCommand)).with_field("command");
+  size_t args_bytes = 0, env_bytes = 0;
+  for (const auto& a : spec.args) args_bytes += a.size() + 1;
+  for (const auto& [k, v] : spec.env) env_bytes += k.size() + v.size() + 2;
+  if (spec.args.size() > kMaxArgs || args_bytes > kMaxText)
+    return invalid_argument(fmt::format("args: at most {} arguments and {} bytes in all", kMaxArgs, kMaxText)).with_field("args");
+  if (spec.env.size() > kMaxEnv || env_bytes > kMaxText)
+    return invalid_argument(fmt::format("env: at most {} variables and {} bytes in all", kMaxEnv, kMaxText)).with_field("env");
+  if (spec.name.size() > 256) return invalid_argument("name: at most 256 bytes").with_field("name");
+  if (spec.tasks_per_node < 1 || spec.tasks_per_node > 64) return invalid_argument("tasks_per_node must be 1..64");
+  if (spec.max_duration_s < 0) return invalid_argument("max_duration_seconds must not be negative");
+  for (const auto& [k, v] : spec.env) NC_RETURN_IF_ERROR(check_job_env(k, v));
+  return Status::ok();
 }
 
 SegmentUsage segment_usage(const Job& j, const JobSegment& seg) {

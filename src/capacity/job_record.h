@@ -106,6 +106,12 @@ struct SegmentUsage {
 
 // The usage of one (ended) segment of a job.
 SegmentUsage segment_usage(const Job& j, const JobSegment& seg);
+
+// What a submitted spec may hold, checked before anything is stored: a command (at most 4 KiB), at
+// most 1,024 args and 256 env variables of 128 KiB each in all, a name of at most 256 bytes, 1..64 tasks
+// per node, a non-negative max duration, and env entries that pass check_job_env (executor.h).
+// InvalidArgument naming the field.
+Status check_job_spec(const JobSpec& spec);
 // A reservation's hold, from activation to release, as one metered segment (job_id = the reservation id).
 SegmentUsage reservation_usage(const ReservationRecord& rec);
 
