@@ -1,5 +1,7 @@
 #include "gateway/usage_api.h"
 
+#include "core/query_string.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -18,74 +20,7 @@ using json = nlohmann::ordered_json;
 constexpr int64_t kMaxTime = 253402300799;
 constexpr int64_t kMicros = 1'000'000;
 
-// ---- query string ----
-
-std::string percent_decode(std::string_view s) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];  // a stray '%' is kept as is
-    }
-  }
-  return out;
-}
-
-// The decoded `name=value` pairs of a query string; `name[]` is read as `name`.
-class QueryParams {
- public:
-  explicit QueryParams(std::string_view query) {
-    while (!query.empty()) {
-      const size_t amp = query.find('&');
-      const std::string_view part = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-      if (part.empty()) continue;
-      const size_t eq = part.find('=');
-      std::string name = percent_decode(part.substr(0, eq));
-      if (name.size() > 2 && name.ends_with("[]")) name.resize(name.size() - 2);
-      pairs_.emplace_back(std::move(name), eq == std::string_view::npos ? "" : percent_decode(part.substr(eq + 1)));
-    }
-  }
-
-  // The last value given for `name`, if any.
-  std::optional<std::string> scalar(std::string_view name) const {
-    std::optional<std::string> v;
-    for (const auto& [k, value] : pairs_)
-      if (k == name) v = value;
-    return v;
-  }
-
-  // Every value of `name`: repeated parameters and comma-separated lists, empty items dropped.
-  std::vector<std::string> list(std::string_view name) const {
-    std::vector<std::string> out;
-    for (const auto& [k, value] : pairs_) {
-      if (k != name) continue;
-      std::string_view rest = value;
-      while (true) {
-        const size_t comma = rest.find(',');
-        const std::string_view item = rest.substr(0, comma);
-        if (!item.empty()) out.emplace_back(item);
-        if (comma == std::string_view::npos) break;
-        rest = rest.substr(comma + 1);
-      }
-    }
-    return out;
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> pairs_;
-};
+// Query strings: core/query_string.h (percent-decoded, `name[]` as `name`, lists by repeat or comma).
 
 std::optional<int64_t> parse_int(std::string_view s) {
   int64_t v = 0;
@@ -156,21 +91,21 @@ struct Plan {
   storage::Params params;
 };
 
-Result<Plan> make_plan(const Endpoint& ep, const std::string& org_id, const QueryParams& q, int64_t now_s) {
+Result<Plan> make_plan(const Endpoint& ep, const std::string& org_id, const QueryString& q, int64_t now_s) {
   Plan plan;
   // Time range.
-  const auto start_text = q.scalar("start_time");
+  const auto start_text = q.get("start_time");
   if (!start_text) return invalid_argument("start_time: required");
   NC_ASSIGN_OR_RETURN(const int64_t start, parse_time("start_time", *start_text));
   int64_t end = now_s + 1;  // default: up to now, the current second included
-  if (const auto end_text = q.scalar("end_time")) {
+  if (const auto end_text = q.get("end_time")) {
     NC_ASSIGN_OR_RETURN(end, parse_time("end_time", *end_text));
   }
   if (end <= start) return invalid_argument("end_time: must be after start_time (the default is now)");
 
   // Bucket width and limit.
   const Width* width = &ep.widths.front();
-  if (const auto w = q.scalar("bucket_width")) {
+  if (const auto w = q.get("bucket_width")) {
     auto it = std::find_if(ep.widths.begin(), ep.widths.end(), [&](const Width& x) { return x.name == *w; });
     if (it == ep.widths.end()) {
       std::string allowed;
@@ -181,7 +116,7 @@ Result<Plan> make_plan(const Endpoint& ep, const std::string& org_id, const Quer
   }
   plan.width = width->seconds;
   int64_t limit = width->default_limit;
-  if (const auto l = q.scalar("limit")) {
+  if (const auto l = q.get("limit")) {
     const auto v = parse_int(*l);
     if (!v || *v < 1 || *v > width->max_limit)
       return invalid_argument("limit: must be an integer from 1 to " + std::to_string(width->max_limit) +
@@ -192,7 +127,7 @@ Result<Plan> make_plan(const Endpoint& ep, const std::string& org_id, const Quer
   // The page: buckets are aligned to the width (UTC); the first one contains start_time.
   const int64_t origin = start - start % plan.width;
   plan.page_start = origin;
-  if (const auto page = q.scalar("page"); page && !page->empty()) {
+  if (const auto page = q.get("page"); page && !page->empty()) {
     const auto at = decode_cursor(*page);
     if (!at || *at < origin || *at >= end || (*at - origin) % plan.width != 0)
       return invalid_argument("page: not a cursor of this query");
@@ -229,7 +164,7 @@ Result<Plan> make_plan(const Endpoint& ep, const std::string& org_id, const Quer
     }
     plan.where.push_back(in + ")");
   }
-  if (const auto batch = q.scalar("batch"); ep.batch_param && batch) {
+  if (const auto batch = q.get("batch"); ep.batch_param && batch) {
     if (*batch != "true" && *batch != "false") return invalid_argument("batch: must be true or false");
     if (*batch == "true") plan.where.push_back("1 = 0");
   }
@@ -273,7 +208,7 @@ Result<json> run_plan(storage::Database& db, const Endpoint& ep, const Plan& pla
 
 Result<json> serve(const Endpoint& ep, storage::Database& db, const std::string& org_id, std::string_view query,
                    int64_t now_s) {
-  const QueryParams q(query);
+  const QueryString q(query);
   NC_ASSIGN_OR_RETURN(Plan plan, make_plan(ep, org_id, q, now_s));
   return run_plan(db, ep, plan);
 }
