@@ -35,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gateway"))
+import gateway_e2e  # noqa: E402
 
 MODEL = "tiny"
 MODEL2 = "acme/tiny"  # a second alias of the same file: a model id with a slash, as Hugging Face names
@@ -180,20 +182,9 @@ def _call(conn, method, path, auth, body, raw):
 # ---------------------------------------------------------------------------------------------------
 # API keys (a well-formed key the database does not hold: fixed, so that both runs send the same one)
 
-B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def b62(n, width):
-    s = ""
-    for _ in range(width):
-        n, r = divmod(n, 62)
-        s = B62[r] + s
-    return s
-
-
 def well_formed_key(kind, fill):
     body = f"nc-{kind}-" + (fill * 43)[:43]
-    return body + b62(zlib.crc32(body.encode()) & 0xFFFFFFFF, 6)
+    return body + gateway_e2e.key_checksum(body)  # the server's checksum, as the gateway test computes it
 
 
 # ---------------------------------------------------------------------------------------------------
