@@ -10,6 +10,7 @@ PKGS=(
   clang libclang-rt-14-dev
   python3 python3-jinja2 time
   slurm-wlm munge
+  bubblewrap util-linux procps
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -47,6 +47,8 @@ struct ServeOptions {
   std::string executor = "local", slurm_conf;
   server::EdgeLimits limits;
   int64_t job_log_max_bytes = 256LL << 20;
+  std::string job_sandbox = "auto", gpu_device_dir = "/dev";
+  std::vector<int64_t> job_uid_range;  // base, count
 };
 
 // A metered GPU segment as the ledger's usage event.
@@ -89,12 +91,14 @@ Status run_serve(const ServeOptions& o) {
   std::unique_ptr<storage::Database> db;
   std::unique_ptr<gateway::Gateway> gw;
   int lock_fd = -1;
+  std::string db_path;  // the SQLite file, if that is the database
   if (!o.db.empty()) {
     NC_ASSIGN_OR_RETURN(db, storage::Database::open(o.db));
     if (db->dialect() == storage::Dialect::kSqlite) {
       // On SQLite this process is the ledger's only writer (budgets are checked in its memory):
       // a second serve on the same file is refused.
-      std::string path = o.db.rfind("sqlite://", 0) == 0 ? o.db.substr(9) : o.db.rfind("sqlite:", 0) == 0 ? o.db.substr(7) : o.db;
+      std::string& path = db_path;
+      path = o.db.rfind("sqlite://", 0) == 0 ? o.db.substr(9) : o.db.rfind("sqlite:", 0) == 0 ? o.db.substr(7) : o.db;
       lock_fd = ::open((path + ".serve.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
       if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         return failed_precondition(fmt::format("another `neocloud serve` uses the SQLite database '{}'; stop it, or use "
@@ -133,6 +137,9 @@ Status run_serve(const ServeOptions& o) {
     NC_ASSIGN_OR_RETURN(auto nodes, capacity::discover_inventory(inv));
     capacity::LocalExecutorOptions leo;
     leo.max_log_bytes = o.job_log_max_bytes;
+    leo.sandbox.mode = o.job_sandbox == "required" ? capacity::SandboxMode::kRequired
+                       : o.job_sandbox == "off"    ? capacity::SandboxMode::kOff
+                                                   : capacity::SandboxMode::kAuto;
     for (const auto& n : nodes) leo.nodes.push_back(n.id);
     NC_ASSIGN_OR_RETURN(auto sched, capacity::Scheduler::create(capacity::Cluster(nodes)));
     capacity::JobControllerOptions jo;
@@ -145,6 +152,15 @@ Status run_serve(const ServeOptions& o) {
     jo.node_timeout_s = o.node_timeout >= 0 ? o.node_timeout : (o.gpu_nodes.empty() ? 0 : 60);
     jo.grace_period_s = o.jobs_grace;
     jo.log_dir = o.jobs_dir.empty() ? (std::filesystem::temp_directory_path() / "neocloud-jobs").string() : o.jobs_dir;
+    if (o.job_uid_range.size() == 2) jo.job_uids = {o.job_uid_range[0], o.job_uid_range[1]};
+    // What a job must never see: every job's directory and log, the database and the key file.
+    leo.sandbox.hidden_paths = {jo.log_dir};
+    leo.sandbox.jobs_root = jo.log_dir;
+    leo.sandbox.dev_dir = o.gpu_device_dir;
+    if (!o.admin_key_file.empty()) leo.sandbox.hidden_paths.push_back(o.admin_key_file);
+    if (!db_path.empty()) {
+      for (const char* suffix : {"", "-wal", "-shm", "-journal", ".serve.lock"}) leo.sandbox.hidden_paths.push_back(db_path + suffix);
+    }
     if (gw) {
       jo.meter = [g = gw.get()](const capacity::SegmentUsage& u) {
         const capacity::GpuUsage usage = capacity::gpu_usage(u);
@@ -160,7 +176,20 @@ Status run_serve(const ServeOptions& o) {
       so.gpu_indices = capacity::SlurmGpuIndices::kAssignment;  // our scheduler's books decide the GPUs
       executor = std::make_unique<capacity::SlurmExecutor>(so);
     } else {
-      executor = std::make_unique<capacity::LocalExecutor>(leo);
+      auto local = std::make_unique<capacity::LocalExecutor>(leo);
+      const capacity::JobSandbox& sb = local->sandbox();
+      if (!sb.required_error().empty()) return failed_precondition(sb.required_error());
+      if (sb.active()) {
+        fmt::print(stderr, "neocloud: job sandbox {}\n", sb.status());
+      } else {
+        fmt::print(stderr,
+                   "neocloud: WARNING: JOBS ARE NOT SANDBOXED: {}. A job can read this server's files and signal "
+                   "its processes. Install bubblewrap, or start with --job-sandbox required to refuse to run jobs "
+                   "without it.\n",
+                   sb.status());
+      }
+      fmt::print(stderr, "neocloud: job cgroups {}\n", local->cgroup_status());
+      executor = std::move(local);
     }
     jobs = std::make_unique<capacity::JobController>(std::move(sched), std::move(executor), jo);
     NC_RETURN_IF_ERROR(jobs->recover());
@@ -243,6 +272,16 @@ void add_serve_command(CLI::App& app) {
                   "a job's log is cut at this size, with a line saying so (local executor; 0: no cap)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--job-sandbox", o->job_sandbox,
+                  "confine jobs with bubblewrap, as each organization's own uid: auto (when the host can; a warning "
+                  "otherwise), required (refuse to start without it), off")
+      ->check(CLI::IsMember({"auto", "required", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--gpu-device-dir", o->gpu_device_dir,
+                  "where the GPUs' device nodes are (nvidia0, nvidiactl, ...); a sandboxed job sees only its own")
+      ->capture_default_str();
+  cmd->add_option("--job-uid-range", o->job_uid_range, "BASE COUNT: the uids sandboxed jobs run as (one per organization)")
+      ->expected(2);
   cmd->add_option("--jobs-dir", o->jobs_dir, "where job logs and working directories go (default: $TMPDIR/neocloud-jobs)");
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
       ->check(CLI::PositiveNumber)

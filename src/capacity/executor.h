@@ -58,6 +58,9 @@ struct LaunchSpec {
   int64_t max_duration_s = 0;          // > 0: enforced (kTimedOut)
   int grace_period_s = 10;             // SIGTERM -> SIGKILL, for timeouts
   std::string log_path;                // created (with parent directories) if missing; appended
+  // The Unix user the tasks run as where the executor confines jobs (confined()): the organization's
+  // own uid (job_users.h). -1: none given (a confining executor running as root refuses the launch).
+  int64_t run_as_uid = -1;
 };
 
 enum class ExitKind {
@@ -108,6 +111,9 @@ class Executor {
   // is left. Local: processes whose environment has NEOCLOUD_JOB_ID/NEOCLOUD_SEGMENT of the segment;
   // Slurm: the job named for it.
   virtual Status kill_leftover(const std::string& job_id, int segment) = 0;
+  // Whether tasks run confined (own namespaces, as run_as_uid, only working_dir writable): then
+  // working_dir must be the job's own directory, which the executor hands to the job's user.
+  virtual bool confined() const { return false; }
 };
 
 }  // namespace nc::capacity

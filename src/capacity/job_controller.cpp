@@ -33,6 +33,7 @@ JobController::JobController(std::unique_ptr<Scheduler> scheduler, std::unique_p
       executor_(std::move(executor)),
       options_(std::move(options)),
       reservations_(*scheduler_, options_.store),
+      users_(options_.store, options_.job_uids),
       health_(node_names(scheduler_->cluster()), unix_us(), options_.node_timeout_s, options_.self_nodes) {}
 
 Status JobController::heartbeat(const std::string& node) {
@@ -131,6 +132,10 @@ SchedJob JobController::sched_job(const Live& l) const {
 Result<Job> JobController::submit(const std::string& org, const std::string& project, JobSpec spec,
                                   const std::string& api_key_id) {
   NC_RETURN_IF_ERROR(check_job_spec(spec));
+  if (executor_->confined() && !spec.working_dir.empty()) {
+    return invalid_argument("working_dir: jobs run in their own directory (/home/job, also $HOME); cd in the command instead")
+        .with_field("working_dir");
+  }
   if (spec.max_duration_s == 0) spec.max_duration_s = options_.default_max_duration_s;
   if (spec.max_duration_s > options_.max_duration_limit_s) {
     return invalid_argument(fmt::format("max_duration_seconds must be at most {}", options_.max_duration_limit_s));
@@ -291,9 +296,12 @@ void JobController::launch(Live& l, int64_t now_us) {
   spec.env = l.job.spec.env;
   spec.log_path = l.job.log_path;
   std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(l.job.log_path).parent_path(), ec);
-  spec.working_dir = l.job.spec.working_dir.empty() ? std::filesystem::path(l.job.log_path).parent_path().string()
-                                                    : l.job.spec.working_dir;
+  const auto job_dir = std::filesystem::path(l.job.log_path).parent_path();
+  // Confined: the job's own directory, apart from its log (which the job must not be able to replace).
+  spec.working_dir = executor_->confined()              ? (job_dir / "work").string()
+                     : l.job.spec.working_dir.empty() ? job_dir.string()
+                                                      : l.job.spec.working_dir;
+  std::filesystem::create_directories(spec.working_dir, ec);
   spec.tasks_per_node = l.job.spec.tasks_per_node;
   spec.max_duration_s = l.job.spec.max_duration_s;
   spec.grace_period_s = options_.grace_period_s;
@@ -309,6 +317,7 @@ void JobController::launch(Live& l, int64_t now_us) {
   ExecAction a;
   a.launch = true;
   a.job_id = l.job.id;
+  a.org = l.job.org;
   a.segment = l.segment;
   a.spec = std::move(spec);
   actions_.push_back(std::move(a));
@@ -347,7 +356,13 @@ void JobController::run_actions() {
   for (size_t i = 0; i < todo.size(); ++i) {
     const ExecAction& a = todo[i];
     if (a.launch) {
-      Status s = executor_->launch(a.spec);
+      Status s;
+      if (executor_->confined()) {  // the organization's own uid
+        auto uid = users_.uid_for(a.org);
+        if (uid.is_ok()) todo[i].spec.run_as_uid = *uid;
+        s = uid.status();
+      }
+      if (s.is_ok()) s = executor_->launch(a.spec);
       if (!s.is_ok()) failed_launches.insert({a.job_id, a.segment});
       outcomes.push_back({i, std::move(s)});
     } else if (!failed_launches.count({a.job_id, a.segment})) {

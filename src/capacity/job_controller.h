@@ -39,6 +39,7 @@
 #include "capacity/executor.h"
 #include "capacity/job.h"
 #include "capacity/job_record.h"
+#include "capacity/job_users.h"
 #include "capacity/node_health.h"
 #include "capacity/reservation_book.h"
 #include "capacity/scheduler.h"
@@ -65,6 +66,9 @@ struct JobControllerOptions {
   // CPU-only jobs (gpus 0) an organization may have queued or running at once; beyond, a submit is
   // ResourceExhausted (429). They need no GPU, so nothing else bounds them. 0: none allowed.
   int max_cpu_only_jobs_per_org = 4;
+  // Where the executor confines jobs (Executor::confined()): the uids organizations' jobs run as
+  // (job_users.h); a job then runs in <log_dir>/<job id>/work, and a spec's working_dir is refused.
+  JobUserRange job_uids;
 };
 
 class JobController {
@@ -152,6 +156,7 @@ class JobController {
   std::unordered_map<std::string, std::unique_ptr<Live>> jobs_;
   std::unordered_map<uint64_t, Live*> by_sched_;
   ReservationBook reservations_;
+  JobUsers users_;  // the loop thread's (and recover()'s, before it starts)
   NodeHealth health_;
   void check_nodes(int64_t now_us);  // takes lost nodes out and stops or re-places their jobs
   uint64_t next_sched_id_ = 1;
@@ -159,9 +164,10 @@ class JobController {
   struct ExecAction {
     bool launch = false;  // else terminate
     std::string job_id;
+    std::string org;
     int segment = 0;
     int grace_s = 0;
-    LaunchSpec spec;   // launch
+    LaunchSpec spec;   // launch (run_as_uid set by run_actions)
     std::string what;  // terminate: why, for the log
   };
   std::vector<ExecAction> actions_;

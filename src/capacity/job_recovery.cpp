@@ -65,6 +65,7 @@ Status JobController::recover() {
   NC_ASSIGN_OR_RETURN(auto quotas, options_.store->load_quotas());
   NC_ASSIGN_OR_RETURN(auto jobs, options_.store->load_all());
   NC_ASSIGN_OR_RETURN(auto reservations, options_.store->load_reservations());
+  NC_RETURN_IF_ERROR(users_.load());
   std::lock_guard<std::mutex> lock(mu_);
   reservations_.restore(std::move(reservations), [this] { return next_sched_id_++; }, unmetered_);
   for (const auto& q : quotas) {

@@ -302,3 +302,26 @@ Result<std::vector<ReservationRecord>> JobStore::load_reservations() {
 }
 
 }  // namespace nc::capacity
+
+namespace nc::capacity {
+
+Status JobStore::save_job_user(const std::string& org, int64_t uid) {
+  return db_.transact([&](storage::Transaction& tx) -> Status {
+    return tx.exec("INSERT INTO job_users (org_id, uid, created_at) VALUES ($1, $2, $3)", {org, uid, unix_us()}).status();
+  });
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> JobStore::load_job_users() {
+  NC_ASSIGN_OR_RETURN(storage::Rows rows, db_.read([](storage::Transaction& tx) {
+    return tx.query("SELECT org_id, uid FROM job_users ORDER BY uid");
+  }));
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& row : rows) {
+    NC_ASSIGN_OR_RETURN(std::string org, row.get_text(0));
+    NC_ASSIGN_OR_RETURN(int64_t uid, row.get_int(1));
+    out.emplace_back(std::move(org), uid);
+  }
+  return out;
+}
+
+}  // namespace nc::capacity

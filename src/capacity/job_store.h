@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,10 @@ class JobStore {
   // nullopt removes the quota. FailedPrecondition if the organization does not exist.
   Status save_quota(const std::string& org, const std::string& gpu_type, std::optional<int64_t> gpus_milli);
   Result<std::vector<QuotaRow>> load_quotas();
+
+  // Organizations' job uids (job_users.h). save_job_user: AlreadyExists if either is taken.
+  Status save_job_user(const std::string& org, int64_t uid);
+  Result<std::vector<std::pair<std::string, int64_t>>> load_job_users();
 
   Status save_reservation(const ReservationRecord& r);
   Result<std::vector<ReservationRecord>> load_reservations();

@@ -120,7 +120,7 @@ bool JobCgroups::kill(const std::string& cgroup) { return write_file(cgroup + "/
 // a copy of a possibly threaded process, so it makes only async-signal-safe calls before execve.
 // Returns 0 or an errno; ENOSYS/EINVAL/E2BIG mean the kernel cannot do it.
 int spawn_into_cgroup(int cgroup_fd, const char* exe, char* const argv[], char* const envp[], const char* wd,
-                      int log_fd, pid_t* pid_out) {
+                      int log_fd, int home_fd, pid_t* pid_out) {
   struct CloneArgs {  // struct clone_args (linux/sched.h), version 2
     uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
         cgroup;
@@ -141,18 +141,30 @@ int spawn_into_cgroup(int cgroup_fd, const char* exe, char* const argv[], char* 
     dfl.sa_handler = SIG_DFL;
     for (int sig : kTaskDefaultSignals) ::sigaction(sig, &dfl, nullptr);
     int null_fd = -1;
+    int keep = err_pipe[1];  // where the error goes (moved off 3 when home_fd takes it)
     if (::setsid() < 0 || ::chdir(wd) != 0 || (null_fd = ::open("/dev/null", O_RDONLY)) < 0 ||
         ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
       err = errno;
     } else {
-      // Everything but 0-2 and the error pipe (which closes on exec) is closed.
-      int keep = err_pipe[1];
-      if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+      // Everything but 0-2 (0-3 with home_fd) and the error pipe (which closes on exec) is closed.
+      int first = 3;
+      if (home_fd >= 0) {
+        if (keep == 3) keep = ::fcntl(keep, F_DUPFD_CLOEXEC, 4);
+        if (keep < 0 || ::dup2(home_fd, 3) < 0) {
+          err = errno;
+          if (keep < 0) keep = err_pipe[1];
+          ssize_t ignored = ::write(keep, &err, sizeof err);
+          (void)ignored;
+          ::_exit(127);
+        }
+        first = 4;
+      }
+      if (keep > first) ::close_range(static_cast<unsigned>(first), static_cast<unsigned>(keep - 1), 0);
       ::close_range(static_cast<unsigned>(keep + 1), ~0u, 0);
       ::execve(exe, argv, envp);
       err = errno;
     }
-    ssize_t ignored = ::write(err_pipe[1], &err, sizeof err);
+    ssize_t ignored = ::write(keep, &err, sizeof err);
     (void)ignored;
     ::_exit(127);
   }

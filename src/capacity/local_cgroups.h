@@ -55,9 +55,10 @@ class JobCgroups {
 
 // What posix_spawn does for a task (own session, stdin /dev/null, stdout and stderr to log_fd,
 // working directory wd, kTaskDefaultSignals at their default, nothing blocked, no other descriptor), but
-// born inside the cgroup open as cgroup_fd. Returns 0 (pid in *pid_out) or an errno; ENOSYS / EINVAL /
+// born inside the cgroup open as cgroup_fd; home_fd >= 0 (a descriptor above 3) becomes the task's
+// descriptor 3 (the sandbox's job directory). Returns 0 (pid in *pid_out) or an errno; ENOSYS / EINVAL /
 // E2BIG mean the kernel cannot do it (Linux < 5.7): start it otherwise and add() it.
 int spawn_into_cgroup(int cgroup_fd, const char* exe, char* const argv[], char* const envp[], const char* wd,
-                      int log_fd, pid_t* pid_out);
+                      int log_fd, int home_fd, pid_t* pid_out);
 
 }  // namespace nc::capacity

@@ -121,7 +121,9 @@ bool task_failed(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status)
 int LocalExecutor::master_port(std::string_view job_id) { return capacity::master_port(job_id); }
 
 LocalExecutor::LocalExecutor(LocalExecutorOptions options)
-    : options_(std::move(options)), cgroups_(options_.use_cgroups, options_.cgroup_parent) {
+    : options_(std::move(options)),
+      cgroups_(options_.use_cgroups, options_.cgroup_parent),
+      sandbox_(options_.sandbox) {
   if (options_.reap_orphans) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
@@ -144,6 +146,10 @@ LocalExecutor::~LocalExecutor() {
 Status LocalExecutor::launch(const LaunchSpec& spec) {
   // Validate everything first: a launch that fails here has started nothing.
   if (spec.job_id.empty()) return invalid_argument("launch: empty job_id");
+  if (!sandbox_.required_error().empty()) return failed_precondition(sandbox_.required_error());
+  if (sandbox_.active() && sandbox_.per_user() && (spec.run_as_uid <= 0 || spec.run_as_uid >= 0xFFFFFFFFLL)) {
+    return invalid_argument("launch " + spec.job_id + ": a sandboxed job needs the uid to run as (run_as_uid)");
+  }
   const std::string what = "launch " + spec.job_id + " segment " + std::to_string(spec.segment);
   auto key = std::make_pair(spec.job_id, spec.segment);
   if (launched_.count(key)) return {StatusCode::kAlreadyExists, what + ": already launched"};
@@ -191,6 +197,7 @@ Status LocalExecutor::launch(const LaunchSpec& spec) {
   seg->max_duration_s = spec.max_duration_s;
   seg->grace_period_s = spec.grace_period_s;
   seg->log_path = spec.log_path;
+  seg->sandboxed = sandbox_.active();
   for (const NodeAssignment& n : spec.nodes) seg->node_names.push_back(n.node);
   LaunchSpec resolved = spec;
   resolved.working_dir = working_dir;
@@ -219,10 +226,43 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
   base["NEOCLOUD_JOB_ID"] = spec.job_id;
   base["NEOCLOUD_SEGMENT"] = std::to_string(spec.segment);
 
-  // spec.env may change PATH, so resolve the command in the job's own PATH.
-  Env with_spec = base;
-  for (const auto& [k, v] : spec.env) with_spec[k] = v;
-  NC_ASSIGN_OR_RETURN(std::string exe, resolve_command(spec.command, with_spec["PATH"], spec.working_dir));
+  const bool sandboxed = sandbox_.active();
+  std::string exe;
+  int home_fd = -1;  // sandboxed: the job's directory, descriptor 3 in the task
+  if (sandboxed) {
+    // Inside, the job's directory is its home; it looks its command up itself (bwrap's execvp, in the
+    // job's PATH, in the sandbox's view of the file system).
+    base["HOME"] = kJobHome;
+    base["USER"] = "job";
+    base["LOGNAME"] = "job";
+    if (!sandbox_.open_path_to(spec.working_dir)) {
+      return failed_precondition("working_dir " + spec.working_dir + " is not a directory under the jobs directory");
+    }
+    int fd = ::open(spec.working_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno_status(errno, "open " + spec.working_dir);
+    home_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);  // clear of 0-3, which the task's are made of
+    ::close(fd);
+    if (home_fd < 0) return errno_status(errno, "dup " + spec.working_dir);
+    if (sandbox_.per_user()) {
+      const auto uid = static_cast<uid_t>(spec.run_as_uid);
+      if (::fchown(home_fd, uid, uid) != 0 || ::fchmod(home_fd, 0700) != 0) {
+        int err = errno;
+        ::close(home_fd);
+        return errno_status(err, "give " + spec.working_dir + " to uid " + std::to_string(uid));
+      }
+    }
+  } else {
+    // spec.env may change PATH, so resolve the command in the job's own PATH.
+    Env with_spec = base;
+    for (const auto& [k, v] : spec.env) with_spec[k] = v;
+    NC_ASSIGN_OR_RETURN(exe, resolve_command(spec.command, with_spec["PATH"], spec.working_dir));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() {
+      if (fd >= 0) ::close(fd);
+    }
+  } home_closer{home_fd};
 
   int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return errno_status(errno, "open " + spec.log_path);
@@ -239,7 +279,8 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
   posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (home_fd >= 0) posix_spawn_file_actions_adddup2(&actions, home_fd, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, home_fd >= 0 ? 4 : 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own session (and so process group); no blocked signals; default dispositions.
@@ -251,11 +292,17 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
   posix_spawnattr_setsigdefault(&attr, &mask);
 
   std::vector<std::string> argv_s;
-  argv_s.push_back(spec.command);
-  for (const std::string& a : spec.args) argv_s.push_back(a);
-  std::vector<char*> argv;
-  for (std::string& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  if (!sandboxed) {
+    argv_s.push_back(spec.command);
+    for (const std::string& a : spec.args) argv_s.push_back(a);
+  }
+  auto make_argv = [](std::vector<std::string>& strings) {
+    std::vector<char*> v;
+    for (std::string& a : strings) v.push_back(a.data());
+    v.push_back(nullptr);
+    return v;
+  };
+  std::vector<char*> argv = make_argv(argv_s);
 
   Status result;
   seg.started_us = unix_us();
@@ -275,6 +322,11 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
     env["NVIDIA_VISIBLE_DEVICES"] = gpus;
     if (node.gpu_milli < 1000) env["NEOCLOUD_GPU_MILLI"] = std::to_string(node.gpu_milli);
     env["NODE_RANK"] = std::to_string(node_rank);
+    if (sandboxed) {  // the node's GPU device nodes differ per node
+      argv_s = sandbox_.wrap(static_cast<uid_t>(spec.run_as_uid), node.gpus, 3, spec.command, spec.args);
+      exe = argv_s[0];
+      argv = make_argv(argv_s);
+    }
     for (int local_rank = 0; local_rank < spec.tasks_per_node; ++local_rank) {
       Env task_env = env;
       task_env["LOCAL_RANK"] = std::to_string(local_rank);
@@ -292,7 +344,7 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
       if (n_spawned == options_.fail_spawn_at) err = EAGAIN;
       if (err < 0 && cgroup_fd >= 0 && cgroups_.clone_into()) {
         err = spawn_into_cgroup(cgroup_fd, exe.c_str(), argv.data(), envp.data(), spec.working_dir.c_str(), log_fd,
-                                &pid);
+                                home_fd, &pid);
         if (err == ENOSYS || err == EINVAL || err == E2BIG) {
           cgroups_.clone_into_refused();  // an older kernel: move the process in after it started
           err = -1;
@@ -476,7 +528,10 @@ ExitReport LocalExecutor::make_report(const Segment& seg, int64_t now_us) const 
     const Task& t = seg.tasks[seg.first_bad];
     bad = "task " + std::to_string(t.node_rank * (seg.tasks.size() / seg.node_names.size()) + t.local_rank) +
           " on " + seg.node_names[t.node_rank];
-    if (WIFEXITED(t.status)) {
+    if (WIFEXITED(t.status) && seg.sandboxed && WEXITSTATUS(t.status) > 128 && WEXITSTATUS(t.status) < 128 + 65) {
+      r.signal = WEXITSTATUS(t.status) - 128;  // bwrap's report of a task killed by a signal
+      bad += " was killed by " + signal_text(r.signal);
+    } else if (WIFEXITED(t.status)) {
       r.exit_code = WEXITSTATUS(t.status);
       bad += " exited " + std::to_string(r.exit_code);
     } else if (WIFSIGNALED(t.status)) {

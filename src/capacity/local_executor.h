@@ -32,6 +32,12 @@
 // commands: none (this executor signals and scans /proc itself; subprocess.h is for Slurm's and the
 // inventory's commands).
 //
+// Sandbox (job_sandbox.h, options.sandbox): when active, every task runs under bubblewrap as the uid
+// LaunchSpec::run_as_uid gives (this process being root), and working_dir is the job's own directory:
+// the executor makes it the job user's (chown, 0700) and binds it at /home/job (HOME and the working
+// directory inside). A task the sandbox reports as ended with 128 + N (N a signal number) is reported as
+// killed by signal N. kRequired without a working sandbox: every launch is FailedPrecondition.
+//
 // Ownership: a LocalExecutor owns the processes (and cgroups) it launched; the destructor SIGKILLs every
 // one still running and reaps it. Threads: not synchronized; launch/terminate/poll/running and the
 // destructor are called by one thread (the job controller's). posix_spawn is safe in a threaded process.
@@ -49,6 +55,7 @@
 #include <vector>
 
 #include "capacity/executor.h"
+#include "capacity/job_sandbox.h"
 #include "capacity/local_cgroups.h"
 
 namespace nc::capacity {
@@ -66,6 +73,7 @@ struct LocalExecutorOptions {
   bool reap_orphans = true;  // become a child subreaper (see above)
   // A job's log is cut at this size, with a line saying so (log_cap.h); 0: no cap.
   int64_t max_log_bytes = 256LL << 20;
+  SandboxOptions sandbox;  // off by default; `serve` asks for kAuto or kRequired
   // Tests only: the n-th task spawn (0-based, across the nodes of one launch) fails, to exercise the
   // gang rollback. -1: never.
   int fail_spawn_at = -1;
@@ -88,6 +96,8 @@ class LocalExecutor final : public Executor {
   // Whether jobs run in cgroups; cgroup_status() says why not (or the parent directory used).
   bool cgroups_active() const { return cgroups_.active(); }
   const std::string& cgroup_status() const { return cgroups_.status(); }
+  const JobSandbox& sandbox() const { return sandbox_; }
+  bool confined() const override { return sandbox_.active(); }
 
   // The MASTER_PORT of a job: executor.h's master_port (20000 + (FNV-1a of the job id) % 10000).
   static int master_port(std::string_view job_id);
@@ -124,6 +134,7 @@ class LocalExecutor final : public Executor {
     int first_bad = -1;  // index in tasks of the first task that ended badly
     std::string log_path;
     bool log_capped = false;
+    bool sandboxed = false;  // exit status 128+N means signal N
   };
 
   Status spawn_all(const LaunchSpec& spec, Segment& seg);
@@ -141,6 +152,7 @@ class LocalExecutor final : public Executor {
 
   LocalExecutorOptions options_;
   JobCgroups cgroups_;
+  JobSandbox sandbox_;
   std::map<std::pair<std::string, int>, std::unique_ptr<Segment>> segments_;
   std::set<std::pair<std::string, int>> launched_;  // every job id + segment ever launched
   std::vector<ProcessSet> leftovers_;  // what reported segments left behind, until it is gone

@@ -41,6 +41,15 @@ CREATE TABLE reservations (
 CREATE INDEX reservations_org ON reservations (org_id, start_at);
 )sql";
 
+// Version 5: the Unix uid each organization's confined jobs run as (job_users.h); never reused.
+constexpr const char* kCapacityV5 = R"sql(
+CREATE TABLE job_users (
+  org_id      TEXT PRIMARY KEY,
+  uid         BIGINT NOT NULL UNIQUE,
+  created_at  BIGINT NOT NULL
+);
+)sql";
+
 }  // namespace
 
 const std::vector<storage::Migration>& migrations() {
@@ -49,7 +58,11 @@ const std::vector<storage::Migration>& migrations() {
     m.version = 3;
     m.name = "capacity";
     m.sql = kCapacityV3;
-    return std::vector<storage::Migration>{m};
+    storage::Migration users;
+    users.version = 5;
+    users.name = "job_users";
+    users.sql = kCapacityV5;
+    return std::vector<storage::Migration>{m, users};
   }();
   return list;
 }

@@ -1,0 +1,231 @@
+// JobSandbox (job_sandbox.h): finding bubblewrap, probing it, and the argv of a sandboxed task.
+#include "capacity/job_sandbox.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+extern char** environ;
+
+namespace nc::capacity {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uid_t kProbeUid = 65534;  // nobody
+
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream in(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    if (dir.empty() || dir[0] != '/') continue;
+    std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  for (const char* dir : {"/usr/bin", "/bin", "/usr/sbin", "/sbin"}) {
+    std::string candidate = std::string(dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// Runs argv with no input, collecting its output; its exit status (-1 if it could not start).
+int run_capture(const std::vector<std::string>& argv_s, std::string* output) {
+  int pipe_fd[2];
+  if (::pipe2(pipe_fd, O_CLOEXEC) != 0) return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fd[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fd[1], 2);
+  std::vector<std::string> copy = argv_s;
+  std::vector<char*> argv;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fd[1]);
+  if (err != 0) {
+    ::close(pipe_fd[0]);
+    *output = std::strerror(err);
+    return -1;
+  }
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(pipe_fd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0 && output->size() < 16384) output->append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipe_fd[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool under(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+// Whether a user that is neither the owner nor in the group of path's ancestors can reach path:
+// every directory above it must be searchable by others.
+bool reachable_by_others(const fs::path& path) {
+  fs::path dir = path.parent_path();
+  for (;;) {
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0) return false;
+    if (!(st.st_mode & S_IXOTH)) return false;
+    if (dir == dir.root_path() || dir.empty()) return true;
+    dir = dir.parent_path();
+  }
+}
+
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.empty() ? "no output" : line;
+}
+
+}  // namespace
+
+JobSandbox::JobSandbox(SandboxOptions options) : options_(std::move(options)) {
+  if (options_.mode == SandboxMode::kOff) {
+    status_ = "off (--job-sandbox off)";
+    return;
+  }
+  auto unavailable = [&](const std::string& why) {
+    status_ = "off (" + why + ")";
+    if (options_.mode == SandboxMode::kRequired) {
+      required_error_ = "jobs must be sandboxed (--job-sandbox required) but " + why;
+    }
+  };
+  bwrap_ = find_in_path("bwrap");
+  if (bwrap_.empty()) {
+    unavailable("bubblewrap is not installed: apt-get install bubblewrap");
+    return;
+  }
+  per_user_ = ::geteuid() == 0;
+  if (per_user_) {
+    setpriv_ = find_in_path("setpriv");
+    if (setpriv_.empty()) {
+      unavailable("setpriv (util-linux) is not installed");
+      return;
+    }
+  }
+  if (!options_.jobs_root.empty()) {
+    std::error_code ec;
+    fs::create_directories(options_.jobs_root, ec);
+    fs::path root = fs::weakly_canonical(fs::absolute(options_.jobs_root, ec), ec);
+    options_.jobs_root = root.string();
+    if (::chmod(root.c_str(), 0711) != 0 || (per_user_ && !reachable_by_others(root / "job"))) {
+      status_ = "off (jobs directory " + root.string() + " cannot be reached by other users)";
+      required_error_ = "the jobs directory " + root.string() +
+                        " must be reachable by the jobs' users (every directory above it needs o+x, as "
+                        "/var/lib and /tmp have); choose another --jobs-dir";
+      return;
+    }
+  }
+  // What to cover: paths that exist and that the job's user could reach; /tmp and /home are replaced
+  // by empty ones anyway, /dev and /proc by fresh ones.
+  for (const std::string& p : options_.hidden_paths) {
+    std::error_code ec;
+    fs::path canon = fs::weakly_canonical(fs::absolute(p, ec), ec);
+    if (ec || !fs::exists(canon, ec)) continue;
+    const std::string c = canon.string();
+    if (c == "/" || under(c, "/tmp") || under(c, "/home") || under(c, "/dev") || under(c, "/proc")) continue;
+    if (per_user_ && !reachable_by_others(canon)) continue;
+    (fs::is_directory(canon, ec) ? hide_dirs_ : hide_files_).push_back(c);
+  }
+  std::sort(hide_dirs_.begin(), hide_dirs_.end());
+  hide_dirs_.erase(std::unique(hide_dirs_.begin(), hide_dirs_.end()), hide_dirs_.end());
+
+  // The probe: the real arguments (no home) around `true`, as the probe user.
+  std::vector<std::string> argv = base_args({}, -1);
+  argv.push_back("--");
+  argv.push_back("true");
+  if (per_user_) {
+    std::vector<std::string> wrapped = {setpriv_, "--reuid=" + std::to_string(kProbeUid),
+                                        "--regid=" + std::to_string(kProbeUid), "--clear-groups", "--no-new-privs"};
+    wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+    argv = std::move(wrapped);
+  }
+  std::string out;
+  int rc = run_capture(argv, &out);
+  if (rc != 0) {
+    unavailable("a probe sandbox did not start (exit " + std::to_string(rc) + "): " + first_line(out));
+    return;
+  }
+
+  std::string version;
+  (void)run_capture({bwrap_, "--version"}, &version);
+  active_ = true;
+  std::string hidden;
+  for (const auto& d : hide_dirs_) hidden += (hidden.empty() ? "" : ", ") + d;
+  for (const auto& f : hide_files_) hidden += (hidden.empty() ? "" : ", ") + f;
+  status_ = "on: " + first_line(version) + "; " +
+            (per_user_ ? std::string("each organization's jobs run as its own uid")
+                       : std::string("jobs run as this server's uid (not root: no per-organization users)")) +
+            "; own pid/ipc/uts/mount namespaces; read-only system, private /tmp, writable " + kJobHome +
+            "; only the job's GPU device nodes; covered: /tmp, /home" + (hidden.empty() ? "" : ", " + hidden);
+}
+
+bool JobSandbox::open_path_to(const std::string& dir) const {
+  std::error_code ec;
+  fs::path d = fs::weakly_canonical(fs::absolute(dir, ec), ec).parent_path();
+  if (options_.jobs_root.empty() || !under(d.string(), options_.jobs_root)) return false;
+  for (; d.string().size() > options_.jobs_root.size(); d = d.parent_path()) {
+    struct stat st{};
+    if (::lstat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+    if (!(st.st_mode & S_IXOTH) && ::chmod(d.c_str(), (st.st_mode & 07777) | 0111) != 0) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> JobSandbox::base_args(const std::vector<int>& gpus, int home_fd) const {
+  std::vector<std::string> a = {bwrap_,          "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname",
+                                "job",           "--die-with-parent", "--ro-bind", "/", "/",
+                                "--dev",         "/dev",          "--proc",        "/proc",         "--tmpfs",
+                                "/tmp",          "--tmpfs",       "/home"};
+  for (const std::string& d : hide_dirs_) a.insert(a.end(), {"--tmpfs", d});
+  for (const std::string& f : hide_files_) a.insert(a.end(), {"--ro-bind", "/dev/null", f});
+  if (!gpus.empty()) {
+    const std::string src = options_.dev_dir;
+    for (const char* shared : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"}) {
+      a.insert(a.end(), {"--dev-bind-try", src + "/" + shared, std::string("/dev/") + shared});
+    }
+    for (int g : gpus) {
+      const std::string node = "nvidia" + std::to_string(g);
+      a.insert(a.end(), {"--dev-bind-try", src + "/" + node, "/dev/" + node});
+    }
+  }
+  if (home_fd >= 0) {
+    a.insert(a.end(), {"--bind-fd", std::to_string(home_fd), kJobHome, "--chdir", kJobHome});
+  }
+  return a;
+}
+
+std::vector<std::string> JobSandbox::wrap(uid_t uid, const std::vector<int>& gpus, int home_fd,
+                                          const std::string& command, const std::vector<std::string>& args) const {
+  std::vector<std::string> argv;
+  if (per_user_) {
+    argv = {setpriv_, "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups",
+            "--no-new-privs"};
+  }
+  std::vector<std::string> b = base_args(gpus, home_fd);
+  argv.insert(argv.end(), b.begin(), b.end());
+  argv.push_back("--");
+  argv.push_back(command);
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+}  // namespace nc::capacity

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""A hostile tenant's jobs against `neocloud serve --gpus 4` (local executor, sandbox required when this
+machine can: root and bubblewrap). Each job tries the attacks of issue 15 and prints what it could do
+(`RESULT name value` lines in its log); the test asserts on them and on the server afterwards:
+  1 confine   org A's job cannot read the admin key file, the SQLite database, org B's job log or working
+              files, nor list the jobs directory; cannot write the host's files (aimed at the test's own
+              directory); runs as an unprivileged uid of its own; sees only its own processes; its `kill -9`
+              of the server and `kill -9 -1` reach nothing outside it; the server is alive afterwards
+  2 gpus      a 2-GPU job sees exactly its two GPU device nodes (and the shared control node) and its
+              CUDA_VISIBLE_DEVICES; setting CUDA_VISIBLE_DEVICES / RANK itself is a 400 naming it
+  3 escape    a job's `setsid` and double-forked children are gone within the grace period, both when
+              the job ends by itself and when it is cancelled; no zombie stays under the server
+  4 forge     a tenant's usage event under neocloud's own sources is refused; a job's working_dir, an env
+              value with NUL, are 400s; a job killed at its time limit reports a non-zero exit status
+The kill attacks are only tried when the job is in a PID namespace of its own and not root (they are
+aimed at the server this test started and at the job's own namespace, never at this machine).
+Usage: hostile_jobs.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
+from gateway_e2e import Backend, Fail, Org, Server, check  # noqa: E402
+
+ATTACK = r'''
+r() { echo "RESULT $1 $2"; }
+cat "$KEYFILE" >/dev/null 2>&1 && r keyfile READ || r keyfile denied
+head -c 16 "$DBFILE" 2>/dev/null | grep -q SQLite && r db READ || r db denied
+cat "$VICTIM_LOG" 2>/dev/null | grep -q B-SECRET && r victim_log READ || r victim_log denied
+cat "$VICTIM_WORK/secret" 2>/dev/null | grep -q B-SECRET && r victim_work READ || r victim_work denied
+ls "$JOBS_DIR" 2>/dev/null | grep -q job_ && r jobs_dir LISTED || r jobs_dir denied
+touch "$TESTDIR/pwned" 2>/dev/null && r write_testdir WROTE || r write_testdir denied
+echo mine > "$HOME/own-file" && r write_home ok || r write_home FAILED
+r uid "$(id -u)"
+r procs "$(ls /proc | grep -c '^[0-9]')"
+kill -0 "$SERVER_PID" 2>/dev/null && r see_server YES || r see_server no
+if [ "$(readlink /proc/self/ns/pid)" != "$HOST_PIDNS" ] && [ "$(id -u)" != 0 ]; then
+  kill -9 "$SERVER_PID" 2>/dev/null && r kill_server SENT || r kill_server refused
+  kill -9 "$PPID" 2>/dev/null
+  kill -9 -1 2>/dev/null
+  r kill_all contained
+else
+  r kill_server skipped-not-isolated
+  r kill_all skipped-not-isolated
+fi
+'''
+
+ESCAPE = r'''
+setsid sh -c "sleep 300; : $MARK-setsid" </dev/null >/dev/null 2>&1 &
+( sh -c "sleep 301; : $MARK-dfork" </dev/null >/dev/null 2>&1 & )
+sleep 0.3
+echo RESULT escapes started
+'''
+
+
+def results(log):
+    out = {}
+    for line in log.splitlines():
+        if line.startswith("RESULT "):
+            parts = line.split(" ", 2)
+            out[parts[1]] = parts[2] if len(parts) > 2 else ""
+    return out
+
+
+def marked(mark):
+    r = subprocess.run(["pgrep", "-f", mark], capture_output=True, text=True)
+    return r.stdout.split()
+
+
+class HostileJobs:
+    def __init__(self, args):
+        self.args = args
+        self.backend = Backend(args)
+        self.server = Server(args, self.backend)
+
+    def start(self):
+        self.c = self.server.start()
+        self.op = self.server.admin_key
+        log = self.server.log_tail(200)
+        self.features = [line.split("neocloud: ", 1)[1] for line in log.splitlines()
+                         if line.startswith("neocloud: job ") or "NOT SANDBOXED" in line]
+        print("host features: " + " | ".join(self.features), flush=True)
+
+    def submit(self, key, body, status=(200,)):
+        return self.c.ok("POST", "/v1/jobs", key, body, status=status)
+
+    def done(self, key, jid, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            j = self.c.ok("GET", f"/v1/jobs/{jid}", key, status=(200,))
+            if j["status"] not in ("queued", "running"):
+                return j
+            check(time.time() < deadline, f"job {jid} did not end in {timeout} s: {json.dumps(j)}")
+            time.sleep(0.1)
+
+    def running(self, key, jid, timeout=60):
+        deadline = time.time() + timeout
+        while self.c.ok("GET", f"/v1/jobs/{jid}", key, status=(200,))["status"] != "running":
+            check(time.time() < deadline, f"job {jid} did not start")
+            time.sleep(0.1)
+
+    def logs(self, key, jid):
+        return self.c.ok("GET", f"/v1/jobs/{jid}/logs", key, status=(200,))["data"]
+
+    def setup(self):
+        self.a = Org(self, "hostile-a")
+        self.b = Org(self, "victim-b")
+        self.a_key, _ = self.a.key(self.a.project("p"), "a")
+        self.b_key, _ = self.b.key(self.b.project("p"), "b")
+
+    def server_alive(self):
+        check(self.server.proc.poll() is None, f"the server died: {self.server.log_tail()}")
+        check(self.c.call("GET", "/health", timeout=5).status == 200, "the server answers /health")
+
+    # ---------------------------------------------------------------------------------------------
+    def check_confine(self):
+        jobs_dir = os.path.join(self.args.tmp, "jobs")
+        v = self.submit(self.b_key, {"command": "sh", "args": ["-c", "echo B-SECRET-LOG; echo B-SECRET-WORK > secret"],
+                                     "gpus": 1})
+        check(self.done(self.b_key, v["id"])["status"] == "succeeded", "the victim's job ran")
+        victim_dir = os.path.join(jobs_dir, v["id"])
+        check("B-SECRET-WORK" in open(os.path.join(victim_dir, "work", "secret")).read(), "the victim's file is there")
+        env = {"KEYFILE": self.server.key_file, "DBFILE": self.backend.url.split(":", 1)[1],
+               "VICTIM_LOG": os.path.join(victim_dir, "output.log"), "VICTIM_WORK": os.path.join(victim_dir, "work"),
+               "JOBS_DIR": jobs_dir, "TESTDIR": self.args.tmp, "SERVER_PID": str(self.server.proc.pid),
+               "HOST_PIDNS": os.readlink("/proc/self/ns/pid")}
+        check(os.path.exists(env["DBFILE"]), f"the database file is {env['DBFILE']}")
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", ATTACK], "gpus": 1, "env": env})
+        d = self.done(self.a_key, j["id"])
+        log = self.logs(self.a_key, j["id"])
+        r = results(log)
+        check(d["status"] == "succeeded", f"the attack job ran to its end: {d['status']} {log!r}")
+        for name in ("keyfile", "db", "victim_log", "victim_work", "jobs_dir", "write_testdir"):
+            check(r.get(name) == "denied", f"{name}: {r.get(name)!r} (log: {log!r})")
+        check(not os.path.exists(os.path.join(self.args.tmp, "pwned")), "nothing was written in the test's directory")
+        check(r.get("write_home") == "ok", f"the job can write its own directory: {log!r}")
+        check(r.get("uid", "0") != "0", f"the job ran as root: {log!r}")
+        b_uid = os.stat(os.path.join(victim_dir, "work")).st_uid
+        a_uid = os.stat(os.path.join(jobs_dir, j["id"], "work")).st_uid
+        check(str(a_uid) == r["uid"] and a_uid != b_uid, f"each organization has its own uid: A {a_uid}, B {b_uid}")
+        check(int(r.get("procs", "99")) <= 5, f"the job sees only its own processes: {r.get('procs')}")
+        check(r.get("see_server") == "no", f"the job sees the server process: {log!r}")
+        check(r.get("kill_server") == "refused" and r.get("kill_all") == "contained", f"kill attempts: {log!r}")
+        self.server_alive()
+        return f"uid {r['uid']} (victim {b_uid}); {r['procs']} processes visible; every read/write/kill denied"
+
+    def check_gpus(self):
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", "echo devs=$(ls /dev | grep nvidia | tr '\\n' ,) "
+                                                               "cuda=$CUDA_VISIBLE_DEVICES"], "gpus": 2})
+        d = self.done(self.a_key, j["id"])
+        gpus = d["segments"][0]["nodes"][0]["gpus"]
+        log = self.logs(self.a_key, j["id"]).strip()
+        want = ",".join(sorted([f"nvidia{g}" for g in gpus] + ["nvidiactl"])) + ","
+        check(log == f"devs={want} cuda={gpus[0]},{gpus[1]}", f"GPUs {gpus}: the job saw {log!r}, want devs={want}")
+        for var in ("CUDA_VISIBLE_DEVICES", "RANK", "NVIDIA_VISIBLE_DEVICES"):
+            e = self.submit(self.a_key, {"command": "true", "gpus": 1, "env": {var: "0,1,2,3"}}, status=(400,))
+            check(var in e["error"]["message"], f"the 400 names {var}: {e}")
+        return f"saw {log}"
+
+    def check_escape(self):
+        server_pid = self.server.proc.pid
+        grace = 2  # --jobs-grace
+        # Ends by itself, leaving children behind.
+        mark = f"hostile-{os.getpid()}-a"
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", ESCAPE], "gpus": 1, "env": {"MARK": mark}})
+        d = self.done(self.a_key, j["id"])
+        check(d["status"] == "succeeded", f"the escaping job ran: {d['status']} {self.logs(self.a_key, j['id'])!r}")
+        deadline = time.time() + grace + 1
+        while marked(mark) and time.time() < deadline:
+            time.sleep(0.1)
+        check(not marked(mark), f"children outlived the job's end: {marked(mark)}")
+        # Cancelled while its escaped children run.
+        mark2 = f"hostile-{os.getpid()}-b"
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", ESCAPE + "sleep 600"], "gpus": 1, "env": {"MARK": mark2}})
+        self.running(self.a_key, j["id"])
+        deadline = time.time() + 10
+        while len(marked(mark2)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        check(len(marked(mark2)) >= 2, f"the escapes started: {marked(mark2)} {self.logs(self.a_key, j['id'])!r}")
+        t0 = time.time()
+        self.c.ok("POST", f"/v1/jobs/{j['id']}/cancel", self.a_key, {}, status=(200,))
+        while marked(mark2) and time.time() < t0 + grace + 1:
+            time.sleep(0.1)
+        check(not marked(mark2), f"children outlived the cancel: {marked(mark2)}")
+        gone_s = time.time() - t0
+        check(self.done(self.a_key, j["id"])["status"] == "cancelled", "cancelled")
+        def zombies():
+            out = []
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        stat = open(f"/proc/{pid}/stat").read()
+                    except OSError:
+                        continue
+                    fields = stat.rsplit(")", 1)[1].split()
+                    if fields[0] == "Z" and int(fields[1]) == server_pid:
+                        out.append(pid)
+            return out
+        deadline = time.time() + 3  # the executor reaps on its next polls (every 0.2 s)
+        while zombies() and time.time() < deadline:
+            time.sleep(0.1)
+        check(not zombies(), f"zombies stay under the server: {zombies()}")
+        self.server_alive()
+        return f"escaped children gone at the job's end and {gone_s:.1f} s after the cancel; no zombies"
+
+    def check_forge(self):
+        ev = {"source": "neocloud/capacity", "id": "job_x/0", "type": "gpu", "item": "gpu-seconds/sim/on-demand",
+              "quantity": 0}
+        r = self.c.call("POST", "/v1/usage/events", self.a_key, ev)
+        check(r.status in (400, 403), f"a tenant's event under neocloud/capacity: {r.status} {r.body[:200]!r}")
+        e = self.submit(self.a_key, {"command": "pwd", "gpus": 1, "working_dir": "/"}, status=(400,))
+        check("working_dir" in e["error"]["message"], f"working_dir: {e}")
+        e = self.submit(self.a_key, {"command": "true", "gpus": 1, "env": {"X": "a\u0000b"}}, status=(400,))
+        check("X" in e["error"]["message"], f"NUL in env: {e}")
+        j = self.submit(self.a_key, {"command": "sleep", "args": ["30"], "gpus": 1, "max_duration_seconds": 1})
+        d = self.done(self.a_key, j["id"])
+        check(d["status"] == "timed_out" and d["exit_code"] not in (0, None), f"time limit: {d['status']} {d['exit_code']}")
+        return f"forged event {r.status}; time-limited job exit_code {d['exit_code']}"
+
+    def run(self):
+        failures = []
+        steps = [("confine", self.check_confine), ("gpus", self.check_gpus), ("escape", self.check_escape),
+                 ("forge", self.check_forge)]
+        self.setup()
+        for i, (name, fn) in enumerate(steps, 1):
+            t0 = time.time()
+            try:
+                print(f"ok {i} {name}: {fn()} ({time.time() - t0:.1f}s)", flush=True)
+            except Fail as e:
+                print(f"FAIL {i} {name}: {e}", flush=True)
+                failures.append(name)
+            except Exception:  # noqa: BLE001
+                print(f"FAIL {i} {name}: {traceback.format_exc()}", flush=True)
+                failures.append(name)
+        return failures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--neocloud", required=True)
+    ap.add_argument("--vocab", required=True)
+    ap.add_argument("--tmp", required=True)
+    args = ap.parse_args()
+    args.db = "sqlite"
+    shutil.rmtree(args.tmp, ignore_errors=True)
+    os.makedirs(args.tmp)
+    dev = os.path.join(args.tmp, "dev")  # stand-ins for the GPUs' device nodes
+    os.makedirs(dev)
+    for name in ("nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl"):
+        open(os.path.join(dev, name), "w").close()
+    # The strongest confinement this machine offers: required where it can be had (root, bubblewrap).
+    sandbox = "required" if os.geteuid() == 0 and shutil.which("bwrap") else "auto"
+    sandbox = os.environ.get("HOSTILE_JOBS_SANDBOX", sandbox)  # "off": shows that the test catches an unconfined job
+    args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2",
+                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox]
+    t = HostileJobs(args)
+    t0 = time.time()
+    failures = ["start"]
+    try:
+        t.backend.create()
+        t.start()
+        failures = t.run()
+    except Fail as e:
+        print(f"FAIL start: {e}", flush=True)
+    finally:
+        t.server.stop()
+    if failures:
+        print(f"FAIL: {len(failures)} step(s) failed: {', '.join(failures)} ({time.time() - t0:.1f}s)", flush=True)
+        print(t.server.log_tail(), flush=True)
+        return 1
+    print(f"PASS ({time.time() - t0:.1f}s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
