@@ -43,7 +43,7 @@ struct ServeOptions {
   int64_t ctx = 4096, batch = 0, chunk = 128;
   std::string db, instance = "local", admin_key_file;
   std::string gpus, gpu_type = "sim", gpu_nodes, jobs_dir;
-  int jobs_heartbeat = 10, jobs_grace = 10, node_timeout = -1;
+  int jobs_heartbeat = 10, jobs_grace = 10, node_timeout = -1, job_budget_grace = 60;
   std::string executor = "local", slurm_conf;
   server::EdgeLimits limits;
   int64_t job_log_max_bytes = 256LL << 20;
@@ -166,6 +166,14 @@ Status run_serve(const ServeOptions& o) {
         const capacity::GpuUsage usage = capacity::gpu_usage(u);
         return gateway::record_metered_usage(*g, usage.org, usage_event(usage));
       };
+      // Jobs are held against the same budgets as inference (usage_holds.h).
+      jo.budget.hold = [g = gw.get()](const std::string& org, const std::string& project, const std::string& key,
+                                      const std::vector<std::string>& items, int64_t quantity) {
+        return g->usage_holds().hold(org, project, key, items, quantity);
+      };
+      jo.budget.release = [g = gw.get()](int64_t h) { g->usage_holds().release(h); };
+      jo.budget.within = [g = gw.get()](int64_t h) { return g->usage_holds().within(h); };
+      jo.budget.grace_s = o.job_budget_grace;
       job_store = std::make_unique<capacity::JobStore>(*db);
       jo.store = job_store.get();
     }
@@ -270,6 +278,10 @@ void add_serve_command(CLI::App& app) {
                   "and its jobs requeue (default 60; 0: never)");
   cmd->add_option("--job-log-max-bytes", o->job_log_max_bytes,
                   "a job's log is cut at this size, with a line saying so (local executor; 0: no cap)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--job-budget-grace", o->job_budget_grace,
+                  "seconds between SIGTERM and SIGKILL for a job whose budget ran out while it ran")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--job-sandbox", o->job_sandbox,

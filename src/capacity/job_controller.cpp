@@ -34,6 +34,7 @@ JobController::JobController(std::unique_ptr<Scheduler> scheduler, std::unique_p
       options_(std::move(options)),
       reservations_(*scheduler_, options_.store),
       users_(options_.store, options_.job_uids),
+      budgets_(options_.budget),
       health_(node_names(scheduler_->cluster()), unix_us(), options_.node_timeout_s, options_.self_nodes) {}
 
 Status JobController::heartbeat(const std::string& node) {
@@ -160,8 +161,13 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
           .with_field("gpus");
     }
     if (!l->job.spec.reservation.empty()) NC_RETURN_IF_ERROR(reservations_.check_usable(org, project, l->job.spec.reservation));
+    NC_ASSIGN_OR_RETURN(l->budget_hold, budgets_.hold(org, project, api_key_id, l->job.spec, scheduler_->placer().types()));
     l->sched_id = next_sched_id_++;
-    NC_RETURN_IF_ERROR(scheduler_->submit(sched_job(*l)));
+    if (Status s = scheduler_->submit(sched_job(*l)); !s.is_ok()) {
+      budgets_.release_later(l->budget_hold);
+      budgets_.release_due();
+      return s;
+    }
     event(*l, "submitted", std::string(priority_name(l->job.spec.priority)));
     if (options_.store) {
       // The job is stored before the caller hears of it.
@@ -282,6 +288,8 @@ std::vector<JobController::QuotaView> JobController::quotas(const std::string& o
 }
 
 void JobController::finish(Live& l, JobState s, int64_t now_us, std::string detail) {
+  budgets_.release_later(l.budget_hold);  // after this pass meters its last segment
+  l.budget_hold = 0;
   l.job.state = s;
   l.job.finished_us = now_us;
   event(l, std::string(job_state_name(s)), std::move(detail));
@@ -301,7 +309,7 @@ void JobController::launch(Live& l, int64_t now_us) {
   spec.working_dir = executor_->confined()              ? (job_dir / "work").string()
                      : l.job.spec.working_dir.empty() ? job_dir.string()
                                                       : l.job.spec.working_dir;
-  std::filesystem::create_directories(spec.working_dir, ec);
+  std::filesystem::create_directories(executor_->confined() ? spec.working_dir : job_dir.string(), ec);
   spec.tasks_per_node = l.job.spec.tasks_per_node;
   spec.max_duration_s = l.job.spec.max_duration_s;
   spec.grace_period_s = options_.grace_period_s;
@@ -414,7 +422,7 @@ void JobController::handle_end(Live& l, const ExitReport& r, std::vector<Segment
   (void)scheduler_->remove(l.sched_id);
   const int64_t now = unix_us();
   if (l.cancel_requested) {
-    finish(l, JobState::kCancelled, now, r.detail);
+    finish(l, JobState::kCancelled, now, l.budget_stop ? "stopped: its budget ran out" : r.detail);
   } else if (l.stop_requested) {
     finish(l, JobState::kTimedOut, now, "its reservation ended");
   } else if (node_lost) {
@@ -484,6 +492,11 @@ void JobController::tick() {
         if (l->launched) {
           l->job.alive_us = now;
           dirty(*l);
+          if (!l->cancel_requested && !budgets_.within(l->budget_hold)) {
+            l->cancel_requested = l->budget_stop = true;
+            event(*l, "stopping", "its budget ran out");
+            terminate_later(*l, budgets_.grace_s(), "budget");
+          }
         }
       }
     }
@@ -569,6 +582,7 @@ void JobController::tick() {
       }
       dirty(*it->second);
     }
+    budgets_.release_due();  // ended jobs' holds: their cost is in the budgets' spend now
   }
   const int64_t t_save = now_ns() / 1000;
   (void)save_dirty();

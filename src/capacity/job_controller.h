@@ -38,6 +38,7 @@
 
 #include "capacity/executor.h"
 #include "capacity/job.h"
+#include "capacity/job_budget.h"
 #include "capacity/job_record.h"
 #include "capacity/job_users.h"
 #include "capacity/node_health.h"
@@ -69,6 +70,8 @@ struct JobControllerOptions {
   // Where the executor confines jobs (Executor::confined()): the uids organizations' jobs run as
   // (job_users.h); a job then runs in <log_dir>/<job id>/work, and a spec's working_dir is refused.
   JobUserRange job_uids;
+  // Budgets (job_budget.h): held at submit, checked while running, given back at the end.
+  JobBudgetHooks budget;
 };
 
 class JobController {
@@ -129,6 +132,8 @@ class JobController {
     bool cancel_requested = false;
     bool preempt_requested = false;
     bool stop_requested = false;        // its reservation ended
+    bool budget_stop = false;           // its budget ran out (cancel_requested is set too)
+    int64_t budget_hold = 0;            // JobBudgets' hold (0: none)
     int64_t node_lost_us = 0;           // != 0: a node of it lost its heartbeat then (stop, requeue)
     std::vector<uint64_t> waiting_for;  // victims that must stop before launch
     GangPlacement placement;
@@ -157,6 +162,7 @@ class JobController {
   std::unordered_map<uint64_t, Live*> by_sched_;
   ReservationBook reservations_;
   JobUsers users_;  // the loop thread's (and recover()'s, before it starts)
+  JobBudgets budgets_;
   NodeHealth health_;
   void check_nodes(int64_t now_us);  // takes lost nodes out and stops or re-places their jobs
   uint64_t next_sched_id_ = 1;

@@ -113,7 +113,10 @@ Status JobController::recover() {
         finish(r, JobState::kNodeFailed, now, "the server stopped while it ran");
       } else {
         r.job.state = JobState::kQueued;
-        Status s = scheduler_->submit(sched_job(r));
+        // Held against its budgets again (holds live in memory); one that no longer fits does not run.
+        auto hold = budgets_.hold(r.job.org, r.job.project, r.job.api_key_id, r.job.spec, scheduler_->placer().types());
+        Status s = hold.is_ok() ? scheduler_->submit(sched_job(r)) : hold.status();
+        if (hold.is_ok()) r.budget_hold = *hold;
         if (!s.is_ok()) {
           finish(r, JobState::kFailed, now, "cannot queue again: " + s.message());
         } else {

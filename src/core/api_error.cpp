@@ -28,7 +28,16 @@ ApiError api_error_of(const Status& s, std::string param) {
     case StatusCode::kNotFound: e.status = 404; e.code = "not_found"; break;
     case StatusCode::kAlreadyExists: e.status = 409; e.code = "already_exists"; break;
     case StatusCode::kFailedPrecondition: e.status = 409; e.code = "conflict"; break;
-    case StatusCode::kResourceExhausted: e.status = 429; e.type = "requests"; e.code = "rate_limit_exceeded"; break;
+    case StatusCode::kResourceExhausted:
+      e.status = 429;
+      if (s.field() == "budget") {  // a budget, not a rate: OpenAI's insufficient_quota
+        e.type = e.code = "insufficient_quota";
+        e.param.clear();
+      } else {
+        e.type = "requests";
+        e.code = "rate_limit_exceeded";
+      }
+      break;
     case StatusCode::kCancelled: e.status = 499; e.code = "cancelled"; break;
     case StatusCode::kUnavailable: e.status = 503; e.type = "server_error"; break;
     case StatusCode::kDeadlineExceeded: e.status = 504; e.type = "server_error"; e.code = "timeout"; break;

@@ -44,6 +44,15 @@ void BudgetAccountant::release(const std::vector<Budget>& budgets, const std::st
   for (const Budget& b : budgets) totals_[Key{b.scope, b.scope_id, period}].held -= amount;
 }
 
+bool BudgetAccountant::within(const std::vector<Budget>& budgets, const std::string& period) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Budget& b : budgets) {
+    const Totals& t = totals_[Key{b.scope, b.scope_id, period}];
+    if (t.spent + t.held > b.monthly_limit_micros) return false;
+  }
+  return true;
+}
+
 void BudgetAccountant::add_spent(const std::vector<std::pair<Scope, std::string>>& scopes, const std::string& period,
                                  int64_t cost) {
   if (cost == 0) return;

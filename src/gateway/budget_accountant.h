@@ -33,6 +33,8 @@ class BudgetAccountant {
   // returns the refusal's message and holds nothing.
   std::optional<std::string> try_hold(const std::vector<Budget>& budgets, const std::string& period, int64_t amount);
   void release(const std::vector<Budget>& budgets, const std::string& period, int64_t amount);
+  // Whether spent + held is within every budget's limit.
+  bool within(const std::vector<Budget>& budgets, const std::string& period);
   // Spend of a settled request or event, on each of its counter scopes ((scope, id) pairs).
   void add_spent(const std::vector<std::pair<Scope, std::string>>& scopes, const std::string& period, int64_t cost);
 

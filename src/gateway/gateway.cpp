@@ -180,6 +180,7 @@ Result<std::optional<std::string>> Gateway::start() {
   budgets_in_process_ = options_.budgets == GatewayOptions::Budgets::kInProcess ||
                         (options_.budgets == GatewayOptions::Budgets::kAuto && db_.dialect() == storage::Dialect::kSqlite);
   if (budgets_in_process_) NC_RETURN_IF_ERROR(accountant_.load(db_, budget_period(nc::unix_us())));
+  usage_holds_.set_in_process(budgets_in_process_);
   if (!refresher_.joinable()) {
     refresher_ = std::thread([this] {
       const int tick_ms = std::max(1, std::min({100, options_.policy_refresh_ms, options_.open_record_delay_ms}));

@@ -39,6 +39,7 @@
 #include "gateway/ledger.h"
 #include "gateway/policy.h"
 #include "gateway/rate_limiter.h"
+#include "gateway/usage_holds.h"
 #include "storage/database.h"
 #include "storage/migrate.h"
 #include "tenancy/tenant_store.h"
@@ -150,6 +151,8 @@ class Gateway {
   tenancy::TenantStore& tenants() { return tenants_; }
   Policy& policy() { return policy_; }
   Ledger& ledger() { return ledger_; }
+  // Budget holds for long-running metered usage (GPU jobs), usage_holds.h.
+  UsageHolds& usage_holds() { return usage_holds_; }
   storage::Database& db() { return db_; }
 
  private:
@@ -167,6 +170,7 @@ class Gateway {
   RateLimiter limiter_;
   BudgetAccountant accountant_;
   bool budgets_in_process_ = false;
+  UsageHolds usage_holds_{policy_, accountant_};
   struct CacheEntry {
     std::shared_ptr<const Caller> caller;
     int64_t until_ms = 0;

@@ -12,12 +12,18 @@ machine can: root and bubblewrap). Each job tries the attacks of issue 15 and pr
               the job ends by itself and when it is cancelled; no zombie stays under the server
   4 forge     a tenant's usage event under neocloud's own sources is refused; a job's working_dir, an env
               value with NUL, are 400s; a job killed at its time limit reports a non-zero exit status
+  5 budget    jobs are held against the organization's budget for GPUs x max duration: the second job that
+              does not fit is a 429 insufficient_quota; chats sent while the first job runs are admitted only
+              while the budget has room; at the end the budget's spend is within its limit (the documented
+              bound for SQLite's in-process budgets: 0). A budget lowered under a running job stops it
+              after --job-budget-grace, billed for what it ran.
 The kill attacks are only tried when the job is in a PID namespace of its own and not root (they are
 aimed at the server this test started and at the job's own namespace, never at this machine).
 Usage: hostile_jobs.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
 """
 import argparse
 import json
+import threading
 import os
 import shutil
 import subprocess
@@ -223,10 +229,75 @@ class HostileJobs:
         check(d["status"] == "timed_out" and d["exit_code"] not in (0, None), f"time limit: {d['status']} {d['exit_code']}")
         return f"forged event {r.status}; time-limited job exit_code {d['exit_code']}"
 
+    def budgets(self, org):
+        return {(b["scope"], b["scope_id"]): b for b in self.c.ok("GET", "/v1/organization/budgets", org.admin,
+                                                                   status=(200,))["data"]}
+
+    def check_budget(self):
+        c_org, d_org = Org(self, "budget-c"), Org(self, "budget-d")
+        c_key, _ = c_org.key(c_org.project("p"), "c")
+        d_key, _ = d_org.key(d_org.project("p"), "d")
+        for cls in ("on-demand", "spot"):
+            self.c.ok("POST", "/v1/admin/prices", self.op, {"item": f"gpu-seconds/sim/{cls}", "per_unit": 1000,
+                                                         "effective_from": 0}, status=(201,))
+        # 100 micro-USD per token: a 5-token chat holds a few thousand.
+        self.c.ok("POST", "/v1/admin/prices", self.op, {"item": "tiny", "input_per_mtok": 100_000_000,
+                                                     "output_per_mtok": 100_000_000, "effective_from": 0}, status=(201,))
+        limit = 50_000
+        self.c.ok("PUT", f"/v1/admin/organizations/{c_org.id}/budget", self.op, {"monthly_limit_micros": limit},
+                  status=(200,))
+        # 1 GPU x 30 s x 1000 = 30,000 held; a second such job does not fit in 50,000.
+        j1 = self.submit(c_key, {"command": "sleep", "args": ["3"], "gpus": 1, "max_duration_seconds": 30})
+        e = self.submit(c_key, {"command": "true", "gpus": 1, "max_duration_seconds": 30}, status=(429,))
+        check(e["error"]["code"] == "insufficient_quota" and e["error"]["type"] == "insufficient_quota",
+              f"the job over budget: {e}")
+        self.running(c_key, j1["id"])
+        answers = []
+
+        def chat():
+            r = self.c.call("POST", "/v1/chat/completions", c_key,
+                            {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
+            answers.append(r.status)
+        threads = [threading.Thread(target=chat) for _ in range(12)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        check(self.done(c_key, j1["id"])["status"] == "succeeded", "the first job ran")
+        check(200 in answers and 429 in answers, f"chats while the job ran: some admitted, some refused: {answers}")
+        deadline = time.time() + 10
+        while True:
+            b = self.budgets(c_org)[("org", c_org.id)]
+            if b["spent_micros"] >= 3000 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        check(3000 <= b["spent_micros"] <= limit, f"spent within the budget, the job's GPU-seconds included: {b}")
+        # A budget lowered under a running job: stopped after the grace period, billed for its run.
+        self.c.ok("PUT", f"/v1/admin/organizations/{d_org.id}/budget", self.op, {"monthly_limit_micros": 1_000_000},
+                  status=(200,))
+        j3 = self.submit(d_key, {"command": "sleep", "args": ["60"], "gpus": 1, "max_duration_seconds": 60})
+        self.running(d_key, j3["id"])
+        t0 = time.time()
+        self.c.ok("PUT", f"/v1/admin/organizations/{d_org.id}/budget", self.op, {"monthly_limit_micros": 10_000},
+                  status=(200,))
+        d = self.done(d_key, j3["id"], timeout=20)
+        stopped_s = time.time() - t0
+        check(d["status"] == "cancelled" and any("budget" in ev["detail"] for ev in d["events"]),
+              f"the job over its lowered budget was stopped: {d['status']} {d['events']}")
+        check(stopped_s < 6, f"stopped {stopped_s:.1f} s after the budget was lowered (heartbeat 1 s, grace 1 s)")
+        deadline = time.time() + 10
+        while self.budgets(d_org)[("org", d_org.id)]["spent_micros"] == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        spent_d = self.budgets(d_org)[("org", d_org.id)]["spent_micros"]
+        check(spent_d >= 1000, f"the stopped job was billed: {spent_d}")
+        return (f"org C: 2nd job 429, chats {answers.count(200)} admitted / {answers.count(429)} refused, spent "
+                f"{b['spent_micros']} of {limit}; org D's job stopped {stopped_s:.1f} s after its budget was lowered, "
+                f"billed {spent_d}")
+
     def run(self):
         failures = []
         steps = [("confine", self.check_confine), ("gpus", self.check_gpus), ("escape", self.check_escape),
-                 ("forge", self.check_forge)]
+                 ("forge", self.check_forge), ("budget", self.check_budget)]
         self.setup()
         for i, (name, fn) in enumerate(steps, 1):
             t0 = time.time()
@@ -258,7 +329,7 @@ def main():
     sandbox = "required" if os.geteuid() == 0 and shutil.which("bwrap") else "auto"
     sandbox = os.environ.get("HOSTILE_JOBS_SANDBOX", sandbox)  # "off": shows that the test catches an unconfined job
     args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2",
-                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox]
+                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1"]
     t = HostileJobs(args)
     t0 = time.time()
     failures = ["start"]
