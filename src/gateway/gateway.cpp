@@ -438,6 +438,16 @@ void Gateway::write_due_open_records(int64_t now_ms) {
   }
 }
 
+void Gateway::progress(Ticket& t, int64_t prompt_tokens, int64_t completion_tokens) {
+  if (!t.had_hold || t.open_record_deferred) return;  // no open record to bring up to date
+  const int64_t now = steady_ms();
+  if (now - t.last_progress_ms < options_.progress_interval_ms) return;
+  t.last_progress_ms = now;
+  int64_t cost = t.price ? token_cost_micros(*t.price, prompt_tokens, completion_tokens, 0) : 0;
+  if (!t.budgets.empty()) cost = std::min(cost, t.held_micros);  // as settle() bills it
+  ledger_.progress(t.request_id, prompt_tokens, completion_tokens, cost);
+}
+
 void Gateway::release(Ticket& t) {
   if (t.released) return;
   t.released = true;
@@ -456,7 +466,7 @@ void Gateway::settle(Ticket& t, const Usage& u, std::function<void(Status)> done
   r.completion_tokens = u.completion_tokens;
   r.cached_tokens = u.cached_tokens;
   r.cost_micros = t.price ? token_cost_micros(*t.price, u.prompt_tokens, u.completion_tokens, u.cached_tokens) : 0;
-  if (t.had_hold) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
+  if (t.had_hold && !t.budgets.empty()) r.cost_micros = std::min(r.cost_micros, t.held_micros);  // never above what was held
   if (u.status == "error") r.cost_micros = 0;                              // our failure is not billed
   r.held_micros = t.had_hold ? t.held_micros : 0;
   r.finished_at = nc::unix_us();

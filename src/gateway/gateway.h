@@ -57,6 +57,9 @@ struct GatewayOptions {
   // still running after this long. Nothing of it reaches the client before its final record commits,
   // so a short request needs no other record; a long one leaves a record to reconcile after a crash.
   int open_record_delay_ms = 1000;
+  // A streamed response's open record is brought up to date with what was delivered at most this often
+  // (progress()): what a crash can leave unbilled.
+  int progress_interval_ms = 1000;
   // The deployment's schema, composed by the app from its modules (storage::compose_migrations), run by
   // start(). Empty: tenancy's and the gateway's own.
   std::vector<storage::Migration> migrations;
@@ -86,6 +89,7 @@ struct Ticket {
   bool open_record_pending = false;   // in-process budgets: write_open_record() not called yet
   bool open_record_deferred = false;  // defer_open_record() was called
   int64_t started_at = 0;  // unix microseconds
+  int64_t last_progress_ms = 0;  // progress(): when the open record was last brought up to date
   Headers headers;         // x-ratelimit-* to send with the response
 };
 
@@ -132,6 +136,9 @@ class Gateway {
   // The same for a response sent whole: its final record precedes any byte, so the open record is
   // written only if the request is still running after options.open_record_delay_ms.
   void defer_open_record(Ticket& t);
+  // A streaming response with an open record: what was delivered so far, written to the record at most
+  // every options.progress_interval_ms (a crash then bills it, Ledger::reconcile). Cheap otherwise.
+  void progress(Ticket& t, int64_t prompt_tokens, int64_t completion_tokens);
   // Returns the rate-limit reservation of a ticket that will not run (idempotent).
   void release(Ticket& t);
   // Releases the reservation (unused tokens back) and writes the ledger record; done after COMMIT.

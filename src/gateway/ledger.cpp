@@ -1,4 +1,5 @@
 #include "gateway/ledger.h"
+#include "core/log.h"
 #include "core/timer.h"
 
 #include <fmt/format.h>
@@ -48,8 +49,8 @@ storage::GroupCommit::Stats Ledger::stats() const { return writer_->stats(); }
 
 Result<int64_t> Ledger::reconcile() {
   return db_.transact([&](Transaction& tx) -> Result<int64_t> {
-    NC_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT id, org_id, project_id, api_key_id, held_micros, period FROM usage_records "
-                                            "WHERE state = 'open' AND instance = $1",
+    NC_ASSIGN_OR_RETURN(auto rows, tx.query("SELECT id, org_id, project_id, api_key_id, held_micros, period, cost_micros "
+                                            "FROM usage_records WHERE state = 'open' AND instance = $1",
                                             {instance_}));
     const int64_t now = nc::unix_us();
     for (const Row& row : rows) {
@@ -64,14 +65,30 @@ Result<int64_t> Ledger::reconcile() {
       }
       NC_ASSIGN_OR_RETURN(int64_t held, row.get_int(4));
       NC_ASSIGN_OR_RETURN(std::string period, row.get_text(5));
-      NC_RETURN_IF_ERROR(tx.exec("UPDATE usage_records SET state = 'settled', status = 'interrupted', completion_tokens = 0, "
-                                 "cost_micros = 0, finished_at = $2 WHERE id = $1",
+      // What was delivered up to its last progress() stays billed (tokens and cost as last written).
+      NC_ASSIGN_OR_RETURN(int64_t cost, row.get_int(6));
+      NC_RETURN_IF_ERROR(tx.exec("UPDATE usage_records SET state = 'settled', status = 'interrupted', finished_at = $2 "
+                                 "WHERE id = $1",
                                  {r.id, now})
                              .status());
-      NC_RETURN_IF_ERROR(add_to_counters(tx, r, period, 0, -held));
+      NC_RETURN_IF_ERROR(add_to_counters(tx, r, period, cost, -held));
     }
     return static_cast<int64_t>(rows.size());
   });
+}
+
+void Ledger::progress(const std::string& id, int64_t prompt_tokens, int64_t completion_tokens, int64_t cost_micros) {
+  writer_->submit(
+      [id, prompt_tokens, completion_tokens, cost_micros](Transaction& tx) -> Status {
+        return tx
+            .exec("UPDATE usage_records SET prompt_tokens = $2, completion_tokens = $3, cost_micros = $4 "
+                  "WHERE id = $1 AND state = 'open'",
+                  {id, prompt_tokens, completion_tokens, cost_micros})
+            .status();
+      },
+      [id](Status s) {
+        if (!s.is_ok()) NC_LOG_WARN("ledger: progress of {}: {}", id, s.to_string());
+      });
 }
 
 void Ledger::hold(HoldRequest h, Done done) {

@@ -10,8 +10,11 @@
 //     open record (moving its hold to spent on the counters) or an INSERT when there is none. A
 //     request settles once: settling it again is AlreadyExists.
 //     The callback fires after COMMIT: the HTTP layer sends the last byte only then.
+//   - progress(): a streaming request's open record brought up to date with what was delivered so far
+//     (tokens and cost), batched with the group commit.
 //   - reconcile() at start: records this instance left 'open' (the process died mid-request) are
-//     settled as status 'interrupted' at cost 0 and their holds released.
+//     settled as status 'interrupted' with the tokens and cost of their last progress() (0 if none), and
+//     their holds released.
 // Usage events (POST /v1/usage/events): inserted with ON CONFLICT DO NOTHING on (org, source, id),
 // so a replayed event is stored once; the caller learns which were new and which duplicates, and
 // only after the commit (the dedupe key is claimed by the durable write itself).
@@ -71,6 +74,8 @@ class Ledger {
   // (none given: the open record and the hold are written without a check).
   void hold(HoldRequest h, Done done);
   void settle(UsageRecord r, Done done);
+  // Updates an open record (no-op once settled); fire and forget (a failure is logged).
+  void progress(const std::string& id, int64_t prompt_tokens, int64_t completion_tokens, int64_t cost_micros);
   // settle() for a request that wrote no open record (hold() was never called for it): the final
   // record is inserted at once, without looking for an open one first.
   void settle_without_hold(UsageRecord r, Done done);

@@ -69,6 +69,11 @@ awaitable<bool> CompletionRun::stream_events() {
         alive = co_await sse.event(chunk_json(ci, "", nullptr, finish_reason(e)));
       }
     }
+    if (call.caller && ctx.gw && alive) {  // what the client has: the open record follows (at most every second)
+      int64_t delivered = 0;
+      for (const auto& c : choices) delivered += c.n_generated;
+      ctx.gw->progress(ticket, prompt_tokens, delivered);
+    }
   }
   gateway::Gateway* gw = call.caller ? ctx.gw : nullptr;
   if (!alive) {

@@ -24,6 +24,9 @@ awaitable<std::optional<Reply>> admit_request(gateway::Gateway& gw, asio::any_io
                                               const std::shared_ptr<const gateway::Caller>& caller,
                                               const gateway::AdmitRequest& request, bool stream, gateway::Ticket* ticket) {
   if (auto d = gw.admit(caller, request, ticket)) co_return error_reply(*d);
+  // Every stream has an open record before its first byte, budget or not: brought up to date as it
+  // streams (Gateway::progress), it is what a crash bills.
+  if (stream && !ticket->open_record_pending && !gw.needs_hold(*ticket)) ticket->open_record_pending = true;
   if (ticket->open_record_pending) {
     if (!stream) {
       gw.defer_open_record(*ticket);

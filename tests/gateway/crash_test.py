@@ -14,8 +14,13 @@ more start so reconciliation has run, clean stop) the database must show:
   2. no record left 'open'; every request id a client saw in a response head has a record (its hold
      was committed before the head was sent); cut ones are 'interrupted' (or 'completed' when the
      kill came after the commit), dropped ones 'client_disconnected' (or 'interrupted'/'completed');
-     'interrupted' records cost nothing and their count equals what the restarts' reconciliation logged;
+     'interrupted' records cost what their last progress update recorded as delivered (nothing when it
+     recorded no token) and their count equals what the restarts' reconciliation logged;
   3. spend counters: nothing held; spent == SUM(cost_micros) of the records per scope and period.
+  4. long streams: 6 streams of up to 3,000 tokens (3 of a project with a budget, 3 of one without) are
+     cut by a SIGKILL after about 2 s; after the restart each one's record is 'interrupted' with the
+     completion tokens its client had received up to at most 1 s (+0.25 s for the group commit)
+     before its last chunk, never 0, and never more than it received (+ the chunks in flight).
 
 Usage: crash_test.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--seed N] [--kills N]
 Python standard library only. Exit 0 on success; "FAIL: ..." and exit 1 otherwise.
@@ -223,6 +228,76 @@ def check_plain(body, chat, max_tokens):
     return p, n
 
 
+def long_streams(server, admin, budget_key_id, budget_key, budget_project):
+    """Phase 4 (see the top): SIGKILL during long streams; each is billed for what its client received."""
+    server.start()
+    free = admin_call(server.port, admin, "POST", "/v1/organization/projects", {"name": "no-budget"})
+    k = admin_call(server.port, admin, "POST", "/v1/organization/api_keys", {"project_id": free["id"], "name": "free"})
+    keys = [budget_key] * 3 + [k["value"]] * 3
+    streams = [{"chunks": [], "rid": None} for _ in keys]
+
+    def run(i):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HTTP_TIMEOUT_S)
+        body = {"model": "tiny", "prompt": "once upon a time", "max_tokens": 3000, "ignore_eos": True,
+                "temperature": 1.0, "stream": True, "logprobs": 0}
+        try:
+            conn.request("POST", "/v1/completions", body=json.dumps(body),
+                         headers={"Authorization": "Bearer " + keys[i], "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            streams[i]["rid"] = resp.getheader("x-request-id")
+            while True:
+                line = resp.readline()
+                if not line:
+                    break
+                if line.startswith(b"data: {"):
+                    streams[i]["chunks"].append(time.monotonic())  # one token per chunk (logprobs: every token)
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(keys))]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    server.kill()
+    for t in threads:
+        t.join(HTTP_TIMEOUT_S)
+    server.start()  # reconciles
+    rc = server.stop()
+    if rc != 0:
+        fail("the server exited with %s after SIGTERM (long streams)" % rc)
+    c = sqlite3.connect("file:%s?mode=ro" % server.db, uri=True)
+    problems, lags = [], []
+    for i, st in enumerate(streams):
+        received = len(st["chunks"])
+        if st["rid"] is None or received == 0:
+            problems.append("stream %d received nothing before the kill" % i)
+            continue
+        row = c.execute("SELECT status, completion_tokens, cost_micros, prompt_tokens, held_micros FROM usage_records "
+                        "WHERE id = ?", (st["rid"],)).fetchone()
+        if row is None:
+            problems.append("stream %d (%s, %d tokens received) has no usage record" % (i, st["rid"], received))
+            continue
+        status, billed, cost, prompt, held = row
+        last = st["chunks"][-1]
+        floor = sum(1 for t in st["chunks"] if t <= last - 1.25)
+        lag_s = last - st["chunks"][billed - 1] if 0 < billed <= received else 0.0
+        lags.append(lag_s)
+        if status != "interrupted" or billed == 0 or billed < floor or billed > received + 16:
+            problems.append("stream %d (%s, %s): billed %d tokens; its client received %d, %d of them 1.25 s before "
+                            "its last chunk" % (i, "budget" if i < 3 else "no budget", status, billed, received, floor))
+        want = prompt + billed if held == 0 else min(prompt + billed, held)
+        if cost != want:
+            problems.append("stream %d: cost %d for %d + %d tokens, want %d" % (i, cost, prompt, billed, want))
+    c.close()
+    if problems:
+        fail("long streams cut by a SIGKILL:\n  " + "\n  ".join(problems))
+    print("crash test: long streams: 6 cut after 2 s, each billed for what its client received up to %.2f s before "
+          "its last chunk (%s tokens received)" % (max(lags), ", ".join(str(len(s["chunks"])) for s in streams)),
+          flush=True)
+
+
 def client_loop(idx, server, key, seed, stop, out):
     rng = random.Random(seed * 1000 + idx)
     conn = None
@@ -344,9 +419,13 @@ def check_ledger(db_path, out, org_id, project_id, key_id, reconciled_logged):
         if (rec["org_id"], rec["project_id"], rec["api_key_id"]) != (org_id, project_id, key_id):
             problem("record %s belongs to %s/%s/%s" % (rec["id"], rec["org_id"], rec["project_id"], rec["api_key_id"]))
         if rec["status"] == "interrupted":
-            if rec["cost_micros"] != 0 or rec["completion_tokens"] != 0:
-                problem("interrupted record %s has cost %d, completion_tokens %d (want 0, 0)" %
-                        (rec["id"], rec["cost_micros"], rec["completion_tokens"]))
+            # Billed for what its last progress update recorded as delivered (streams), else nothing.
+            want = rec["prompt_tokens"] + rec["completion_tokens"]
+            if rec["held_micros"] > 0:
+                want = min(want, rec["held_micros"])
+            if rec["cost_micros"] != want and not (rec["completion_tokens"] == 0 and rec["cost_micros"] == 0):
+                problem("interrupted record %s has cost %d for %d + %d tokens (want %d, or 0 with no tokens)" %
+                        (rec["id"], rec["cost_micros"], rec["prompt_tokens"], rec["completion_tokens"], want))
             if rec["prompt_tokens"] <= 0:  # known at admission, kept for the record
                 problem("interrupted record %s lost its prompt_tokens" % rec["id"])
         elif rec["status"] in ("completed", "client_disconnected"):
@@ -527,6 +606,7 @@ def main():
               "%d client_disconnected), no open holds; %.1f s" %
               (kills, len(out.completed), len(out.cut) + len(out.dropped), by_status.get("interrupted", 0),
                by_status.get("client_disconnected", 0), elapsed))
+        long_streams(server, admin, key_id, inference_key, project_id)
         ok = True
     except TestFailure as e:
         print("FAIL: %s" % e, flush=True)
