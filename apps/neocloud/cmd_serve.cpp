@@ -66,6 +66,21 @@ gateway::UsageEvent usage_event(const capacity::GpuUsage& g) {
   return e;
 }
 
+// Says loudly which confinement jobs get; false when jobs must be sandboxed and cannot be.
+bool report_sandbox(const capacity::JobSandbox& sb) {
+  if (!sb.required_error().empty()) return false;
+  if (sb.active()) {
+    fmt::print(stderr, "neocloud: job sandbox {}\n", sb.status());
+  } else {
+    fmt::print(stderr,
+               "neocloud: WARNING: JOBS ARE NOT SANDBOXED: {}. A job can read this server's files and signal its "
+               "processes. Install bubblewrap, or start with --job-sandbox required to refuse to run jobs without "
+               "it.\n",
+               sb.status());
+  }
+  return true;
+}
+
 Status run_serve(const ServeOptions& o) {
   // Everything the server writes (the database and its WAL, key files, job directories and logs) is
   // private to its user.
@@ -182,20 +197,13 @@ Status run_serve(const ServeOptions& o) {
       capacity::SlurmExecutorOptions so;
       so.slurm_conf = o.slurm_conf;
       so.gpu_indices = capacity::SlurmGpuIndices::kAssignment;  // our scheduler's books decide the GPUs
-      executor = std::make_unique<capacity::SlurmExecutor>(so);
+      so.sandbox = leo.sandbox;
+      auto slurm = std::make_unique<capacity::SlurmExecutor>(so);
+      if (!report_sandbox(slurm->sandbox())) return failed_precondition(slurm->sandbox().required_error());
+      executor = std::move(slurm);
     } else {
       auto local = std::make_unique<capacity::LocalExecutor>(leo);
-      const capacity::JobSandbox& sb = local->sandbox();
-      if (!sb.required_error().empty()) return failed_precondition(sb.required_error());
-      if (sb.active()) {
-        fmt::print(stderr, "neocloud: job sandbox {}\n", sb.status());
-      } else {
-        fmt::print(stderr,
-                   "neocloud: WARNING: JOBS ARE NOT SANDBOXED: {}. A job can read this server's files and signal "
-                   "its processes. Install bubblewrap, or start with --job-sandbox required to refuse to run jobs "
-                   "without it.\n",
-                   sb.status());
-      }
+      if (!report_sandbox(local->sandbox())) return failed_precondition(local->sandbox().required_error());
       fmt::print(stderr, "neocloud: job cgroups {}\n", local->cgroup_status());
       executor = std::move(local);
     }

@@ -190,11 +190,10 @@ bool JobSandbox::open_path_to(const std::string& dir) const {
   return true;
 }
 
-std::vector<std::string> JobSandbox::base_args(const std::vector<int>& gpus, int home_fd) const {
-  std::vector<std::string> a = {bwrap_,          "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname",
-                                "job",           "--die-with-parent", "--ro-bind", "/", "/",
-                                "--dev",         "/dev",          "--proc",        "/proc",         "--tmpfs",
-                                "/tmp",          "--tmpfs",       "/home"};
+std::vector<std::string> JobSandbox::base_args(const std::vector<int>& gpus, int home_fd, bool die_with_parent) const {
+  std::vector<std::string> a = {bwrap_, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "job"};
+  if (die_with_parent) a.push_back("--die-with-parent");
+  a.insert(a.end(), {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/home"});
   for (const std::string& d : hide_dirs_) a.insert(a.end(), {"--tmpfs", d});
   for (const std::string& f : hide_files_) a.insert(a.end(), {"--ro-bind", "/dev/null", f});
   if (!gpus.empty()) {
@@ -211,6 +210,27 @@ std::vector<std::string> JobSandbox::base_args(const std::vector<int>& gpus, int
     a.insert(a.end(), {"--bind-fd", std::to_string(home_fd), kJobHome, "--chdir", kJobHome});
   }
   return a;
+}
+
+std::vector<std::string> JobSandbox::launcher(uid_t uid) const {
+  std::vector<std::string> argv;
+  if (per_user_) {
+    argv = {setpriv_, "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups",
+            "--no-new-privs"};
+  }
+  std::vector<std::string> b = base_args({}, -1);
+  argv.insert(argv.end(), b.begin(), b.end());
+  return argv;
+}
+
+bool JobSandbox::give(const std::string& dir, uid_t uid) const {
+  if (!open_path_to(dir)) return false;
+  if (!per_user_) return true;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fchown(fd, uid, uid) == 0 && ::fchmod(fd, 0700) == 0;
+  ::close(fd);
+  return ok;
 }
 
 std::vector<std::string> JobSandbox::wrap(uid_t uid, const std::vector<int>& gpus, int home_fd,

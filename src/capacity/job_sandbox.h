@@ -11,6 +11,10 @@
 //   - the control plane's paths (the database, key files, the jobs directory with every job's log)
 //     covered by empty mounts where the job's user could reach them at all.
 // A task killed by a signal is reported by bwrap as exit status 128 + the signal (as a shell does).
+// Signals: bwrap's first process (the task's pid) dies of SIGTERM and, with --die-with-parent, takes the
+// job with it at once; the sandbox's PID 1 ignores what it has no handler for. So a job is asked to stop
+// by signalling the processes inside (the executor skips the task's own pid), and killed by SIGKILL to
+// the task's process group.
 //
 // Detection (the constructor): bwrap and setpriv in PATH, and a probe sandbox (`true`, as the probe
 // user) that must start; status() says which confinement is active, or why none is. Mode kRequired
@@ -70,9 +74,17 @@ class JobSandbox {
   // kJobHome and the device nodes of `gpus` visible. The environment passes through unchanged.
   std::vector<std::string> wrap(uid_t uid, const std::vector<int>& gpus, int home_fd, const std::string& command,
                                 const std::vector<std::string>& args) const;
+  // The same sandbox for a wrapper that adds the rest itself (the Slurm batch script, slurm_script.h):
+  // setpriv (per_user) and bwrap with everything but the GPU device binds, the home bind and the command.
+  // (Slurm signals every process of a step, bwrap's own included: the script starts bwrap with SIGTERM
+  // ignored and the command through `env --default-signal=TERM`, so that the job, not bwrap, gets it.)
+  std::vector<std::string> launcher(uid_t uid) const;
+  const std::string& dev_dir() const { return options_.dev_dir; }
+  // Makes dir (a job's own directory under jobs_root) the job user's: o+x on the way, chown, 0700.
+  bool give(const std::string& dir, uid_t uid) const;
 
  private:
-  std::vector<std::string> base_args(const std::vector<int>& gpus, int home_fd) const;
+  std::vector<std::string> base_args(const std::vector<int>& gpus, int home_fd, bool die_with_parent = true) const;
 
   SandboxOptions options_;
   bool active_ = false;

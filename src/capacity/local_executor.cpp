@@ -198,6 +198,7 @@ Status LocalExecutor::launch(const LaunchSpec& spec) {
   seg->grace_period_s = spec.grace_period_s;
   seg->log_path = spec.log_path;
   seg->sandboxed = sandbox_.active();
+  seg->procs.sandboxed = seg->sandboxed;
   for (const NodeAssignment& n : spec.nodes) seg->node_names.push_back(n.node);
   LaunchSpec resolved = spec;
   resolved.working_dir = working_dir;
@@ -429,7 +430,9 @@ void LocalExecutor::stop(Segment& seg, StopCause cause, int grace_s, int64_t now
 
 int LocalExecutor::signal_all(ProcessSet& procs, int sig) {
   const std::set<pid_t>& sids = procs.sids;
-  if (sig != 0) {
+  // Sandboxed, a task's own pid is bwrap's first process: it gets SIGKILL only (job_sandbox.h).
+  const bool spare_tasks = procs.sandboxed && sig != SIGKILL;
+  if (sig != 0 && !spare_tasks) {
     for (pid_t sid : sids) ::kill(-sid, sig);  // a task's process group id is its pid
     if (sig == SIGKILL) {
       for (const std::string& cg : procs.cgroups) JobCgroups::kill(cg);
@@ -461,7 +464,7 @@ int LocalExecutor::signal_all(ProcessSet& procs, int sig) {
     }
     ++live;
     if (!sids.count(p.pid)) still_seen.insert(p.pid);
-    if (sig != 0) ::kill(p.pid, sig);
+    if (sig != 0 && !(spare_tasks && sids.count(p.pid))) ::kill(p.pid, sig);
   }
   procs.seen = std::move(still_seen);
   return live;

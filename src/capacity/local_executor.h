@@ -117,6 +117,7 @@ class LocalExecutor final : public Executor {
     std::set<pid_t> sids;
     std::set<pid_t> seen;
     std::vector<std::string> cgroups;  // one per node while cgroups are active
+    bool sandboxed = false;  // the tasks are bwrap: only SIGKILL goes to them (job_sandbox.h)
   };
   struct Segment {
     std::string job_id;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "capacity/slurm_output.h"
 #include "capacity/subprocess.h"
@@ -59,7 +60,8 @@ Result<std::string> read_slurm_env_file(const std::string& path) {
 
 // ---- the executor ----
 
-SlurmExecutor::SlurmExecutor(SlurmExecutorOptions options) : options_(std::move(options)) {
+SlurmExecutor::SlurmExecutor(SlurmExecutorOptions options)
+    : options_(std::move(options)), sandbox_(options_.sandbox) {
   if (options_.poll_interval_ms < 10) options_.poll_interval_ms = 10;
   if (options_.command_timeout_ms < 1000) options_.command_timeout_ms = 1000;
 }
@@ -195,11 +197,25 @@ Status SlurmExecutor::launch(const LaunchSpec& spec_in) {
   std::string wd = spec.working_dir.empty() ? log_dir.string() : fs::absolute(spec.working_dir, ec).string();
   if (!fs::is_directory(wd, ec)) return invalid_argument("launch: working_dir " + wd + " is not a directory");
 
+  std::optional<SlurmSandbox> sandbox;
+  if (!sandbox_.required_error().empty()) return failed_precondition(sandbox_.required_error());
+  if (sandbox_.active()) {
+    if (sandbox_.per_user() && (spec.run_as_uid <= 0 || spec.run_as_uid >= 0xFFFFFFFFLL)) {
+      return invalid_argument("launch " + spec.job_id + ": a sandboxed job needs the uid to run as (run_as_uid)");
+    }
+    const auto uid = static_cast<uid_t>(spec.run_as_uid);
+    if (!sandbox_.give(wd, uid)) {
+      return failed_precondition("launch: working_dir " + wd + " cannot be given to uid " + std::to_string(uid) +
+                                 " (not a directory under the jobs directory)");
+    }
+    sandbox = SlurmSandbox{sandbox_.launcher(uid), sandbox_.dev_dir(), wd};
+  }
   const std::string name = slurm_job_name(spec.job_id, spec.segment);
   std::vector<std::string> args = sbatch_args(spec, wd, options_.gpu_indices, options_.partition);
   const int64_t launched_us = unix_us();
   Runner run{options_};
-  SubprocessResult r = run("sbatch", args, slurm_batch_script(spec, options_.gpu_indices));
+  SubprocessResult r =
+      run("sbatch", args, slurm_batch_script(spec, options_.gpu_indices, sandbox ? &*sandbox : nullptr));
   if (!r.ok()) {
     if (r.timed_out) {
       // It may have been submitted all the same: cancel whatever carries the name.

@@ -62,6 +62,9 @@
 // the commands print is parsed by slurm_output.h; sbatch's arguments and the batch script are
 // slurm_script.h's. Slurm's own CPU / memory limits are not used (NodeAssignment::cpu_milli /
 // memory_mib are ignored).
+// Sandbox (options.sandbox, job_sandbox.h): each task execs bubblewrap through setpriv as the job's
+// run_as_uid (never root) with the job's own directory (made the job user's) at /home/job; the nodes
+// need bubblewrap, and the jobs directory on a path they share with this server.
 // Ownership: the executor owns the Slurm jobs it submitted until poll() reported them; the destructor
 // SIGKILLs the steps of every one not yet reported and cancels it. Threads: not synchronized (one caller thread).
 #pragma once
@@ -75,6 +78,7 @@
 #include <vector>
 
 #include "capacity/executor.h"
+#include "capacity/job_sandbox.h"
 #include "capacity/slurm_script.h"
 
 namespace nc::capacity {
@@ -89,6 +93,7 @@ struct SlurmExecutorOptions {
   // ReqNodeNotAvail / NodeDown) is cancelled and reported as kNodeFailed; 0: it waits.
   int node_unavailable_s = 60;
   SlurmGpuIndices gpu_indices = SlurmGpuIndices::kSlurm;
+  SandboxOptions sandbox;  // off by default; `serve` asks for kAuto or kRequired
 };
 
 // The SLURM_CONF that a file of `export SLURM_CONF=...` lines sets (tools/slurm.sh writes DIR/env).
@@ -107,6 +112,8 @@ class SlurmExecutor final : public Executor {
   std::vector<ExitReport> poll() override;
   size_t running() const override { return jobs_.size(); }
   Status kill_leftover(const std::string& job_id, int segment) override;
+  bool confined() const override { return sandbox_.active(); }
+  const JobSandbox& sandbox() const { return sandbox_; }
 
   // The Slurm job id of a running segment ("" if none); for tests and logs.
   std::string slurm_job_id(const std::string& job_id, int segment) const;
@@ -151,6 +158,7 @@ class SlurmExecutor final : public Executor {
   int64_t start_estimate_us(const Job& job) const;
 
   SlurmExecutorOptions options_;
+  JobSandbox sandbox_;
   std::map<Key, Job> jobs_;
   std::set<Key> launched_;
   int64_t last_refresh_mono_us_ = 0;

@@ -96,7 +96,7 @@ std::vector<std::string> sbatch_args(const LaunchSpec& spec, const std::string& 
   return args;
 }
 
-std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indices) {
+std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indices, const SlurmSandbox* sandbox) {
   const int nnodes = static_cast<int>(spec.nodes.size());
   const int tpn = spec.tasks_per_node;
   const auto& q = shell_quote;
@@ -145,7 +145,28 @@ std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indic
   for (const auto& [k, v] : spec.env) {
     if (!is_reserved_env(k)) w += "export " + k + "=" + q(v) + "\n";  // the GPUs, ranks and rendezvous are ours
   }
-  w += "exec \"$@\"\n";
+  if (sandbox) {
+    // The job's own devices, home and user: bubblewrap (job_sandbox.h) around the command.
+    const std::string dev = sandbox->dev_dir;
+    w += "export HOME=/home/job USER=job LOGNAME=job\n";
+    w += "nc_dev=()\n"
+         "if [ -n \"$CUDA_VISIBLE_DEVICES\" ]; then\n"
+         "  for nc_c in nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset; do\n"
+         "    nc_dev+=(--dev-bind-try " + q(dev) + "/$nc_c /dev/$nc_c)\n"
+         "  done\n"
+         "  for nc_g in ${CUDA_VISIBLE_DEVICES//,/ }; do\n"
+         "    nc_dev+=(--dev-bind-try " + q(dev) + "/nvidia$nc_g /dev/nvidia$nc_g)\n"
+         "  done\n"
+         "fi\n";
+    // Slurm signals every process of the step: bwrap (which would take the job down with it at once)
+    // ignores SIGTERM; the job gets it, at its default disposition again (coreutils env).
+    w += "trap '' TERM\nexec";
+    for (const std::string& a : sandbox->launcher) w += " " + q(a);
+    w += " \"${nc_dev[@]}\" --bind " + q(sandbox->home) +
+         " /home/job --chdir /home/job -- /usr/bin/env --default-signal=TERM \"$@\"\n";
+  } else {
+    w += "exec \"$@\"\n";
+  }
 
   // The batch script (runs once, on the first node of the allocation). No user text before the first
   // command line, so nothing in it can be read as an #SBATCH directive.
@@ -217,12 +238,17 @@ fi
   s += "exec 3>&-\n";
   s += R"NC(nc_rc=${nc_res%% *}
 nc_first=${nc_res#* }
-case $nc_first in
-  'Exited with exit code '*) exit "${nc_first#Exited with exit code }" ;;
-  '') exit "$nc_rc" ;;
-esac
 nc_sig=0
 case $nc_first in
+  'Exited with exit code '*)
+    nc_code=${nc_first#Exited with exit code }
+)NC";
+  // The sandbox reports a task killed by signal N as exit status 128 + N.
+  if (sandbox) s += "    if [ \"$nc_code\" -gt 128 ] && [ \"$nc_code\" -lt 193 ]; then nc_sig=$((nc_code - 128)); fi\n";
+  s += R"NC(    [ "$nc_sig" -gt 0 ] || exit "$nc_code" ;;
+  '') exit "$nc_rc" ;;
+esac
+[ "$nc_sig" -gt 0 ] || case $nc_first in
 )NC";
   s += kSignalNames;
   s += R"NC(esac

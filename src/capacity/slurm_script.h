@@ -40,7 +40,16 @@ std::string slurm_file_pattern(const std::string& path);
 std::vector<std::string> sbatch_args(const LaunchSpec& spec, const std::string& working_dir,
                                      SlurmGpuIndices gpu_indices, const std::string& partition);
 
-// The batch script (sbatch's stdin) for a validated spec.
-std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indices);
+// Where each task runs sandboxed (job_sandbox.h): the launcher (setpriv + bwrap's common arguments),
+// the directory of GPU device nodes, and the job's own directory bound at /home/job.
+struct SlurmSandbox {
+  std::vector<std::string> launcher;
+  std::string dev_dir = "/dev";
+  std::string home;
+};
+
+// The batch script (sbatch's stdin) for a validated spec; with a sandbox, each task runs in it (a task
+// the sandbox reports as 128 + N is reported as killed by signal N).
+std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indices, const SlurmSandbox* sandbox = nullptr);
 
 }  // namespace nc::capacity

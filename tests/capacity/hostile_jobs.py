@@ -9,7 +9,8 @@ machine can: root and bubblewrap). Each job tries the attacks of issue 15 and pr
   2 gpus      a 2-GPU job sees exactly its two GPU device nodes (and the shared control node) and its
               CUDA_VISIBLE_DEVICES; setting CUDA_VISIBLE_DEVICES / RANK itself is a 400 naming it
   3 escape    a job's `setsid` and double-forked children are gone within the grace period, both when
-              the job ends by itself and when it is cancelled; no zombie stays under the server
+              the job ends by itself and when it is cancelled (the job itself gets SIGTERM and its grace
+              period first); no zombie stays under the server
   4 forge     a tenant's usage event under neocloud's own sources is refused; a job's working_dir, an env
               value with NUL, are 400s; a job killed at its time limit reports a non-zero exit status
   5 budget    jobs are held against the organization's budget for GPUs x max duration: the second job that
@@ -19,7 +20,8 @@ machine can: root and bubblewrap). Each job tries the attacks of issue 15 and pr
               after --job-budget-grace, billed for what it ran.
 The kill attacks are only tried when the job is in a PID namespace of its own and not root (they are
 aimed at the server this test started and at the job's own namespace, never at this machine).
-Usage: hostile_jobs.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
+The same attacks run on the Slurm executor with --executor slurm (the ctest fixture's one-node Slurm).
+Usage: hostile_jobs.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--executor slurm --slurm-dir DIR]
 """
 import argparse
 import json
@@ -91,7 +93,8 @@ class HostileJobs:
         log = self.server.log_tail(200)
         self.features = [line.split("neocloud: ", 1)[1] for line in log.splitlines()
                          if line.startswith("neocloud: job ") or "NOT SANDBOXED" in line]
-        print("host features: " + " | ".join(self.features), flush=True)
+        print(f"host features ({self.args.executor} executor): " + " | ".join(self.features), flush=True)
+        self.gpu_type = self.c.ok("GET", "/v1/admin/nodes", self.op, status=(200,))["data"][0]["gpu_type"]
 
     def submit(self, key, body, status=(200,)):
         return self.c.ok("POST", "/v1/jobs", key, body, status=status)
@@ -183,7 +186,9 @@ class HostileJobs:
         check(not marked(mark), f"children outlived the job's end: {marked(mark)}")
         # Cancelled while its escaped children run.
         mark2 = f"hostile-{os.getpid()}-b"
-        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", ESCAPE + "sleep 600"], "gpus": 1, "env": {"MARK": mark2}})
+        trap = "trap 'echo got TERM; sleep 0.5; echo graceful exit; exit 0' TERM\n"
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", trap + ESCAPE + "sleep 600"], "gpus": 1,
+                                     "env": {"MARK": mark2}})
         self.running(self.a_key, j["id"])
         deadline = time.time() + 10
         while len(marked(mark2)) < 2 and time.time() < deadline:
@@ -196,6 +201,8 @@ class HostileJobs:
         check(not marked(mark2), f"children outlived the cancel: {marked(mark2)}")
         gone_s = time.time() - t0
         check(self.done(self.a_key, j["id"])["status"] == "cancelled", "cancelled")
+        log = self.logs(self.a_key, j["id"])
+        check("graceful exit" in log, f"the cancelled job had its grace period (SIGTERM, then time to exit): {log!r}")
         def zombies():
             out = []
             for pid in os.listdir("/proc"):
@@ -216,7 +223,7 @@ class HostileJobs:
         return f"escaped children gone at the job's end and {gone_s:.1f} s after the cancel; no zombies"
 
     def check_forge(self):
-        ev = {"source": "neocloud/capacity", "id": "job_x/0", "type": "gpu", "item": "gpu-seconds/sim/on-demand",
+        ev = {"source": "neocloud/capacity", "id": "job_x/0", "type": "gpu", "item": f"gpu-seconds/{self.gpu_type}/on-demand",
               "quantity": 0}
         r = self.c.call("POST", "/v1/usage/events", self.a_key, ev)
         check(r.status in (400, 403), f"a tenant's event under neocloud/capacity: {r.status} {r.body[:200]!r}")
@@ -238,7 +245,7 @@ class HostileJobs:
         c_key, _ = c_org.key(c_org.project("p"), "c")
         d_key, _ = d_org.key(d_org.project("p"), "d")
         for cls in ("on-demand", "spot"):
-            self.c.ok("POST", "/v1/admin/prices", self.op, {"item": f"gpu-seconds/sim/{cls}", "per_unit": 1000,
+            self.c.ok("POST", "/v1/admin/prices", self.op, {"item": f"gpu-seconds/{self.gpu_type}/{cls}", "per_unit": 1000,
                                                          "effective_from": 0}, status=(201,))
         # 100 micro-USD per token: a 5-token chat holds a few thousand.
         self.c.ok("POST", "/v1/admin/prices", self.op, {"item": "tiny", "input_per_mtok": 100_000_000,
@@ -317,6 +324,8 @@ def main():
     ap.add_argument("--neocloud", required=True)
     ap.add_argument("--vocab", required=True)
     ap.add_argument("--tmp", required=True)
+    ap.add_argument("--executor", default="local", choices=["local", "slurm"])
+    ap.add_argument("--slurm-dir", help="tools/slurm.sh's directory (its env file names SLURM_CONF)")
     args = ap.parse_args()
     args.db = "sqlite"
     shutil.rmtree(args.tmp, ignore_errors=True)
@@ -330,6 +339,14 @@ def main():
     sandbox = os.environ.get("HOSTILE_JOBS_SANDBOX", sandbox)  # "off": shows that the test catches an unconfined job
     args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2",
                        "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1"]
+    if args.executor == "slurm":
+        env_file = os.path.join(args.slurm_dir or "", "env")
+        if not os.path.exists(env_file):
+            print(f"FAIL start: no Slurm at {args.slurm_dir} (the ctest `slurm` fixture starts it)", flush=True)
+            return 1
+        conf = open(env_file).read().split("SLURM_CONF=", 1)[1].split()[0].strip("'\"")
+        args.serve_args = [a for a in args.serve_args if a not in ("--gpus", "4")] + ["--executor", "slurm",
+                                                                                      "--slurm-conf", conf]
     t = HostileJobs(args)
     t0 = time.time()
     failures = ["start"]
