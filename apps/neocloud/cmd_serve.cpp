@@ -47,6 +47,7 @@ struct ServeOptions {
   std::string executor = "local", slurm_conf;
   server::EdgeLimits limits;
   int64_t job_log_max_bytes = 256LL << 20;
+  int64_t job_pids_max = 4096;
   std::string job_sandbox = "auto", gpu_device_dir = "/dev";
   std::vector<int64_t> job_uid_range;  // base, count
 };
@@ -152,6 +153,7 @@ Status run_serve(const ServeOptions& o) {
     NC_ASSIGN_OR_RETURN(auto nodes, capacity::discover_inventory(inv));
     capacity::LocalExecutorOptions leo;
     leo.max_log_bytes = o.job_log_max_bytes;
+    leo.pids_max = o.job_pids_max;
     leo.sandbox.mode = o.job_sandbox == "required" ? capacity::SandboxMode::kRequired
                        : o.job_sandbox == "off"    ? capacity::SandboxMode::kOff
                                                    : capacity::SandboxMode::kAuto;
@@ -290,6 +292,10 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--job-budget-grace", o->job_budget_grace,
                   "seconds between SIGTERM and SIGKILL for a job whose budget ran out while it ran")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--job-pids-max", o->job_pids_max,
+                  "processes one node of a job may have at once, where cgroups are on (0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--job-sandbox", o->job_sandbox,

@@ -122,7 +122,7 @@ int LocalExecutor::master_port(std::string_view job_id) { return capacity::maste
 
 LocalExecutor::LocalExecutor(LocalExecutorOptions options)
     : options_(std::move(options)),
-      cgroups_(options_.use_cgroups, options_.cgroup_parent),
+      cgroups_(options_.use_cgroups, options_.cgroup_parent, options_.pids_max),
       sandbox_(options_.sandbox) {
   if (options_.reap_orphans) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
@@ -313,9 +313,11 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
     const NodeAssignment& node = spec.nodes[node_rank];
     std::string cgroup = cgroups_active() ? make_cgroup(spec, node_rank) : "";
     int cgroup_fd = -1;
+    std::vector<int> join_fds;  // v1: the task joins these before it execs
     if (!cgroup.empty()) {
       seg.procs.cgroups.push_back(cgroup);
-      cgroup_fd = ::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (!cgroups_.dir_of(cgroup).empty()) cgroup_fd = ::open(cgroups_.dir_of(cgroup).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      join_fds = cgroups_.join_fds(cgroup);
     }
     Env env = base;
     std::string gpus = join_gpus(node.gpus);
@@ -343,9 +345,9 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
       pid_t pid = 0;
       int err = -1;
       if (n_spawned == options_.fail_spawn_at) err = EAGAIN;
-      if (err < 0 && cgroup_fd >= 0 && cgroups_.clone_into()) {
-        err = spawn_into_cgroup(cgroup_fd, exe.c_str(), argv.data(), envp.data(), spec.working_dir.c_str(), log_fd,
-                                home_fd, &pid);
+      if (err < 0 && (cgroup_fd >= 0 || !join_fds.empty()) && cgroups_.clone_into()) {
+        err = spawn_into_cgroup(cgroup_fd, join_fds, exe.c_str(), argv.data(), envp.data(), spec.working_dir.c_str(),
+                                log_fd, home_fd, &pid);
         if (err == ENOSYS || err == EINVAL || err == E2BIG) {
           cgroups_.clone_into_refused();  // an older kernel: move the process in after it started
           err = -1;
@@ -359,11 +361,12 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
                                        node.node + ")");
         break;
       }
-      if (!cgroup.empty() && !born_in_cgroup) JobCgroups::add(cgroup, pid);
+      if (!cgroup.empty() && !born_in_cgroup) cgroups_.add(cgroup, pid);
       seg.tasks.push_back(Task{pid, node_rank, local_rank});
       seg.procs.sids.insert(pid);
     }
     if (cgroup_fd >= 0) ::close(cgroup_fd);
+    for (int fd : join_fds) ::close(fd);
   }
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
@@ -435,10 +438,10 @@ int LocalExecutor::signal_all(ProcessSet& procs, int sig) {
   if (sig != 0 && !spare_tasks) {
     for (pid_t sid : sids) ::kill(-sid, sig);  // a task's process group id is its pid
     if (sig == SIGKILL) {
-      for (const std::string& cg : procs.cgroups) JobCgroups::kill(cg);
+      for (const std::string& cg : procs.cgroups) cgroups_.kill(cg);
     }
   }
-  std::set<pid_t> members = JobCgroups::members(procs.cgroups);
+  std::set<pid_t> members = cgroups_.members(procs.cgroups);
   const pid_t self = ::getpid();
   std::vector<ProcInfo> matched;
   std::set<pid_t> matched_pids;
@@ -479,7 +482,7 @@ bool LocalExecutor::sweep_leftovers() {
   for (size_t i = 0; i < leftovers_.size();) {
     ProcessSet& l = leftovers_[i];
     bool gone = signal_all(l, SIGKILL) == 0 && l.seen.empty();
-    for (const std::string& cg : l.cgroups) gone = gone && (::rmdir(cg.c_str()) == 0 || errno == ENOENT);
+    for (const std::string& cg : l.cgroups) gone = gone && cgroups_.remove(cg);
     if (gone) {
       leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
@@ -569,7 +572,7 @@ std::string LocalExecutor::make_cgroup(const LaunchSpec& spec, int node_rank) {
   for (char c : spec.job_id) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
   name += "-s" + std::to_string(spec.segment) + "-n" + std::to_string(node_rank) + "-p" + std::to_string(::getpid());
   const NodeAssignment& n = spec.nodes[node_rank];
-  return cgroups_.create(name, n.cpu_milli, n.memory_mib);
+  return cgroups_.create(name, n.cpu_milli, n.memory_mib, n.gpus);
 }
 
 Status LocalExecutor::kill_leftover(const std::string& job_id, int segment) {

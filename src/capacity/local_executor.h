@@ -65,11 +65,14 @@ struct LocalExecutorOptions {
   // (0: not checked).
   std::vector<std::string> nodes;
   int gpus_per_node = 0;
-  // cgroup v2: each node of a segment runs in its own cgroup under cgroup_parent (empty: this process's
+  // cgroups: each node of a segment runs in its own cgroup under cgroup_parent (empty: this process's
   // cgroup under /sys/fs/cgroup), with cpu.max / memory.max from NodeAssignment where those controllers
-  // are enabled. Silently off when the directory is not a writable cgroup2 mount (see cgroup_status()).
+  // are enabled, and pids_max. Off when there is neither a writable cgroup2 directory nor writable v1
+  // hierarchies (see cgroup_status()).
+  // Where the host has no usable cgroup v2, the cgroup v1 hierarchies (local_cgroups.h) instead.
   bool use_cgroups = true;
   std::string cgroup_parent;
+  int64_t pids_max = 4096;  // processes one node of a job may have at once (a fork bomb stops there); 0: no limit
   bool reap_orphans = true;  // become a child subreaper (see above)
   // A job's log is cut at this size, with a line saying so (log_cap.h); 0: no cap.
   int64_t max_log_bytes = 256LL << 20;

@@ -18,6 +18,8 @@ machine can: root and bubblewrap). Each job tries the attacks of issue 15 and pr
               while the budget has room; at the end the budget's spend is within its limit (the documented
               bound for SQLite's in-process budgets: 0). A budget lowered under a running job stops it
               after --job-budget-grace, billed for what it ran.
+  6 limits    where cgroups are on (v2, or this machine's v1): a fork bomb stops at --job-pids-max and an
+              allocation past the job's memory_mib fails; the server is unharmed
 The kill attacks are only tried when the job is in a PID namespace of its own and not root (they are
 aimed at the server this test started and at the job's own namespace, never at this machine).
 The same attacks run on the Slurm executor with --executor slurm (the ctest fixture's one-node Slurm).
@@ -301,10 +303,31 @@ class HostileJobs:
                 f"{b['spent_micros']} of {limit}; org D's job stopped {stopped_s:.1f} s after its budget was lowered, "
                 f"billed {spent_d}")
 
+    def check_limits(self):
+        """Where cgroups are on: a fork bomb stops at --job-pids-max, memory beyond memory_mib is refused."""
+        cg = next((f for f in self.features if f.startswith("job cgroups")), "job cgroups: (not reported)")
+        if self.args.executor == "slurm" or " on:" not in cg:
+            return f"skipped: {cg if self.args.executor == 'local' else 'Slurm enforces its own limits'}"
+        bomb = ("sh -c 'i=0; while [ $i -lt 300 ]; do sleep 30 & i=$((i+1)); done'; echo bomb_rc=$?; "
+                "python3 -c 'x = bytearray(300 << 20); print(\"allocated\")'; echo alloc_rc=$?")
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", bomb], "gpus": 1, "memory_mib": 64,
+                                     "max_duration_seconds": 60})
+        deadline = time.time() + 60
+        while "alloc_rc=" not in self.logs(self.a_key, j["id"]):
+            check(time.time() < deadline, f"the limits job did not get through: {self.logs(self.a_key, j['id'])!r}")
+            time.sleep(0.2)
+        log = self.logs(self.a_key, j["id"])
+        self.c.ok("POST", f"/v1/jobs/{j['id']}/cancel", self.a_key, {}, status=(200,))
+        self.done(self.a_key, j["id"])
+        check("bomb_rc=0" not in log and "fork" in log.lower(), f"the fork bomb was stopped by pids.max: {log!r}")
+        check("allocated" not in log and "alloc_rc=0" not in log, f"300 MiB in a 64 MiB job was refused: {log!r}")
+        self.server_alive()
+        return "fork bomb stopped at --job-pids-max 64; 300 MiB refused in a 64 MiB job"
+
     def run(self):
         failures = []
         steps = [("confine", self.check_confine), ("gpus", self.check_gpus), ("escape", self.check_escape),
-                 ("forge", self.check_forge), ("budget", self.check_budget)]
+                 ("forge", self.check_forge), ("budget", self.check_budget), ("limits", self.check_limits)]
         self.setup()
         for i, (name, fn) in enumerate(steps, 1):
             t0 = time.time()
@@ -338,7 +361,7 @@ def main():
     sandbox = "required" if os.geteuid() == 0 and shutil.which("bwrap") else "auto"
     sandbox = os.environ.get("HOSTILE_JOBS_SANDBOX", sandbox)  # "off": shows that the test catches an unconfined job
     args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2",
-                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1"]
+                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1", "--job-pids-max", "64"]
     if args.executor == "slurm":
         env_file = os.path.join(args.slurm_dir or "", "env")
         if not os.path.exists(env_file):

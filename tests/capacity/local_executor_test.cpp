@@ -311,7 +311,7 @@ std::string writable_cgroup2_mount() {
 TEST(LocalExecutor, CgroupStatusIsReported) {
   LocalExecutor ex(local_options());
   std::printf("cgroups with default options: %s\n", ex.cgroup_status().c_str());
-  EXPECT_EQ(ex.cgroups_active(), ex.cgroup_status().rfind("on ", 0) == 0) << ex.cgroup_status();
+  EXPECT_EQ(ex.cgroups_active(), ex.cgroup_status().rfind("on:", 0) == 0) << ex.cgroup_status();
   LocalExecutorOptions off = local_options();
   off.use_cgroups = false;
   EXPECT_FALSE(LocalExecutor(off).cgroups_active());
@@ -358,6 +358,47 @@ TEST(LocalExecutor, CgroupCatchesProcessesThatLeftTheSession) {
     EXPECT_TRUE(poll_until(ex, &reports, no_child_cgroup, 5));
   }
   ::rmdir(parent.c_str());
+}
+
+// Where the host has cgroup v1 only (as these test machines do): each node of a job is in its own
+// cgroup in every writable hierarchy, born there, so a setsid escape is still caught; pids.max stops a
+// fork bomb, memory.limit_in_bytes an allocation beyond the job's memory, and the devices rules every
+// device node but the common ones and the job's GPUs.
+TEST(LocalExecutor, CgroupV1LimitsAndCatchesAJob) {
+  LocalExecutorOptions o = local_options();
+  o.pids_max = 32;
+  LocalExecutor ex(o);
+  if (ex.cgroup_status().find("cgroup v1") == std::string::npos) {
+    GTEST_SKIP() << "this machine's cgroups are not v1: " << ex.cgroup_status();
+  }
+  std::printf("%s\n", ex.cgroup_status().c_str());
+  std::string dir = test_dir();
+  NodeAssignment node = on("node-a", {0});
+  node.memory_mib = 64;
+  const std::string script =
+      "setsid sh -c 'echo $$ > escaped.pid; exec sleep 1000' & "
+      // 200 MiB in a 64 MiB cgroup: the allocating process is killed.
+      "python3 -c 'x = bytearray(200 << 20); print(\"allocated\")' > alloc.out 2>&1; echo alloc_rc=$? >> alloc.out; "
+      // /dev/kmsg (c 1:11) is no common device: the devices cgroup refuses it, even to root.
+      "head -c 1 /dev/kmsg > /dev/null 2> kmsg.err; echo kmsg_rc=$? >> kmsg.err; "
+      // 60 sleeps in a cgroup that allows 32 processes: forks fail (then only builtins, which need none).
+      "sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done'; echo bomb_rc=$? > bomb.out; "
+      "echo done > done.flag; wait";
+  ASSERT_TRUE(ex.launch(sh_job("v1job", script, dir, {node})).is_ok());
+  std::vector<ExitReport> reports;
+  ASSERT_TRUE(poll_until(ex, &reports, [&] { return fs::exists(dir + "/done.flag"); }, 60)) << slurp(dir + "/v1job.log");
+  pid_t escaped = read_pid(dir + "/escaped.pid");
+  const std::string cg = slurp("/proc/" + std::to_string(escaped) + "/cgroup");
+  EXPECT_NE(cg.find("pids:/"), std::string::npos);
+  EXPECT_NE(cg.find("nc-v1job-s0-n0"), std::string::npos) << cg;
+  EXPECT_NE(slurp(dir + "/v1job.log").find("fork"), std::string::npos)
+      << "no fork failed under pids.max 32: " << slurp(dir + "/v1job.log");
+  EXPECT_EQ(slurp(dir + "/bomb.out").find("bomb_rc=0"), std::string::npos) << slurp(dir + "/bomb.out");
+  EXPECT_EQ(slurp(dir + "/alloc.out").find("allocated"), std::string::npos) << slurp(dir + "/alloc.out");
+  EXPECT_EQ(slurp(dir + "/kmsg.err").find("kmsg_rc=0"), std::string::npos) << slurp(dir + "/kmsg.err");
+  ASSERT_TRUE(ex.terminate("v1job", 0, 1).is_ok());
+  ASSERT_TRUE(poll_until(ex, &reports, [&] { return !reports.empty(); }));
+  EXPECT_TRUE(poll_until(ex, &reports, [&] { return gone(escaped); })) << "the escaped process survived";
 }
 
 }  // namespace
