@@ -250,6 +250,13 @@ void add_jobs_command(CLI::App& app) {
       fmt::print("{} {}\n", (*j)["id"].get<std::string>(), (*j)["status"].get<std::string>());
     }
   });
+  auto* rel = cmd->add_subcommand("release", "queue again a job held because the server stopped while it ran");
+  rel->add_option("id", *id)->required();
+  rel->callback([o, id] {
+    if (auto j = call_json(*o, http::verb::post, "/v1/jobs/" + *id + "/release", "{}")) {
+      fmt::print("{} {}\n", (*j)["id"].get<std::string>(), (*j)["status"].get<std::string>());
+    }
+  });
   auto* wt = cmd->add_subcommand("wait", "wait until the job ends; exit 0 only if it succeeded");
   wt->add_option("id", *id)->required();
   wt->callback([o, id] { wait(*o, *id); });

@@ -200,6 +200,7 @@ Status run_serve(const ServeOptions& o) {
       so.slurm_conf = o.slurm_conf;
       so.gpu_indices = capacity::SlurmGpuIndices::kAssignment;  // our scheduler's books decide the GPUs
       so.sandbox = leo.sandbox;
+      so.max_log_bytes = o.job_log_max_bytes;
       auto slurm = std::make_unique<capacity::SlurmExecutor>(so);
       if (!report_sandbox(slurm->sandbox())) return failed_precondition(slurm->sandbox().required_error());
       executor = std::move(slurm);
@@ -287,7 +288,7 @@ void add_serve_command(CLI::App& app) {
                   "seconds without a heartbeat (POST /v1/admin/nodes/{id}/heartbeat) before a --gpu-nodes node is down "
                   "and its jobs requeue (default 60; 0: never)");
   cmd->add_option("--job-log-max-bytes", o->job_log_max_bytes,
-                  "a job's log is cut at this size, with a line saying so (local executor; 0: no cap)")
+                  "a job's log is cut at this size, with a line saying so (0: no cap)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--job-budget-grace", o->job_budget_grace,

@@ -202,7 +202,9 @@ Result<Job> JobController::get(const std::string& org, const std::string& id) co
   const Live* l = find(org, id);
   if (!l) return not_found(fmt::format("no job '{}'", id));
   Job j = l->job;
-  if (j.state == JobState::kQueued) {
+  if (j.held) {
+    j.pending_reason = "held";
+  } else if (j.state == JobState::kQueued) {
     if (auto info = scheduler_->info(l->sched_id)) j.pending_reason = std::string(pending_reason_name(info->reason));
   }
   return j;

@@ -81,7 +81,8 @@ class JobController {
 
   // With a store: loads quotas and jobs. Jobs that were running when the last process stopped (or
   // crashed) get their segment closed at the last saved alive time (end "interrupted", metered) and are
-  // requeued (or end as node_failed when requeue is off); queued ones queue again. Call before start().
+  // held (queued, pending_reason "held", event "held") until release() — or end as node_failed when
+  // requeue is off; queued ones queue again. Call before start().
   Status recover();
   void start();  // the loop thread
   void stop();   // stops the loop; running jobs are SIGKILLed by the executor's destructor
@@ -94,6 +95,9 @@ class JobController {
   // A queued job is cancelled at once; a running one gets SIGTERM (grace, SIGKILL) and is cancelled
   // when it has stopped. FailedPrecondition if it already ended.
   Result<Job> cancel(const std::string& org, const std::string& id);
+  // A job held because the server stopped while it ran (recover()) queues again. FailedPrecondition
+  // when it is not held; the budget refusal (429) when its budget cannot cover it now.
+  Result<Job> release(const std::string& org, const std::string& id);
   // The job's output from byte `offset` (at most max_bytes), and the offset after it.
   Result<std::pair<std::string, int64_t>> logs(const std::string& org, const std::string& id, int64_t offset,
                                                int64_t max_bytes = 1 << 20) const;

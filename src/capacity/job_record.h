@@ -82,7 +82,8 @@ struct Job {
   std::string api_key_id;  // the submitting key ("": none, e.g. no gateway); its usage is billed to it
   JobSpec spec;
   JobState state = JobState::kQueued;
-  std::string pending_reason;  // queued: quota | resources | priority
+  std::string pending_reason;  // queued: quota | resources | priority | held
+  bool held = false;           // queued but not scheduled until released (the server died while it ran)
   int exit_code = 0;
   int64_t created_us = 0, finished_us = 0;
   int64_t alive_us = 0;  // running: the last time the controller saw it running (persisted periodically)

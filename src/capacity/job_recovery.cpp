@@ -103,14 +103,18 @@ Status JobController::recover() {
         }
         ++requeued;
       }
-      const auto interruptions = std::count_if(r.job.segments.begin(), r.job.segments.end(),
-                                               [](const JobSegment& s) { return s.end == "interrupted"; });
-      if (interrupted_now && interruptions >= 2) {
-        event(r, "held", fmt::format("the server stopped while this job ran, {} times: not relaunched", interruptions));
-        finish(r, JobState::kFailed, now, "held: the server stopped twice while it ran; submit it again to rerun it");
-        NC_LOG_WARN("job {} of {}: held after {} server deaths while it ran", r.job.id, r.job.org, interruptions);
-      } else if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {
+      if (r.job.state == JobState::kRunning && !r.job.spec.requeue) {
         finish(r, JobState::kNodeFailed, now, "the server stopped while it ran");
+      } else if (interrupted_now || r.job.held) {
+        // The server died while it ran: not relaunched blindly (a job that kills the server would crash
+        // it in a loop). It waits, held, until its owner or the operator releases it.
+        r.job.state = JobState::kQueued;
+        if (!r.job.held) {
+          r.job.held = true;
+          event(r, "held", "the server stopped while it ran; POST /v1/jobs/" + r.job.id + "/release to run it again");
+          NC_LOG_WARN("job {} of {}: held after the server stopped while it ran", r.job.id, r.job.org);
+        }
+        dirty(r);
       } else {
         r.job.state = JobState::kQueued;
         // Held against its budgets again (holds live in memory); one that no longer fits does not run.
@@ -136,6 +140,32 @@ Status JobController::recover() {
   }
   if (!jobs.empty()) NC_LOG_INFO("jobs: recovered {} job(s): {} queued again ({} interrupted)", jobs.size(), queued, requeued);
   return Status::ok();
+}
+
+}  // namespace nc::capacity
+
+namespace nc::capacity {
+
+Result<Job> JobController::release(const std::string& org, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Live* l = find(org, id);
+  if (!l) return not_found(fmt::format("no job '{}'", id));
+  if (!l->job.held || is_terminal(l->job.state)) {
+    return failed_precondition(fmt::format("job {} is not held ({})", id, job_state_name(l->job.state)));
+  }
+  NC_ASSIGN_OR_RETURN(l->budget_hold,
+                      budgets_.hold(l->job.org, l->job.project, l->job.api_key_id, l->job.spec, scheduler_->placer().types()));
+  if (Status s = scheduler_->submit(sched_job(*l)); !s.is_ok()) {
+    budgets_.release_later(l->budget_hold);
+    l->budget_hold = 0;
+    budgets_.release_due();
+    return s;
+  }
+  l->job.held = false;
+  event(*l, "released");
+  dirty(*l);
+  wake();
+  return l->job;
 }
 
 }  // namespace nc::capacity

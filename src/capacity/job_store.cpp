@@ -76,6 +76,7 @@ json job_to_doc(const Job& j) {
           {"created_us", j.created_us},
           {"finished_us", j.finished_us},
           {"alive_us", j.alive_us},
+          {"held", j.held},
           {"events", events},
           {"segments", segs},
           {"log_path", j.log_path}};
@@ -95,6 +96,7 @@ Result<Job> job_from_doc(const json& doc) {
   j.created_us = r.get<int64_t>("created_us");
   j.finished_us = r.get<int64_t>("finished_us");
   j.alive_us = r.get<int64_t>("alive_us");
+  j.held = doc.value("held", false);  // optional: absent in documents written before holds
   j.log_path = r.get<std::string>("log_path");
   const std::string state = r.get<std::string>("state");
   NC_RETURN_IF_ERROR(r.error);

@@ -429,6 +429,12 @@ JobsResponse handle_jobs(JobController& jobs, const std::string& org, const std:
     if (!j.is_ok()) return from_status(j.status());
     return {200, job_json(*j)};
   }
+  if (action == "release" && method == "POST") {
+    if (auto v = visible(); !v.is_ok()) return from_status(v.status());
+    auto j = jobs.release(org, id);
+    if (!j.is_ok()) return from_status(j.status());
+    return {200, job_json(*j)};
+  }
   if (action == "logs" && method == "GET") {
     int64_t offset = 0;
     const std::string o = query_param(query, "offset");

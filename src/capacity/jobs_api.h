@@ -9,6 +9,7 @@
 //   GET  /v1/jobs?state=S         list (newest first)
 //   GET  /v1/jobs/{id}            one job with its events and segments
 //   POST /v1/jobs/{id}/cancel     cancel (queued: at once; running: SIGTERM, grace, SIGKILL)
+//   POST /v1/jobs/{id}/release    queue again a job held because the server stopped while it ran
 //   GET  /v1/jobs/{id}/logs?offset=N   {data, next_offset, done}: poll with next_offset to follow
 //   GET  /v1/jobs/quotas          this organization's GPU quotas and what it holds now
 //   POST /v1/reservations         {gpu_type, gpus, start_time (unix s; default now), end_time | duration_seconds, name}

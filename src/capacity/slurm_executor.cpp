@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 
+#include "capacity/log_cap.h"
 #include "capacity/slurm_output.h"
 #include "capacity/subprocess.h"
 #include "core/log.h"
@@ -236,6 +237,7 @@ Status SlurmExecutor::launch(const LaunchSpec& spec_in) {
   job.launched_us = launched_us;
   job.max_duration_s = spec.max_duration_s;
   job.grace_period_s = spec.grace_period_s;
+  job.log_path = spec.log_path;
   launched_.insert(key);
   jobs_.emplace(key, std::move(job));
   return Status::ok();
@@ -471,6 +473,7 @@ std::vector<ExitReport> SlurmExecutor::poll() {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Job& job = it->second;
     if (!job.done) {
+      enforce_log_cap(job.log_path, options_.max_log_bytes, &job.log_capped);
       if (job.cause == Cause::kNone && job.max_duration_s > 0 && job.seen_running &&
           now >= start_estimate_us(job) + job.max_duration_s * 1'000'000) {
         stop(job, Cause::kTimedOut, job.grace_period_s, now_mono);

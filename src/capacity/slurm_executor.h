@@ -94,6 +94,9 @@ struct SlurmExecutorOptions {
   int node_unavailable_s = 60;
   SlurmGpuIndices gpu_indices = SlurmGpuIndices::kSlurm;
   SandboxOptions sandbox;  // off by default; `serve` asks for kAuto or kRequired
+  // A job's log (on a file system this server shares with the nodes) is cut at this size, with a line
+  // saying so (log_cap.h), checked at every poll; 0: no cap.
+  int64_t max_log_bytes = 256LL << 20;
 };
 
 // The SLURM_CONF that a file of `export SLURM_CONF=...` lines sets (tools/slurm.sh writes DIR/env).
@@ -143,6 +146,8 @@ class SlurmExecutor final : public Executor {
     int64_t killed_at_mono_us = 0;  // the last SIGKILL + cancel (repeated every kKillRetryUs until it ends)
     bool done = false;            // ended: report is ready
     ExitReport report;
+    std::string log_path;
+    bool log_capped = false;
   };
   using Key = std::pair<std::string, int>;
   static constexpr int64_t kKillRetryUs = 15'000'000;

@@ -20,6 +20,7 @@ machine can: root and bubblewrap). Each job tries the attacks of issue 15 and pr
               after --job-budget-grace, billed for what it ran.
   6 limits    where cgroups are on (v2, or this machine's v1): a fork bomb stops at --job-pids-max and an
               allocation past the job's memory_mib fails; the server is unharmed
+  7 logs      a job's 20 MB of output is cut at --job-log-max-bytes, with a line saying so (both executors)
 The kill attacks are only tried when the job is in a PID namespace of its own and not root (they are
 aimed at the server this test started and at the job's own namespace, never at this machine).
 The same attacks run on the Slurm executor with --executor slurm (the ctest fixture's one-node Slurm).
@@ -324,10 +325,23 @@ class HostileJobs:
         self.server_alive()
         return "fork bomb stopped at --job-pids-max 64; 300 MiB refused in a 64 MiB job"
 
+    def check_logs(self):
+        """A job writing 20 MB into a log capped at 1 MB: cut, with the cut said in the log."""
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", "head -c 20000000 /dev/zero | tr '\\0' x; sleep 2"],
+                                     "gpus": 1, "max_duration_seconds": 60})
+        self.done(self.a_key, j["id"])
+        path = os.path.join(self.args.tmp, "jobs", j["id"], "output.log")
+        size = os.path.getsize(path)
+        tail = open(path, "rb").read()[-300:].decode(errors="replace")
+        check(size <= 1_000_000 + 4096, f"the log is {size} bytes (cap 1,000,000)")
+        check("reached its cap of 1000000 bytes" in tail, f"the cut is said: {tail!r}")
+        return f"20 MB written, {size} bytes kept, the cut said at its end"
+
     def run(self):
         failures = []
         steps = [("confine", self.check_confine), ("gpus", self.check_gpus), ("escape", self.check_escape),
-                 ("forge", self.check_forge), ("budget", self.check_budget), ("limits", self.check_limits)]
+                 ("forge", self.check_forge), ("budget", self.check_budget), ("limits", self.check_limits),
+                 ("logs", self.check_logs)]
         self.setup()
         for i, (name, fn) in enumerate(steps, 1):
             t0 = time.time()
@@ -361,7 +375,8 @@ def main():
     sandbox = "required" if os.geteuid() == 0 and shutil.which("bwrap") else "auto"
     sandbox = os.environ.get("HOSTILE_JOBS_SANDBOX", sandbox)  # "off": shows that the test catches an unconfined job
     args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2",
-                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1", "--job-pids-max", "64"]
+                       "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1", "--job-pids-max", "64",
+                       "--job-log-max-bytes", "1000000"]
     if args.executor == "slurm":
         env_file = os.path.join(args.slurm_dir or "", "env")
         if not os.path.exists(env_file):

@@ -633,20 +633,22 @@ TEST_F(LocalJobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) 
   EXPECT_EQ(done.state, JobState::kSucceeded);
   EXPECT_TRUE(has_event(done, "succeeded"));
   EXPECT_EQ(log_of("acme", done_id), "finished\n");
-  // The interrupted job: segment 0 closed at its last heartbeat, and queued again.
+  // The interrupted job: segment 0 closed at its last heartbeat, and held (not relaunched blindly: a job
+  // that kills the server would crash it in a loop).
   Job lj = *ctl_->get("acme", long_id);
   EXPECT_EQ(lj.state, JobState::kQueued);
+  EXPECT_TRUE(lj.held);
+  EXPECT_EQ(lj.pending_reason, "held");
   ASSERT_EQ(lj.segments.size(), 1u);
   EXPECT_EQ(lj.segments[0].end, "interrupted");
   EXPECT_EQ(lj.segments[0].ended_us, alive_before_stop);
   EXPECT_TRUE(has_event(lj, "interrupted"));
+  EXPECT_TRUE(has_event(lj, "held"));
   ctl_->start();
-  // It runs again (segment 1); the quota still holds the other job back.
-  lj = wait_for("acme", long_id, [](const Job& j) { return j.state == JobState::kRunning; });
-  EXPECT_EQ(lj.segments.size(), 2u);
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(ctl_->get("acme", blocked_id)->state, JobState::kQueued);
-  EXPECT_EQ(ctl_->get("acme", blocked_id)->pending_reason, "quota");
+  // The server goes on with the other jobs; the held one does not run.
+  EXPECT_EQ(wait_for("acme", blocked_id, [](const Job& j) { return is_terminal(j.state); }).state, JobState::kSucceeded);
+  EXPECT_EQ(ctl_->get("acme", long_id)->state, JobState::kQueued);
+  EXPECT_EQ(ctl_->get("acme", long_id)->segments.size(), 1u) << "the held job ran";
   // The interrupted segment was metered once after the restart.
   auto m = metered_for(long_id);
   ASSERT_EQ(m.size(), 1u);
@@ -654,20 +656,29 @@ TEST_F(LocalJobControllerTest, RestartRecoversJobsQuotasAndInterruptedSegments) 
   EXPECT_EQ(m[0].end, "interrupted");
   EXPECT_EQ(m[0].ended_us, alive_before_stop);
   EXPECT_TRUE(metered_for(done_id).empty());  // metered before the restart, not again
-  // The server dies again while the job runs: this time it is held, not relaunched (a job that kills
-  // the server would otherwise crash it in a loop), and the server goes on with the other jobs.
+  // Released, it runs again (segment 1); releasing what is not held is a 409.
+  EXPECT_EQ(ctl_->release("acme", done_id).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ctl_->release("other", long_id).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(ctl_->release("acme", long_id).is_ok());
+  lj = wait_for("acme", long_id, [](const Job& j) { return j.state == JobState::kRunning; });
+  EXPECT_EQ(lj.segments.size(), 2u);
+  EXPECT_FALSE(lj.held);
+  EXPECT_TRUE(has_event(lj, "released"));
+  // The server dies again while it runs: held again, across the restart.
   std::this_thread::sleep_for(1500ms);  // segment 1 is saved as running
   ctl_.reset();
   ctl_ = make_controller(&store);
   ASSERT_TRUE(ctl_->recover().is_ok());
   Job held = *ctl_->get("acme", long_id);
-  EXPECT_EQ(held.state, JobState::kFailed);
-  EXPECT_TRUE(has_event(held, "held"));
+  EXPECT_EQ(held.state, JobState::kQueued);
+  EXPECT_EQ(held.pending_reason, "held");
   ASSERT_EQ(held.segments.size(), 2u);
   EXPECT_EQ(held.segments[1].end, "interrupted");
   ctl_->start();
-  EXPECT_EQ(wait_for("acme", blocked_id, [](const Job& j) { return is_terminal(j.state); }).state, JobState::kSucceeded);
-  EXPECT_EQ(ctl_->get("acme", long_id)->segments.size(), 2u) << "the held job never ran again";
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(ctl_->get("acme", long_id)->segments.size(), 2u) << "the held job ran again unreleased";
+  ASSERT_TRUE(ctl_->cancel("acme", long_id).is_ok());
+  EXPECT_EQ(ctl_->get("acme", long_id)->state, JobState::kCancelled);
   ctl_.reset();
   db->reset();
 }

@@ -15,7 +15,8 @@ this machine, the local executor) and the `neocloud jobs` CLI. Each named step p
                job/segment), with GPU-seconds = ceil(GPUs x run time) of the job's own segment times, and
                priced by the operator's per-GPU-second price
   7 restart    the server is killed (SIGKILL) while a job runs and started again: the job's history is
-               kept, its segment is closed at its last heartbeat, metered once, and the job runs again
+               kept, its segment is closed at its last heartbeat, metered once, and the job is held
+               (queued, pending_reason "held") until `neocloud jobs release` queues it: it runs again
 Usage: jobs_e2e.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--db sqlite|postgres --pg-url-file F]
                    [--executor slurm --slurm-dir DIR]   (the ctest fixture's Slurm: 1 node, 4 fake GPUs)
 """
@@ -330,8 +331,18 @@ class JobsTest:
         self.server.port = None
         self.c = self.server.start()
         before = len(self.ledger_rows())
+        # Not relaunched blindly: held until released (a job that kills the server cannot loop).
+        h = self.wait_job(self.a_key, j["id"], lambda x: x["status"] == "queued" and x["pending_reason"] == "held",
+                          what="held after the restart")
+        check("held" in [e["type"] for e in h["events"]] and len(h["segments"]) == 1, f"held: {h['events']}")
+        time.sleep(1.5)
+        check(self.c.ok("GET", f"/v1/jobs/{j['id']}", self.a_key, status=(200,))["status"] == "queued",
+              "a held job stays queued")
+        r = self.cli(self.a_key, "release", j["id"])
+        check(r.returncode == 0 and "queued" in r.stdout, f"jobs release: {r.stdout}{r.stderr}")
+        self.c.ok("POST", f"/v1/jobs/{j['id']}/release", self.a_key, {}, status=(409,))  # not held any more
         r = self.wait_job(self.a_key, j["id"], lambda x: len(x["segments"]) == 2 and x["status"] == "running",
-                          what="running again after the restart")
+                          what="running again after its release")
         seg0 = r["segments"][0]
         left = [p for p in alive if os.path.exists(f"/proc/{p}") and
                 marker in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace").replace("\0", " ")]
