@@ -488,6 +488,7 @@ std::vector<ExitReport> SlurmExecutor::poll() {
       if (job.killed && !job.done && now_mono - job.killed_at_mono_us >= kKillRetryUs) kill(job, now_mono);
     }
     if (job.done) {
+      enforce_log_cap(job.log_path, options_.max_log_bytes, &job.log_capped);  // what came in since the last poll
       out.push_back(std::move(job.report));
       it = jobs_.erase(it);
     } else {
