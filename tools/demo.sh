@@ -8,7 +8,8 @@
 # prints a curl command that uses it. Serve your own GGUF with `build/release/bin/neocloud serve -m
 # model.gguf --db sqlite:FILE`. GPU rental (/v1/jobs, /v1/reservations) is on too: this machine's GPUs
 # when nvidia-smi finds some, else ${DEMO_GPUS:-4} simulated ones (jobs run here as processes that see
-# their CUDA_VISIBLE_DEVICES); job logs go to the data directory. Ctrl-C stops it.
+# their CUDA_VISIBLE_DEVICES, sandboxed); job logs go to the data directory (as root: /var/lib/neocloud/jobs,
+# which the jobs' own users can pass through). Ctrl-C stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/build/release/bin/neocloud"
@@ -17,7 +18,11 @@ PORT=${PORT:-8080}
 mkdir -p "$DATA"
 chmod 700 "$DATA"
 ADMIN_FILE="$DATA/admin.key"
-ARGS=(serve --port "$PORT" --parallel 4 --db "sqlite:$DATA/neocloud.db" --jobs-dir "$DATA/jobs")
+# Jobs run sandboxed as their organization's own user: as root, their directories go where every user
+# can pass through (the data directory under root's home is closed to them).
+JOBS=${NEOCLOUD_JOBS_DIR:-$DATA/jobs}
+if [ "$(id -u)" = 0 ] && [ -z "${NEOCLOUD_JOBS_DIR:-}" ]; then JOBS=/var/lib/neocloud/jobs; fi
+ARGS=(serve --port "$PORT" --parallel 4 --db "sqlite:$DATA/neocloud.db" --jobs-dir "$JOBS")
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   ARGS+=(--gpus auto)
 else

@@ -1,6 +1,6 @@
-// JobController (job_controller.h): the job API, the tick (poll the executor, apply the Scheduler's
-// decisions, launch and stop outside the mutex, meter) and the reservation calls, which it hands to its
-// ReservationBook. Persistence and recovery: job_recovery.cpp.
+// JobController (job_controller.h): the job API and the tick (poll the executor, apply the Scheduler's
+// decisions, launch and stop outside the mutex, meter). Persistence, recovery and held jobs:
+// job_recovery.cpp; the reservation calls: job_reservations.cpp.
 #include "capacity/job_controller.h"
 
 #include <fmt/format.h>
@@ -596,34 +596,6 @@ void JobController::tick() {
                 (t_end - t_begin) / 1e6, (t_meter - t_begin) / 1e6, usage.size(), (t_save - t_meter) / 1e6,
                 (t_end - t_save) / 1e6);
   }
-}
-
-Result<ReservationRecord> JobController::reserve(const std::string& org, ReservationRecord spec) {
-  const int64_t now = unix_us();
-  NC_RETURN_IF_ERROR(ReservationBook::validate(spec, now, options_.max_duration_limit_s));
-  spec.id = random_id("res_", 16);
-  spec.org = org;
-  std::lock_guard<std::mutex> lock(mu_);
-  NC_ASSIGN_OR_RETURN(auto rec, reservations_.add(std::move(spec), next_sched_id_++, now));
-  wake();
-  return rec;
-}
-
-std::vector<ReservationRecord> JobController::reservations(const std::string& org) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return reservations_.list(org);
-}
-
-Result<ReservationRecord> JobController::reservation(const std::string& org, const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return reservations_.get(org, id);
-}
-
-Result<ReservationRecord> JobController::cancel_reservation(const std::string& org, const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  NC_ASSIGN_OR_RETURN(auto rec, reservations_.cancel(org, id));
-  wake();
-  return rec;
 }
 
 }  // namespace nc::capacity

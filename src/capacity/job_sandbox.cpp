@@ -123,14 +123,21 @@ JobSandbox::JobSandbox(SandboxOptions options) : options_(std::move(options)) {
   }
   if (!options_.jobs_root.empty()) {
     std::error_code ec;
-    fs::create_directories(options_.jobs_root, ec);
     fs::path root = fs::weakly_canonical(fs::absolute(options_.jobs_root, ec), ec);
+    // Missing directories on the way are made passable (0711) by us: the server's umask would close them.
+    std::vector<fs::path> missing;
+    for (fs::path p = root; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+      missing.push_back(p);
+      if (p == p.root_path()) break;
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      if (::mkdir(it->c_str(), 0711) == 0) ::chmod(it->c_str(), 0711);
+    }
     options_.jobs_root = root.string();
     if (::chmod(root.c_str(), 0711) != 0 || (per_user_ && !reachable_by_others(root / "job"))) {
-      status_ = "off (jobs directory " + root.string() + " cannot be reached by other users)";
-      required_error_ = "the jobs directory " + root.string() +
-                        " must be reachable by the jobs' users (every directory above it needs o+x, as "
-                        "/var/lib and /tmp have); choose another --jobs-dir";
+      unavailable("the jobs directory " + root.string() +
+                  " cannot be reached by the jobs' users: a directory above it is closed to others (o-x); "
+                  "use a --jobs-dir every user can pass through, such as /var/lib/neocloud/jobs");
       return;
     }
   }

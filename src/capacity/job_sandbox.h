@@ -43,7 +43,7 @@ struct SandboxOptions {
   std::vector<std::string> hidden_paths;
   // Where jobs' directories are (created if missing; made 0711). bwrap, as the job's user, must pass
   // through every directory above a job's: when one above this root is closed to other users, no
-  // sandbox can start and required_error() says so, whatever the mode.
+  // sandbox can start (kAuto: off, said; kRequired: required_error()).
   std::string jobs_root;
   // Where GPU device nodes are (tests point it elsewhere): /dev/nvidia<N> for each assigned GPU N, plus
   // the shared control nodes (nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset) when present.
@@ -61,8 +61,8 @@ class JobSandbox {
   bool per_user() const { return per_user_; }
   // One line for the operator: what confines jobs, or "off (<why>)".
   const std::string& status() const { return status_; }
-  // Non-empty when mode is kRequired and no sandbox works, or when jobs_root cannot be reached by job
-  // users: why (every launch fails with it).
+  // Non-empty when mode is kRequired and no sandbox works (jobs_root unreachable included): why (every
+  // launch fails with it).
   const std::string& required_error() const { return required_error_; }
 
   // Opens the directories from jobs_root down to dir (inclusive of dir's parent) to other users'

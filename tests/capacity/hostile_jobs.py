@@ -34,10 +34,9 @@ import shutil
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import Backend, Fail, Org, Server, check  # noqa: E402
+from gateway_e2e import Backend, Fail, Org, Server, check, run_steps, slurm_conf_of  # noqa: E402
 
 ATTACK = r'''
 r() { echo "RESULT $1 $2"; }
@@ -338,22 +337,11 @@ class HostileJobs:
         return f"20 MB written, {size} bytes kept, the cut said at its end"
 
     def run(self):
-        failures = []
         steps = [("confine", self.check_confine), ("gpus", self.check_gpus), ("escape", self.check_escape),
                  ("forge", self.check_forge), ("budget", self.check_budget), ("limits", self.check_limits),
                  ("logs", self.check_logs)]
         self.setup()
-        for i, (name, fn) in enumerate(steps, 1):
-            t0 = time.time()
-            try:
-                print(f"ok {i} {name}: {fn()} ({time.time() - t0:.1f}s)", flush=True)
-            except Fail as e:
-                print(f"FAIL {i} {name}: {e}", flush=True)
-                failures.append(name)
-            except Exception:  # noqa: BLE001
-                print(f"FAIL {i} {name}: {traceback.format_exc()}", flush=True)
-                failures.append(name)
-        return failures
+        return run_steps(steps)
 
 
 def main():
@@ -378,11 +366,11 @@ def main():
                        "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1", "--job-pids-max", "64",
                        "--job-log-max-bytes", "1000000"]
     if args.executor == "slurm":
-        env_file = os.path.join(args.slurm_dir or "", "env")
-        if not os.path.exists(env_file):
-            print(f"FAIL start: no Slurm at {args.slurm_dir} (the ctest `slurm` fixture starts it)", flush=True)
+        try:
+            conf = slurm_conf_of(args.slurm_dir)
+        except Fail as e:
+            print(f"FAIL start: {e}", flush=True)
             return 1
-        conf = open(env_file).read().split("SLURM_CONF=", 1)[1].split()[0].strip("'\"")
         args.serve_args = [a for a in args.serve_args if a not in ("--gpus", "4")] + ["--executor", "slurm",
                                                                                       "--slurm-conf", conf]
     t = HostileJobs(args)

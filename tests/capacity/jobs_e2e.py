@@ -29,10 +29,9 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import Backend, Client, Fail, Org, Server, check  # noqa: E402
+from gateway_e2e import Backend, Client, Fail, Org, Server, check, run_steps, slurm_conf_of  # noqa: E402
 
 
 class JobsTest:
@@ -358,23 +357,11 @@ class JobsTest:
                 f"its processes {'died with the server' if not alive else 'were stopped by the restart'}")
 
     def run(self):
-        failures = []
         steps = [("run", self.check_run), ("bola", self.check_bola), ("quota", self.check_quota),
                  ("preempt", self.check_preempt), ("reserve", self.check_reserve), ("ledger", self.check_ledger),
                  ("restart", self.check_restart)]
         self.setup()
-        for i, (name, fn) in enumerate(steps, 1):
-            t0 = time.time()
-            try:
-                msg = fn()
-                print(f"ok {i} {name}: {msg} ({time.time() - t0:.1f}s)", flush=True)
-            except Fail as e:
-                print(f"FAIL {i} {name}: {e}", flush=True)
-                failures.append(name)
-            except Exception:  # noqa: BLE001
-                print(f"FAIL {i} {name}: {traceback.format_exc()}", flush=True)
-                failures.append(name)
-        return failures
+        return run_steps(steps)
 
 
 def main():
@@ -391,11 +378,11 @@ def main():
     os.makedirs(args.tmp)
     args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2"]
     if args.executor == "slurm":
-        env_file = os.path.join(args.slurm_dir or "", "env")
-        if not os.path.exists(env_file):
-            print(f"FAIL start: no Slurm at {args.slurm_dir} (the ctest `slurm` fixture starts it)", flush=True)
+        try:
+            conf = slurm_conf_of(args.slurm_dir)
+        except Fail as e:
+            print(f"FAIL start: {e}", flush=True)
             return 1
-        conf = open(env_file).read().split("SLURM_CONF=", 1)[1].split()[0].strip("'\"")
         args.serve_args += ["--executor", "slurm", "--slurm-conf", conf]
         args.slurm_conf = conf
     else:

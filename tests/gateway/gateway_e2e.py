@@ -61,6 +61,31 @@ def check(cond, msg):
         raise Fail(msg)
 
 
+def run_steps(steps):
+    """Runs (name, fn) steps in order, printing `ok N name: <fn's summary>` or `FAIL N name: why` for
+    each; returns the names of those that failed (a failing step does not stop the others)."""
+    failures = []
+    for i, (name, fn) in enumerate(steps, 1):
+        t0 = time.time()
+        try:
+            msg = fn()
+            print(f"ok {i} {name}: {msg} ({time.time() - t0:.1f}s)", flush=True)
+        except Fail as e:
+            print(f"FAIL {i} {name}: {e}", flush=True)
+            failures.append(name)
+        except Exception:  # noqa: BLE001
+            print(f"FAIL {i} {name}: {traceback.format_exc()}", flush=True)
+            failures.append(name)
+    return failures
+
+
+def slurm_conf_of(slurm_dir):
+    """The SLURM_CONF that tools/slurm.sh's DIR/env sets (the ctest `slurm` fixture); Fail without it."""
+    env_file = os.path.join(slurm_dir or "", "env")
+    check(os.path.exists(env_file), f"no Slurm at {slurm_dir} (the ctest `slurm` fixture starts it)")
+    return open(env_file).read().split("SLURM_CONF=", 1)[1].split()[0].strip("'\"")
+
+
 # ---------------------------------------------------------------------------------------------------
 # HTTP
 
