@@ -461,8 +461,12 @@ Status SlurmExecutor::terminate(const std::string& job_id, int segment, int grac
 
 std::vector<ExitReport> SlurmExecutor::poll() {
   std::vector<ExitReport> out;
-  if (jobs_.empty()) return out;
   int64_t now_mono = mono_us();
+  for (auto it = closing_logs_.begin(); it != closing_logs_.end();) {
+    enforce_log_cap(it->path, options_.max_log_bytes, &it->capped);
+    it = now_mono >= it->until_mono_us ? closing_logs_.erase(it) : it + 1;
+  }
+  if (jobs_.empty()) return out;
   int64_t now = unix_us();
   if (now_mono - last_refresh_mono_us_ >= static_cast<int64_t>(options_.poll_interval_ms) * 1000) {
     last_refresh_mono_us_ = now_mono;
@@ -489,6 +493,7 @@ std::vector<ExitReport> SlurmExecutor::poll() {
     }
     if (job.done) {
       enforce_log_cap(job.log_path, options_.max_log_bytes, &job.log_capped);  // what came in since the last poll
+      if (job.log_capped) closing_logs_.push_back({job.log_path, true, now_mono + 10'000'000});
       out.push_back(std::move(job.report));
       it = jobs_.erase(it);
     } else {

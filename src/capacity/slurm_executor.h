@@ -164,6 +164,13 @@ class SlurmExecutor final : public Executor {
 
   SlurmExecutorOptions options_;
   JobSandbox sandbox_;
+  // Logs of ended jobs, still cut for a while: Slurm's I/O may land after it reports the end.
+  struct ClosingLog {
+    std::string path;
+    bool capped = false;
+    int64_t until_mono_us = 0;
+  };
+  std::vector<ClosingLog> closing_logs_;
   std::map<Key, Job> jobs_;
   std::set<Key> launched_;
   int64_t last_refresh_mono_us_ = 0;
