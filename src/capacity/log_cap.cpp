@@ -20,13 +20,14 @@ bool enforce_log_cap(const std::string& path, int64_t cap_bytes, bool* capped) {
   if (::stat(path.c_str(), &st) != 0) return false;
   const int64_t keep = cap_bytes + (*capped ? static_cast<int64_t>(note.size()) : 0);
   if (st.st_size <= keep) return false;
-  if (*capped) return ::truncate(path.c_str(), keep) == 0;
+  // Cut at the cap and (re)write the note right after it: a writer that does not append (Slurm's I/O
+  // keeps its own offset) may have written over the last note.
   if (::truncate(path.c_str(), cap_bytes) != 0) return false;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return true;
-  const bool ok = ::write(fd, note.data(), note.size()) == static_cast<ssize_t>(note.size());
+  const bool ok = ::pwrite(fd, note.data(), note.size(), cap_bytes) == static_cast<ssize_t>(note.size());
   ::close(fd);
-  // What the job appended between the cut and the note goes at the next call.
+  // What the job writes after this goes at the next call.
   if (ok) *capped = true;
   return true;
 }

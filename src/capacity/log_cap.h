@@ -1,7 +1,7 @@
-// The cap on a job's log file (LocalExecutor): once the file passes `cap_bytes` it is cut back to
-// `cap_bytes` and one line saying so is appended; the job's processes keep appending through their own
-// descriptors, so later output is cut again at each call (the disk holds at most the cap plus what a
-// job writes between two calls). Stateless apart from the caller's `capped` flag; any thread.
+// The cap on a job's log file (both executors): once the file passes `cap_bytes` it is cut back to
+// `cap_bytes` and one line saying so is written after it; the job's processes keep writing through their
+// own descriptors (appending, or at their own offset: Slurm's), so later output is cut again, and the
+// line rewritten, at each call (the disk holds at most the cap plus what a job writes between two calls). Stateless apart from the caller's `capped` flag; any thread.
 #pragma once
 
 #include <cstdint>
