@@ -52,6 +52,10 @@ class JobBudgets {
     if (hold != 0) due_.push_back(hold);
   }
   void release_due();
+  // A hold that bought nothing (its job never queued): given back at once, alone.
+  void release_now(int64_t hold) {
+    if (hold != 0 && hooks_.release) hooks_.release(hold);
+  }
   bool within(int64_t hold) const { return hold == 0 || !hooks_.within || hooks_.within(hold); }
 
  private:

@@ -164,8 +164,7 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
     NC_ASSIGN_OR_RETURN(l->budget_hold, budgets_.hold(org, project, api_key_id, l->job.spec, scheduler_->placer().types()));
     l->sched_id = next_sched_id_++;
     if (Status s = scheduler_->submit(sched_job(*l)); !s.is_ok()) {
-      budgets_.release_later(l->budget_hold);
-      budgets_.release_due();
+      budgets_.release_now(l->budget_hold);
       return s;
     }
     event(*l, "submitted", std::string(priority_name(l->job.spec.priority)));

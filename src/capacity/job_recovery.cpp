@@ -156,9 +156,8 @@ Result<Job> JobController::release(const std::string& org, const std::string& id
   NC_ASSIGN_OR_RETURN(l->budget_hold,
                       budgets_.hold(l->job.org, l->job.project, l->job.api_key_id, l->job.spec, scheduler_->placer().types()));
   if (Status s = scheduler_->submit(sched_job(*l)); !s.is_ok()) {
-    budgets_.release_later(l->budget_hold);
+    budgets_.release_now(l->budget_hold);
     l->budget_hold = 0;
-    budgets_.release_due();
     return s;
   }
   l->job.held = false;

@@ -1,10 +1,9 @@
 // JobSandbox (job_sandbox.h): finding bubblewrap, probing it, and the argv of a sandboxed task.
 #include "capacity/job_sandbox.h"
+#include "capacity/subprocess.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <sstream>
-
-extern char** environ;
 
 namespace nc::capacity {
 namespace {
@@ -37,40 +34,6 @@ std::string find_in_path(const std::string& name) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
-}
-
-// Runs argv with no input, collecting its output; its exit status (-1 if it could not start).
-int run_capture(const std::vector<std::string>& argv_s, std::string* output) {
-  int pipe_fd[2];
-  if (::pipe2(pipe_fd, O_CLOEXEC) != 0) return -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fd[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fd[1], 2);
-  std::vector<std::string> copy = argv_s;
-  std::vector<char*> argv;
-  for (std::string& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fd[1]);
-  if (err != 0) {
-    ::close(pipe_fd[0]);
-    *output = std::strerror(err);
-    return -1;
-  }
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(pipe_fd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0 && output->size() < 16384) output->append(buf, static_cast<size_t>(n));
-  }
-  ::close(pipe_fd[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 bool under(const std::string& path, const std::string& dir) {
@@ -156,24 +119,20 @@ JobSandbox::JobSandbox(SandboxOptions options) : options_(std::move(options)) {
   hide_dirs_.erase(std::unique(hide_dirs_.begin(), hide_dirs_.end()), hide_dirs_.end());
 
   // The probe: the real arguments (no home) around `true`, as the probe user.
-  std::vector<std::string> argv = base_args({}, -1);
-  argv.push_back("--");
-  argv.push_back("true");
-  if (per_user_) {
-    std::vector<std::string> wrapped = {setpriv_, "--reuid=" + std::to_string(kProbeUid),
-                                        "--regid=" + std::to_string(kProbeUid), "--clear-groups", "--no-new-privs"};
-    wrapped.insert(wrapped.end(), argv.begin(), argv.end());
-    argv = std::move(wrapped);
-  }
-  std::string out;
-  int rc = run_capture(argv, &out);
-  if (rc != 0) {
-    unavailable("a probe sandbox did not start (exit " + std::to_string(rc) + "): " + first_line(out));
+  Command probe;
+  probe.argv = launcher(kProbeUid);
+  probe.argv.insert(probe.argv.end(), {"--", "true"});
+  probe.path = probe.argv[0];
+  SubprocessResult r = run_subprocess(probe);
+  if (!r.ok()) {
+    unavailable("a probe sandbox did not start: " + first_line(r.describe("bwrap")));
     return;
   }
 
-  std::string version;
-  (void)run_capture({bwrap_, "--version"}, &version);
+  Command version_cmd;
+  version_cmd.path = bwrap_;
+  version_cmd.argv = {bwrap_, "--version"};
+  const std::string version = run_subprocess(version_cmd).out;
   active_ = true;
   std::string hidden;
   for (const auto& d : hide_dirs_) hidden += (hidden.empty() ? "" : ", ") + d;
@@ -197,15 +156,19 @@ bool JobSandbox::open_path_to(const std::string& dir) const {
   return true;
 }
 
-std::vector<std::string> JobSandbox::base_args(const std::vector<int>& gpus, int home_fd, bool die_with_parent) const {
-  std::vector<std::string> a = {bwrap_, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "job"};
-  if (die_with_parent) a.push_back("--die-with-parent");
-  a.insert(a.end(), {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/home"});
+std::vector<std::string> JobSandbox::base_args(uid_t uid, const std::vector<int>& gpus, int home_fd) const {
+  std::vector<std::string> a;
+  if (per_user_) {  // setpriv execs bwrap as the job's uid
+    a = {setpriv_, "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups",
+         "--no-new-privs"};
+  }
+  a.insert(a.end(), {bwrap_, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "job", "--die-with-parent",
+                     "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/home"});
   for (const std::string& d : hide_dirs_) a.insert(a.end(), {"--tmpfs", d});
   for (const std::string& f : hide_files_) a.insert(a.end(), {"--ro-bind", "/dev/null", f});
   if (!gpus.empty()) {
     const std::string src = options_.dev_dir;
-    for (const char* shared : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"}) {
+    for (const char* shared : kGpuControlDevices) {
       a.insert(a.end(), {"--dev-bind-try", src + "/" + shared, std::string("/dev/") + shared});
     }
     for (int g : gpus) {
@@ -219,16 +182,7 @@ std::vector<std::string> JobSandbox::base_args(const std::vector<int>& gpus, int
   return a;
 }
 
-std::vector<std::string> JobSandbox::launcher(uid_t uid) const {
-  std::vector<std::string> argv;
-  if (per_user_) {
-    argv = {setpriv_, "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups",
-            "--no-new-privs"};
-  }
-  std::vector<std::string> b = base_args({}, -1);
-  argv.insert(argv.end(), b.begin(), b.end());
-  return argv;
-}
+std::vector<std::string> JobSandbox::launcher(uid_t uid) const { return base_args(uid, {}, -1); }
 
 bool JobSandbox::give(const std::string& dir, uid_t uid) const {
   if (!open_path_to(dir)) return false;
@@ -242,13 +196,7 @@ bool JobSandbox::give(const std::string& dir, uid_t uid) const {
 
 std::vector<std::string> JobSandbox::wrap(uid_t uid, const std::vector<int>& gpus, int home_fd,
                                           const std::string& command, const std::vector<std::string>& args) const {
-  std::vector<std::string> argv;
-  if (per_user_) {
-    argv = {setpriv_, "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups",
-            "--no-new-privs"};
-  }
-  std::vector<std::string> b = base_args(gpus, home_fd);
-  argv.insert(argv.end(), b.begin(), b.end());
+  std::vector<std::string> argv = base_args(uid, gpus, home_fd);
   argv.push_back("--");
   argv.push_back(command);
   argv.insert(argv.end(), args.begin(), args.end());

@@ -51,6 +51,8 @@ struct SandboxOptions {
 };
 
 inline constexpr const char* kJobHome = "/home/job";
+// The NVIDIA device nodes every GPU job needs besides its /dev/nvidia<N> (bound when present).
+inline constexpr const char* kGpuControlDevices[] = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"};
 
 class JobSandbox {
  public:
@@ -84,7 +86,8 @@ class JobSandbox {
   bool give(const std::string& dir, uid_t uid) const;
 
  private:
-  std::vector<std::string> base_args(const std::vector<int>& gpus, int home_fd, bool die_with_parent = true) const;
+  // setpriv (per_user) and bwrap's arguments, up to (not including) "--" and the command.
+  std::vector<std::string> base_args(uid_t uid, const std::vector<int>& gpus, int home_fd) const;
 
   SandboxOptions options_;
   bool active_ = false;

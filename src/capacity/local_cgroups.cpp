@@ -171,6 +171,10 @@ JobCgroups::JobCgroups(bool use, std::string parent, int64_t pids_max) : pids_ma
             (v1_devices_.empty() ? "unavailable" : "only the job's GPUs") + "; tasks join before they exec";
 }
 
+std::vector<std::string> JobCgroups::dirs_of(const std::string& handle) const {
+  return handle.rfind("v1:", 0) == 0 ? v1_dirs(handle) : std::vector<std::string>{handle};
+}
+
 std::vector<std::string> JobCgroups::v1_dirs(const std::string& handle) const {
   std::vector<std::string> out;
   const std::string name = handle.substr(3);  // "v1:<name>"
@@ -241,8 +245,7 @@ std::vector<int> JobCgroups::join_fds(const std::string& handle) const {
 std::set<pid_t> JobCgroups::members(const std::vector<std::string>& handles) const {
   std::set<pid_t> out;
   for (const std::string& h : handles) {
-    std::vector<std::string> dirs = h.rfind("v1:", 0) == 0 ? v1_dirs(h) : std::vector<std::string>{h};
-    for (const std::string& dir : dirs) {
+    for (const std::string& dir : dirs_of(h)) {
       std::istringstream in(read_small_file(dir + "/cgroup.procs"));
       pid_t pid = 0;
       while (in >> pid) out.insert(pid);
@@ -252,9 +255,8 @@ std::set<pid_t> JobCgroups::members(const std::vector<std::string>& handles) con
 }
 
 bool JobCgroups::add(const std::string& handle, pid_t pid) const {
-  if (handle.rfind("v1:", 0) != 0) return write_file(handle + "/cgroup.procs", std::to_string(pid));
   bool ok = true;
-  for (const std::string& dir : v1_dirs(handle)) ok = write_file(dir + "/cgroup.procs", std::to_string(pid)) && ok;
+  for (const std::string& dir : dirs_of(handle)) ok = write_file(dir + "/cgroup.procs", std::to_string(pid)) && ok;
   return ok;
 }
 
@@ -269,9 +271,8 @@ bool JobCgroups::kill(const std::string& handle) const {
 }
 
 bool JobCgroups::remove(const std::string& handle) const {
-  std::vector<std::string> dirs = handle.rfind("v1:", 0) == 0 ? v1_dirs(handle) : std::vector<std::string>{handle};
   bool gone = true;
-  for (const std::string& dir : dirs) gone = (::rmdir(dir.c_str()) == 0 || errno == ENOENT) && gone;
+  for (const std::string& dir : dirs_of(handle)) gone = (::rmdir(dir.c_str()) == 0 || errno == ENOENT) && gone;
   return gone;
 }
 

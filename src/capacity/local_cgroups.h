@@ -64,7 +64,8 @@ class JobCgroups {
   bool remove(const std::string& handle) const;          // rmdir (true: gone)
 
  private:
-  std::vector<std::string> v1_dirs(const std::string& handle) const;
+  std::vector<std::string> v1_dirs(const std::string& handle) const;  // "v1:<name>": one per hierarchy
+  std::vector<std::string> dirs_of(const std::string& handle) const;  // v2: {handle}; v1: v1_dirs
 
   int version_ = 0;
   std::string parent_;                     // v2

@@ -236,22 +236,15 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
     base["HOME"] = kJobHome;
     base["USER"] = "job";
     base["LOGNAME"] = "job";
-    if (!sandbox_.open_path_to(spec.working_dir)) {
-      return failed_precondition("working_dir " + spec.working_dir + " is not a directory under the jobs directory");
+    if (!sandbox_.give(spec.working_dir, static_cast<uid_t>(spec.run_as_uid))) {
+      return failed_precondition("working_dir " + spec.working_dir + " cannot be given to uid " +
+                                 std::to_string(spec.run_as_uid) + " (not a directory under the jobs directory)");
     }
     int fd = ::open(spec.working_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return errno_status(errno, "open " + spec.working_dir);
     home_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);  // clear of 0-3, which the task's are made of
     ::close(fd);
     if (home_fd < 0) return errno_status(errno, "dup " + spec.working_dir);
-    if (sandbox_.per_user()) {
-      const auto uid = static_cast<uid_t>(spec.run_as_uid);
-      if (::fchown(home_fd, uid, uid) != 0 || ::fchmod(home_fd, 0700) != 0) {
-        int err = errno;
-        ::close(home_fd);
-        return errno_status(err, "give " + spec.working_dir + " to uid " + std::to_string(uid));
-      }
-    }
   } else {
     // spec.env may change PATH, so resolve the command in the job's own PATH.
     Env with_spec = base;

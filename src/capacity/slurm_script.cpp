@@ -1,6 +1,8 @@
 // The Slurm batch job of a segment (slurm_script.h): sbatch's arguments and the batch script.
 #include "capacity/slurm_script.h"
 
+#include "capacity/job_sandbox.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -148,10 +150,13 @@ std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indic
   if (sandbox) {
     // The job's own devices, home and user: bubblewrap (job_sandbox.h) around the command.
     const std::string dev = sandbox->dev_dir;
-    w += "export HOME=/home/job USER=job LOGNAME=job\n";
+    std::string control_devices;
+    for (const char* d : kGpuControlDevices) control_devices += std::string(" ") + d;
+    const std::string home = kJobHome;
+    w += "export HOME=" + home + " USER=job LOGNAME=job\n";
     w += "nc_dev=()\n"
          "if [ -n \"$CUDA_VISIBLE_DEVICES\" ]; then\n"
-         "  for nc_c in nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset; do\n"
+         "  for nc_c in" + control_devices + "; do\n"
          "    nc_dev+=(--dev-bind-try " + q(dev) + "/$nc_c /dev/$nc_c)\n"
          "  done\n"
          "  for nc_g in ${CUDA_VISIBLE_DEVICES//,/ }; do\n"
@@ -162,8 +167,8 @@ std::string slurm_batch_script(const LaunchSpec& spec, SlurmGpuIndices gpu_indic
     // ignores SIGTERM; the job gets it, at its default disposition again (coreutils env).
     w += "trap '' TERM\nexec";
     for (const std::string& a : sandbox->launcher) w += " " + q(a);
-    w += " \"${nc_dev[@]}\" --bind " + q(sandbox->home) +
-         " /home/job --chdir /home/job -- /usr/bin/env --default-signal=TERM \"$@\"\n";
+    w += " \"${nc_dev[@]}\" --bind " + q(sandbox->home) + " " + home + " --chdir " + home +
+         " -- /usr/bin/env --default-signal=TERM \"$@\"\n";
   } else {
     w += "exec \"$@\"\n";
   }

@@ -15,6 +15,22 @@ Status refusal(const std::string& why) {
       .with_field("budget");
 }
 
+// The stored counters (database budgets) of the first of `mine` whose spent + held + extra passes its
+// limit (mine's), or null.
+const Policy::BudgetStatus* first_over(const std::vector<Policy::BudgetStatus>& status, const std::vector<Budget>& mine,
+                                       int64_t extra, const Budget** which) {
+  for (const auto& b : status) {
+    for (const auto& m : mine) {
+      if (b.budget.scope == m.scope && b.budget.scope_id == m.scope_id &&
+          b.spent_micros + b.held_micros + extra > m.monthly_limit_micros) {
+        *which = &m;
+        return &b;
+      }
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Result<int64_t> UsageHolds::hold(const std::string& org, const std::string& project, const std::string& key,
@@ -42,15 +58,11 @@ Result<int64_t> UsageHolds::hold(const std::string& org, const std::string& proj
     if (auto refused = accountant_.try_hold(h.budgets, h.period, h.micros)) return refusal(*refused + "; " + what);
   } else {
     NC_ASSIGN_OR_RETURN(auto status, policy_.budgets(org, h.period));
-    for (const auto& b : status) {
-      for (const auto& mine : h.budgets) {
-        if (b.budget.scope == mine.scope && b.budget.scope_id == mine.scope_id &&
-            b.spent_micros + b.held_micros + h.micros > b.budget.monthly_limit_micros) {
-          return refusal(fmt::format("the monthly budget of {} {} is {:.6f} USD; {:.6f} spent, {:.6f} held; {}",
-                                     scope_name(mine.scope), mine.scope_id, mine.monthly_limit_micros / 1e6,
-                                     b.spent_micros / 1e6, b.held_micros / 1e6, what));
-        }
-      }
+    const Budget* mine = nullptr;
+    if (const auto* b = first_over(status, h.budgets, h.micros, &mine)) {
+      return refusal(fmt::format("the monthly budget of {} {} is {:.6f} USD; {:.6f} spent, {:.6f} held; {}",
+                                 scope_name(mine->scope), mine->scope_id, mine->monthly_limit_micros / 1e6,
+                                 b->spent_micros / 1e6, b->held_micros / 1e6, what));
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -88,15 +100,8 @@ bool UsageHolds::within(int64_t id) {
   if (in_process_) return accountant_.within(h.budgets, h.period);
   auto status = policy_.budgets(h.org, h.period);
   if (!status.is_ok()) return true;  // unknown: keep running; the next heartbeat asks again
-  for (const auto& b : *status) {
-    for (const auto& mine : h.budgets) {
-      if (b.budget.scope == mine.scope && b.budget.scope_id == mine.scope_id &&
-          b.spent_micros + b.held_micros > mine.monthly_limit_micros) {
-        return false;
-      }
-    }
-  }
-  return true;
+  const Budget* mine = nullptr;
+  return first_over(*status, h.budgets, 0, &mine) == nullptr;
 }
 
 }  // namespace nc::gateway
