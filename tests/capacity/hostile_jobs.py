@@ -31,6 +31,7 @@ import json
 import threading
 import os
 import shutil
+import tempfile
 import subprocess
 import sys
 import time
@@ -67,6 +68,18 @@ setsid sh -c "sleep 300; : $MARK-setsid" </dev/null >/dev/null 2>&1 &
 sleep 0.3
 echo RESULT escapes started
 '''
+
+
+def passable_by_others(path):
+    """Whether every directory from / down to path lets other users through (o+x)."""
+    path = os.path.abspath(path)
+    while True:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
 
 
 def results(log):
@@ -131,7 +144,7 @@ class HostileJobs:
 
     # ---------------------------------------------------------------------------------------------
     def check_confine(self):
-        jobs_dir = os.path.join(self.args.tmp, "jobs")
+        jobs_dir = self.args.jobs_dir
         v = self.submit(self.b_key, {"command": "sh", "args": ["-c", "echo B-SECRET-LOG; echo B-SECRET-WORK > secret"],
                                      "gpus": 1})
         check(self.done(self.b_key, v["id"])["status"] == "succeeded", "the victim's job ran")
@@ -329,7 +342,7 @@ class HostileJobs:
         j = self.submit(self.a_key, {"command": "sh", "args": ["-c", "head -c 20000000 /dev/zero | tr '\\0' x; sleep 2"],
                                      "gpus": 1, "max_duration_seconds": 60})
         self.done(self.a_key, j["id"])
-        path = os.path.join(self.args.tmp, "jobs", j["id"], "output.log")
+        path = os.path.join(self.args.jobs_dir, j["id"], "output.log")
         deadline = time.time() + 10  # Slurm's output may land after the job's end: the executor cuts it again
         while True:
             size = os.path.getsize(path)
@@ -360,14 +373,23 @@ def main():
     args.db = "sqlite"
     shutil.rmtree(args.tmp, ignore_errors=True)
     os.makedirs(args.tmp)
-    dev = os.path.join(args.tmp, "dev")  # stand-ins for the GPUs' device nodes
+    # The jobs' users must pass through every directory above the jobs directory and the device stand-ins
+    # (job_sandbox.h). A checkout under a closed directory (mktemp -d makes 0700) gets a place of this
+    # test's own under /tmp instead, removed at the end.
+    shared = args.tmp
+    if os.geteuid() == 0 and not passable_by_others(shared):
+        shared = tempfile.mkdtemp(prefix="nc-hostile-jobs-", dir="/tmp")
+        os.chmod(shared, 0o711)
+    args.jobs_dir = os.path.join(shared, "jobs")
+    dev = os.path.join(shared, "dev")  # stand-ins for the GPUs' device nodes
     os.makedirs(dev)
+    os.chmod(dev, 0o755)
     for name in ("nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl"):
         open(os.path.join(dev, name), "w").close()
     # The strongest confinement this machine offers: required where it can be had (root, bubblewrap).
     sandbox = "required" if os.geteuid() == 0 and shutil.which("bwrap") else "auto"
     sandbox = os.environ.get("HOSTILE_JOBS_SANDBOX", sandbox)  # "off": shows that the test catches an unconfined job
-    args.serve_args = ["--jobs-dir", os.path.join(args.tmp, "jobs"), "--jobs-heartbeat", "1", "--jobs-grace", "2",
+    args.serve_args = ["--jobs-dir", args.jobs_dir, "--jobs-heartbeat", "1", "--jobs-grace", "2",
                        "--gpus", "4", "--gpu-device-dir", dev, "--job-sandbox", sandbox, "--job-budget-grace", "1", "--job-pids-max", "64",
                        "--job-log-max-bytes", "1000000"]
     if args.executor == "slurm":
@@ -389,6 +411,8 @@ def main():
         print(f"FAIL start: {e}", flush=True)
     finally:
         t.server.stop()
+        if shared != args.tmp:
+            shutil.rmtree(shared, ignore_errors=True)
     if failures:
         print(f"FAIL: {len(failures)} step(s) failed: {', '.join(failures)} ({time.time() - t0:.1f}s)", flush=True)
         print(t.server.log_tail(), flush=True)
