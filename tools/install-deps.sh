@@ -11,6 +11,7 @@ PKGS=(
   python3 python3-jinja2 time
   slurm-wlm munge
   bubblewrap util-linux procps
+  podman busybox-static
 )
 missing=()
 for p in "${PKGS[@]}"; do

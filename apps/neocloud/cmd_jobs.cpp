@@ -49,7 +49,7 @@ struct SubmitFlags {
   double gpu_fraction = 0, cpu = 0;
   int64_t memory_mib = 0, max_duration = 0, min_gpu_memory = 0;
   std::vector<std::string> gpu_types, env, command;
-  std::string priority = "on-demand", workdir, name, reservation;
+  std::string priority = "on-demand", workdir, name, reservation, image;
   bool no_requeue = false;
 };
 
@@ -78,6 +78,7 @@ void submit(const JobsCli& o, const SubmitFlags& f) {
   if (f.max_duration > 0) b["max_duration_seconds"] = f.max_duration;
   if (f.no_requeue) b["requeue"] = false;
   if (!f.reservation.empty()) b["reservation"] = f.reservation;
+  if (!f.image.empty()) b["image"] = f.image;
   auto j = call_json(o, http::verb::post, "/v1/jobs", b.dump());
   if (j) fmt::print("{}\n", (*j)["id"].get<std::string>());
 }
@@ -223,6 +224,7 @@ void add_jobs_command(CLI::App& app) {
   sub->add_option("--workdir", f->workdir, "working directory (default: the job's own directory)");
   sub->add_option("--name", f->name, "a name for the job");
   sub->add_option("--reservation", f->reservation, "run inside this reservation (res_...)");
+  sub->add_option("--image", f->image, "a container image (one the cloud has) as the job's file system");
   sub->add_flag("--no-requeue", f->no_requeue, "a preempted spot job ends as preempted instead of requeueing");
   sub->add_option("command", f->command, "the command and its arguments (after --)")->required();
   sub->callback([o, f] { submit(*o, *f); });

@@ -49,6 +49,7 @@ struct ServeOptions {
   int64_t job_log_max_bytes = 256LL << 20;
   int64_t job_pids_max = 4096;
   std::string job_sandbox = "auto", gpu_device_dir = "/dev";
+  std::string job_images = "auto", job_images_dir;
   std::vector<int64_t> job_uid_range;  // base, count
 };
 
@@ -174,6 +175,10 @@ Status run_serve(const ServeOptions& o) {
     leo.sandbox.hidden_paths = {jo.log_dir};
     leo.sandbox.jobs_root = jo.log_dir;
     leo.sandbox.dev_dir = o.gpu_device_dir;
+    // Container images: podman's storage inside the jobs directory (covered for every job).
+    leo.images.use = o.job_images != "off" && leo.sandbox.mode != capacity::SandboxMode::kOff;
+    leo.images.dir = o.job_images_dir.empty() ? (std::filesystem::path(jo.log_dir) / ".images").string() : o.job_images_dir;
+    if (!o.job_images_dir.empty()) leo.sandbox.hidden_paths.push_back(o.job_images_dir);
     if (!o.admin_key_file.empty()) leo.sandbox.hidden_paths.push_back(o.admin_key_file);
     if (!db_path.empty()) {
       for (const char* suffix : {"", "-wal", "-shm", "-journal", ".serve.lock"}) leo.sandbox.hidden_paths.push_back(db_path + suffix);
@@ -203,11 +208,13 @@ Status run_serve(const ServeOptions& o) {
       so.max_log_bytes = o.job_log_max_bytes;
       auto slurm = std::make_unique<capacity::SlurmExecutor>(so);
       if (!report_sandbox(slurm->sandbox())) return failed_precondition(slurm->sandbox().required_error());
+      fmt::print(stderr, "neocloud: job container images off (the Slurm executor runs none yet: a job naming one is a 400)\n");
       executor = std::move(slurm);
     } else {
       auto local = std::make_unique<capacity::LocalExecutor>(leo);
       if (!report_sandbox(local->sandbox())) return failed_precondition(local->sandbox().required_error());
       fmt::print(stderr, "neocloud: job cgroups {}\n", local->cgroup_status());
+      fmt::print(stderr, "neocloud: job container images {}\n", local->runs_images() ? local->images().status() : "off (" + std::string(local->sandbox().active() ? local->images().status() : "jobs are not sandboxed") + ")");
       executor = std::move(local);
     }
     jobs = std::make_unique<capacity::JobController>(std::move(sched), std::move(executor), jo);
@@ -304,6 +311,14 @@ void add_serve_command(CLI::App& app) {
                   "otherwise), required (refuse to start without it), off")
       ->check(CLI::IsMember({"auto", "required", "off"}))
       ->capture_default_str();
+  cmd->add_option("--job-images", o->job_images,
+                  "let jobs name a container image (podman's) as their file system, in the same sandbox: auto (when "
+                  "podman is installed and jobs are sandboxed), off")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--job-images-dir", o->job_images_dir,
+                  "podman's storage for jobs' images (default: <jobs-dir>/.images); `serve` prints at start the podman "
+                  "command that adds an image to it");
   cmd->add_option("--gpu-device-dir", o->gpu_device_dir,
                   "where the GPUs' device nodes are (nvidia0, nvidiactl, ...); a sandboxed job sees only its own")
       ->capture_default_str();

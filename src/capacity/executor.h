@@ -61,6 +61,9 @@ struct LaunchSpec {
   // The Unix user the tasks run as where the executor confines jobs (confined()): the organization's
   // own uid (job_users.h). -1: none given (a confining executor running as root refuses the launch).
   int64_t run_as_uid = -1;
+  // Non-empty: the container image (job_images.h) whose file system the tasks run in; only an executor
+  // whose runs_images() is true accepts it.
+  std::string image;
 };
 
 enum class ExitKind {
@@ -114,6 +117,8 @@ class Executor {
   // Whether tasks run confined (own namespaces, as run_as_uid, only working_dir writable): then
   // working_dir must be the job's own directory, which the executor hands to the job's user.
   virtual bool confined() const { return false; }
+  // Whether LaunchSpec::image is honoured (tasks confined, podman's images available).
+  virtual bool runs_images() const { return false; }
 };
 
 }  // namespace nc::capacity

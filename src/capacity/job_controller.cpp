@@ -137,6 +137,8 @@ Result<Job> JobController::submit(const std::string& org, const std::string& pro
     return invalid_argument("working_dir: jobs run in their own directory (/home/job, also $HOME); cd in the command instead")
         .with_field("working_dir");
   }
+  if (!spec.image.empty() && !executor_->runs_images())
+    return invalid_argument("image: this cloud runs no container images (`serve` says why at start)").with_field("image");
   if (spec.max_duration_s == 0) spec.max_duration_s = options_.default_max_duration_s;
   if (spec.max_duration_s > options_.max_duration_limit_s) {
     return invalid_argument(fmt::format("max_duration_seconds must be at most {}", options_.max_duration_limit_s));
@@ -303,6 +305,7 @@ void JobController::launch(Live& l, int64_t now_us) {
   spec.command = l.job.spec.command;
   spec.args = l.job.spec.args;
   spec.env = l.job.spec.env;
+  spec.image = l.job.spec.image;
   spec.log_path = l.job.log_path;
   std::error_code ec;
   const auto job_dir = std::filesystem::path(l.job.log_path).parent_path();

@@ -1,5 +1,6 @@
 // Job records (job_record.h): state names and the usage of a segment or a reservation's hold.
 #include "capacity/job_record.h"
+#include "capacity/job_images.h"
 
 #include <fmt/format.h>
 
@@ -61,6 +62,7 @@ Status check_job_spec(const JobSpec& spec) {
   if (spec.tasks_per_node < 1 || spec.tasks_per_node > 64) return invalid_argument("tasks_per_node must be 1..64");
   if (spec.max_duration_s < 0) return invalid_argument("max_duration_seconds must not be negative");
   for (const auto& [k, v] : spec.env) NC_RETURN_IF_ERROR(check_job_env(k, v));
+  if (!spec.image.empty()) NC_RETURN_IF_ERROR(JobImages::check_reference(spec.image));
   return Status::ok();
 }
 

@@ -38,6 +38,7 @@ struct JobSpec {
   int64_t max_duration_s = 0;  // 0: the controller's default
   bool requeue = true;         // a preempted spot job goes back to the queue
   std::string reservation;     // "res_...": run inside this reservation of the same organization
+  std::string image;           // a container image (job_images.h) as the job's file system; "": the host's
 };
 
 enum class ReservationState { kPending, kActive, kEnded, kCancelled };
@@ -110,7 +111,8 @@ SegmentUsage segment_usage(const Job& j, const JobSegment& seg);
 
 // What a submitted spec may hold, checked before anything is stored: a command (at most 4 KiB), at
 // most 1,024 args and 256 env variables of 128 KiB each in all, a name of at most 256 bytes, 1..64 tasks
-// per node, a non-negative max duration, and env entries that pass check_job_env (executor.h).
+// per node, a non-negative max duration, env entries that pass check_job_env (executor.h) and an image
+// reference that passes JobImages::check_reference.
 // InvalidArgument naming the field.
 Status check_job_spec(const JobSpec& spec);
 // A reservation's hold, from activation to release, as one metered segment (job_id = the reservation id).

@@ -20,22 +20,6 @@ namespace fs = std::filesystem;
 
 constexpr uid_t kProbeUid = 65534;  // nobody
 
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream in(path ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(in, dir, ':')) {
-    if (dir.empty() || dir[0] != '/') continue;
-    std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  for (const char* dir : {"/usr/bin", "/bin", "/usr/sbin", "/sbin"}) {
-    std::string candidate = std::string(dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
 bool under(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
@@ -71,14 +55,14 @@ JobSandbox::JobSandbox(SandboxOptions options) : options_(std::move(options)) {
       required_error_ = "jobs must be sandboxed (--job-sandbox required) but " + why;
     }
   };
-  bwrap_ = find_in_path("bwrap");
+  bwrap_ = find_executable("bwrap");
   if (bwrap_.empty()) {
     unavailable("bubblewrap is not installed: apt-get install bubblewrap");
     return;
   }
   per_user_ = ::geteuid() == 0;
   if (per_user_) {
-    setpriv_ = find_in_path("setpriv");
+    setpriv_ = find_executable("setpriv");
     if (setpriv_.empty()) {
       unavailable("setpriv (util-linux) is not installed");
       return;
@@ -156,16 +140,22 @@ bool JobSandbox::open_path_to(const std::string& dir) const {
   return true;
 }
 
-std::vector<std::string> JobSandbox::base_args(uid_t uid, const std::vector<int>& gpus, int home_fd) const {
+std::vector<std::string> JobSandbox::base_args(uid_t uid, const std::vector<int>& gpus, int home_fd,
+                                               const ImageRoot* image) const {
   std::vector<std::string> a;
   if (per_user_) {  // setpriv execs bwrap as the job's uid
     a = {setpriv_, "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(uid), "--clear-groups",
          "--no-new-privs"};
   }
-  a.insert(a.end(), {bwrap_, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "job", "--die-with-parent",
-                     "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/home"});
-  for (const std::string& d : hide_dirs_) a.insert(a.end(), {"--tmpfs", d});
-  for (const std::string& f : hide_files_) a.insert(a.end(), {"--ro-bind", "/dev/null", f});
+  a.insert(a.end(), {bwrap_, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "job", "--die-with-parent"});
+  if (image) {  // the image's file system; nothing of the host's but the name service files
+    a.insert(a.end(), {"--bind", image->path, "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"});
+    for (const std::string& f : image->host_files) a.insert(a.end(), {"--ro-bind-try", f, f});
+  } else {
+    a.insert(a.end(), {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/home"});
+    for (const std::string& d : hide_dirs_) a.insert(a.end(), {"--tmpfs", d});
+    for (const std::string& f : hide_files_) a.insert(a.end(), {"--ro-bind", "/dev/null", f});
+  }
   if (!gpus.empty()) {
     const std::string src = options_.dev_dir;
     for (const char* shared : kGpuControlDevices) {
@@ -176,13 +166,13 @@ std::vector<std::string> JobSandbox::base_args(uid_t uid, const std::vector<int>
       a.insert(a.end(), {"--dev-bind-try", src + "/" + node, "/dev/" + node});
     }
   }
-  if (home_fd >= 0) {
-    a.insert(a.end(), {"--bind-fd", std::to_string(home_fd), kJobHome, "--chdir", kJobHome});
-  }
+  if (home_fd >= 0) a.insert(a.end(), {"--bind-fd", std::to_string(home_fd), kJobHome});
+  const std::string cwd = image && !image->working_dir.empty() ? image->working_dir : kJobHome;
+  if (home_fd >= 0 || image) a.insert(a.end(), {"--chdir", cwd});
   return a;
 }
 
-std::vector<std::string> JobSandbox::launcher(uid_t uid) const { return base_args(uid, {}, -1); }
+std::vector<std::string> JobSandbox::launcher(uid_t uid) const { return base_args(uid, {}, -1, nullptr); }
 
 bool JobSandbox::give(const std::string& dir, uid_t uid) const {
   if (!open_path_to(dir)) return false;
@@ -195,9 +185,11 @@ bool JobSandbox::give(const std::string& dir, uid_t uid) const {
 }
 
 std::vector<std::string> JobSandbox::wrap(uid_t uid, const std::vector<int>& gpus, int home_fd,
-                                          const std::string& command, const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = base_args(uid, gpus, home_fd);
+                                          const std::string& command, const std::vector<std::string>& args,
+                                          const ImageRoot* image) const {
+  std::vector<std::string> argv = base_args(uid, gpus, home_fd, image);
   argv.push_back("--");
+  if (image) argv.insert(argv.end(), image->entrypoint.begin(), image->entrypoint.end());
   argv.push_back(command);
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;

@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "capacity/job_images.h"
+
 namespace nc::capacity {
 
 enum class SandboxMode {
@@ -74,8 +76,11 @@ class JobSandbox {
   // The argv (argv[0] an absolute path) that runs `command args...` sandboxed as `uid` (ignored unless
   // per_user()), with `home_fd` (a descriptor number in the task: an open directory) bound writable at
   // kJobHome and the device nodes of `gpus` visible. The environment passes through unchanged.
+  // With `image` (job_images.h; non-null): the image's mounted file system is the task's `/` (the
+  // host's is not seen at all, but for its /etc/resolv.conf and /etc/hosts), the image's entrypoint
+  // comes before the command, and the image's working directory (if it sets one) is the task's.
   std::vector<std::string> wrap(uid_t uid, const std::vector<int>& gpus, int home_fd, const std::string& command,
-                                const std::vector<std::string>& args) const;
+                                const std::vector<std::string>& args, const ImageRoot* image = nullptr) const;
   // The same sandbox for a wrapper that adds the rest itself (the Slurm batch script, slurm_script.h):
   // setpriv (per_user) and bwrap with everything but the GPU device binds, the home bind and the command.
   // (Slurm signals every process of a step, bwrap's own included: the script starts bwrap with SIGTERM
@@ -87,7 +92,7 @@ class JobSandbox {
 
  private:
   // setpriv (per_user) and bwrap's arguments, up to (not including) "--" and the command.
-  std::vector<std::string> base_args(uid_t uid, const std::vector<int>& gpus, int home_fd) const;
+  std::vector<std::string> base_args(uid_t uid, const std::vector<int>& gpus, int home_fd, const ImageRoot* image) const;
 
   SandboxOptions options_;
   bool active_ = false;

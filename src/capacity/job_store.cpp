@@ -52,7 +52,8 @@ json job_to_doc(const Job& j) {
                {"priority", std::string(priority_name(j.spec.priority))},
                {"max_duration_s", j.spec.max_duration_s},
                {"requeue", j.spec.requeue},
-               {"reservation", j.spec.reservation}};
+               {"reservation", j.spec.reservation},
+               {"image", j.spec.image}};
   for (const auto& [k, v] : j.spec.env) spec["env"].push_back({k, v});
   json events = json::array();
   for (const auto& e : j.events) events.push_back({{"t", e.time_us}, {"type", e.type}, {"detail", e.detail}});
@@ -125,6 +126,7 @@ Result<Job> job_from_doc(const json& doc) {
   j.spec.max_duration_s = sp.get<int64_t>("max_duration_s");
   j.spec.requeue = sp.get<bool>("requeue");
   j.spec.reservation = doc["spec"].value("reservation", std::string());  // optional
+  j.spec.image = doc["spec"].value("image", std::string());              // optional
   const std::string prio = sp.get<std::string>("priority");
   auto env = sp.get<std::vector<std::pair<std::string, std::string>>>("env");
   NC_RETURN_IF_ERROR(sp.error);

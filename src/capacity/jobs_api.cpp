@@ -110,6 +110,7 @@ Result<JobSpec> parse_spec(const std::string& body) {
     NC_ASSIGN_OR_RETURN(s.priority, parse_priority(prio));
   }
   NC_RETURN_IF_ERROR(str("reservation", &s.reservation));
+  NC_RETURN_IF_ERROR(str("image", &s.image));
   if (j.contains("requeue") && !j["requeue"].is_null()) {
     if (!j["requeue"].is_boolean()) return invalid_argument("'requeue' must be a boolean");
     s.requeue = j["requeue"].get<bool>();
@@ -222,6 +223,7 @@ ojson job_json(const Job& j) {
   o["max_duration_seconds"] = j.spec.max_duration_s;
   o["requeue"] = j.spec.requeue;
   o["reservation"] = j.spec.reservation.empty() ? ojson() : ojson(j.spec.reservation);
+  o["image"] = j.spec.image.empty() ? ojson() : ojson(j.spec.image);
   o["exit_code"] = is_terminal(j.state) ? ojson(j.exit_code) : ojson();
   o["created_at"] = j.created_us / 1000000;
   o["finished_at"] = j.finished_us ? ojson(j.finished_us / 1000000) : ojson();

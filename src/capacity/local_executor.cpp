@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "capacity/local_cgroups.h"
@@ -123,8 +124,10 @@ int LocalExecutor::master_port(std::string_view job_id) { return capacity::maste
 LocalExecutor::LocalExecutor(LocalExecutorOptions options)
     : options_(std::move(options)),
       cgroups_(options_.use_cgroups, options_.cgroup_parent, options_.pids_max),
-      sandbox_(options_.sandbox) {
+      sandbox_(options_.sandbox),
+      images_(options_.images) {
   if (options_.reap_orphans) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  images_.sweep();  // a crashed server's containers (their processes died with it)
 }
 
 LocalExecutor::~LocalExecutor() {
@@ -178,6 +181,13 @@ Status LocalExecutor::launch(const LaunchSpec& spec) {
   }
   for (const auto& [k, v] : spec.env) {
     if (k.empty() || k.find('=') != std::string::npos) return invalid_argument(what + ": bad env name '" + k + "'");
+  }
+  if (!spec.image.empty()) {
+    if (!runs_images()) {
+      return failed_precondition(what + ": this machine runs no container images (sandbox " + sandbox_.status() +
+                                 "; images " + images_.status() + ")");
+    }
+    NC_RETURN_IF_ERROR(JobImages::check_reference(spec.image));
   }
 
   std::error_code ec;
@@ -267,6 +277,25 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
     log_fd = high;
   }
 
+  // A container image: its file system is every task's root; the container goes with the segment's
+  // processes (retire / sweep_leftovers), the gang rollback's included.
+  std::optional<ImageRoot> image;
+  if (!spec.image.empty()) {
+    auto root = images_.mount("nc-" + spec.job_id + "-" + std::to_string(spec.segment), spec.image);
+    if (!root.is_ok()) {
+      ::close(log_fd);
+      return root.status();
+    }
+    image = std::move(*root);
+    seg.procs.image = image->container;
+    // The image's environment (Docker's ENV) under ours and the job's.
+    base["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    base.erase("LANG");
+    for (const auto& [k, v] : image->env) {
+      if (!is_reserved_env(k) && k != "HOME" && k != "USER" && k != "LOGNAME") base[k] = v;
+    }
+  }
+
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
@@ -319,7 +348,8 @@ Status LocalExecutor::spawn_all(const LaunchSpec& spec, Segment& seg) {
     if (node.gpu_milli < 1000) env["NEOCLOUD_GPU_MILLI"] = std::to_string(node.gpu_milli);
     env["NODE_RANK"] = std::to_string(node_rank);
     if (sandboxed) {  // the node's GPU device nodes differ per node
-      argv_s = sandbox_.wrap(static_cast<uid_t>(spec.run_as_uid), node.gpus, 3, spec.command, spec.args);
+      argv_s = sandbox_.wrap(static_cast<uid_t>(spec.run_as_uid), node.gpus, 3, spec.command, spec.args,
+                             image ? &*image : nullptr);
       exe = argv_s[0];
       argv = make_argv(argv_s);
     }
@@ -477,6 +507,7 @@ bool LocalExecutor::sweep_leftovers() {
     bool gone = signal_all(l, SIGKILL) == 0 && l.seen.empty();
     for (const std::string& cg : l.cgroups) gone = gone && cgroups_.remove(cg);
     if (gone) {
+      if (!l.image.empty()) images_.release(l.image);
       leftovers_.erase(leftovers_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
       ++i;
@@ -495,6 +526,7 @@ std::vector<ExitReport> LocalExecutor::poll() {
     if (std::all_of(seg.tasks.begin(), seg.tasks.end(), [](const Task& t) { return t.done; })) {
       out.push_back(make_report(seg, unix_us()));
       retire(std::move(seg.procs));  // what the job left behind dies now; later polls make sure of it
+                                     // (and its container goes once nothing is left)
       it = segments_.erase(it);
       continue;
     }

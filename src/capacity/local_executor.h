@@ -37,6 +37,9 @@
 // the executor makes it the job user's (chown, 0700) and binds it at /home/job (HOME and the working
 // directory inside). A task the sandbox reports as ended with 128 + N (N a signal number) is reported as
 // killed by signal N. kRequired without a working sandbox: every launch is FailedPrecondition.
+// LaunchSpec::image (runs_images(): sandbox on and podman's images available, job_images.h): the
+// segment's tasks share one container's file system as their root; the container is removed when the
+// segment's last process is gone, and the constructor removes those a crashed server left.
 //
 // Ownership: a LocalExecutor owns the processes (and cgroups) it launched; the destructor SIGKILLs every
 // one still running and reaps it. Threads: not synchronized; launch/terminate/poll/running and the
@@ -77,6 +80,7 @@ struct LocalExecutorOptions {
   // A job's log is cut at this size, with a line saying so (log_cap.h); 0: no cap.
   int64_t max_log_bytes = 256LL << 20;
   SandboxOptions sandbox;  // off by default; `serve` asks for kAuto or kRequired
+  ImageOptions images;     // container images (job_images.h): off by default; used only with the sandbox
   // Tests only: the n-th task spawn (0-based, across the nodes of one launch) fails, to exercise the
   // gang rollback. -1: never.
   int fail_spawn_at = -1;
@@ -101,6 +105,8 @@ class LocalExecutor final : public Executor {
   const std::string& cgroup_status() const { return cgroups_.status(); }
   const JobSandbox& sandbox() const { return sandbox_; }
   bool confined() const override { return sandbox_.active(); }
+  bool runs_images() const override { return sandbox_.active() && images_.available(); }
+  const JobImages& images() const { return images_; }
 
   // The MASTER_PORT of a job: executor.h's master_port (20000 + (FNV-1a of the job id) % 10000).
   static int master_port(std::string_view job_id);
@@ -121,6 +127,7 @@ class LocalExecutor final : public Executor {
     std::set<pid_t> seen;
     std::vector<std::string> cgroups;  // one per node while cgroups are active
     bool sandboxed = false;  // the tasks are bwrap: only SIGKILL goes to them (job_sandbox.h)
+    std::string image;       // the container whose file system the tasks run in (released once all are gone)
   };
   struct Segment {
     std::string job_id;
@@ -157,6 +164,7 @@ class LocalExecutor final : public Executor {
   LocalExecutorOptions options_;
   JobCgroups cgroups_;
   JobSandbox sandbox_;
+  JobImages images_;
   std::map<std::pair<std::string, int>, std::unique_ptr<Segment>> segments_;
   std::set<std::pair<std::string, int>> launched_;  // every job id + segment ever launched
   std::vector<ProcessSet> leftovers_;  // what reported segments left behind, until it is gone

@@ -21,6 +21,12 @@ machine can: root and bubblewrap). Each job tries the attacks of issue 15 and pr
   6 limits    where cgroups are on (v2, or this machine's v1): a fork bomb stops at --job-pids-max and an
               allocation past the job's memory_mib fails; the server is unharmed
   7 logs      a job's 20 MB of output is cut at --job-log-max-bytes, with a line saying so (both executors)
+  8 image     where podman is (local executor, root): a job naming a container image (one this test builds
+              from busybox and imports into the server's image storage) runs with the image's file system,
+              Env, Entrypoint and WorkingDir, as its organization's uid, and the step 1 attacks fail in it;
+              its GPU device nodes and escaped children are as in steps 2 and 3; its container is removed
+              after its end and after its cancel; an image that is not there fails the job, naming the fix;
+              a malformed reference is a 400. Without images (Slurm here) a job naming one is a 400.
 The kill attacks are only tried when the job is in a PID namespace of its own and not root (they are
 aimed at the server this test started and at the job's own namespace, never at this machine).
 The same attacks run on the Slurm executor with --executor slurm (the ctest fixture's one-node Slurm).
@@ -354,10 +360,101 @@ class HostileJobs:
         check("reached its cap of 1000000 bytes" in tail, f"the cut is said: {tail!r}")
         return f"20 MB written, {size} bytes kept, the cut said at its end"
 
+    def image_storage(self):
+        """podman on the server's image storage, as `serve` says at start to add an image."""
+        images = next(f for f in self.features if f.startswith("job container images"))
+        cmd = images.split("add an image with: ", 1)[1].split()
+        check(cmd[0] == "podman" and cmd[-2:] == ["pull", "IMAGE"], f"the command serve prints: {cmd}")
+        return cmd[:-2]
+
+    def import_image(self, ref):
+        """A busybox image: /etc/nc-image, an entrypoint script that says it ran, ENV and WORKDIR."""
+        root = os.path.join(self.args.tmp, "image-root")
+        for d in ("bin", "etc", "app"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        shutil.copy(shutil.which("busybox"), os.path.join(root, "bin", "busybox"))
+        for tool in ("sh", "cat", "ls", "id", "echo", "sleep", "touch", "grep", "head", "pwd", "readlink", "setsid",
+                     "kill", "tr", "wc"):
+            os.symlink("busybox", os.path.join(root, "bin", tool))
+        open(os.path.join(root, "etc", "nc-image"), "w").write("IMAGE-MARKER\n")
+        entry = os.path.join(root, "app", "entry.sh")
+        open(entry, "w").write('#!/bin/sh\necho "RESULT entrypoint ran"\nexec "$@"\n')
+        os.chmod(entry, 0o755)
+        tar = os.path.join(self.args.tmp, "image.tar")
+        subprocess.run(["tar", "-C", root, "-cf", tar, "."], check=True)
+        subprocess.run(self.image_storage() + ["import", "--change", "ENV PATH=/bin", "--change", "ENV NC_IMAGE_VAR=from-image",
+                                               "--change", "WORKDIR /app", "--change", 'ENTRYPOINT ["/app/entry.sh"]', tar,
+                                               ref], check=True, capture_output=True)
+
+    def containers(self):
+        r = subprocess.run(self.image_storage() + ["ps", "-a", "-q"], capture_output=True, text=True)
+        return r.stdout.split()
+
+    def check_image(self):
+        ref = "localhost/nc-hostile:1"
+        images = next((f for f in self.features if f.startswith("job container images")), "")
+        if self.args.executor == "slurm" or " on:" not in images:
+            e = self.submit(self.a_key, {"command": "true", "gpus": 1, "image": ref}, status=(400,))
+            check("image" in e["error"]["message"], f"an image where none run: {e}")
+            check(self.args.executor == "slurm" or os.geteuid() != 0 or not shutil.which("podman"),
+                  f"images are off on a machine that has podman and root: {images}")
+            return f"a job naming an image is a 400 here ({images or 'Slurm executor'})"
+        e = self.submit(self.a_key, {"command": "true", "gpus": 1, "image": "-rm everything"}, status=(400,))
+        check("image" in e["error"]["message"], f"a malformed image reference: {e}")
+        self.import_image(ref)
+        env = {"KEYFILE": self.server.key_file, "DBFILE": self.backend.url.split(":", 1)[1],
+               "VICTIM_LOG": "/nonexistent", "VICTIM_WORK": "/nonexistent", "JOBS_DIR": self.args.jobs_dir,
+               "TESTDIR": self.args.tmp, "SERVER_PID": str(self.server.proc.pid),
+               "HOST_PIDNS": os.readlink("/proc/self/ns/pid")}
+        probe = ('r() { echo "RESULT $1 $2"; }; r marker "$(cat /etc/nc-image)"; r pwd "$(pwd)"; r var "$NC_IMAGE_VAR"; '
+                 'r devs "$(ls /dev | grep nvidia | tr "\n" ,)"; touch /etc/x 2>/dev/null && r write_etc WROTE || '
+                 'r write_etc denied; ls /work /usr 2>/dev/null | head -1 | grep -q . && r host_fs SEEN || r host_fs hidden\n')
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", probe + ATTACK], "gpus": 1, "env": env, "image": ref})
+        d = self.done(self.a_key, j["id"])
+        log = self.logs(self.a_key, j["id"])
+        r = results(log)
+        check(d["status"] == "succeeded" and d["image"] == ref, f"the image job ran: {d['status']} {d.get('image')} {log!r}")
+        gpus = d["segments"][0]["nodes"][0]["gpus"]
+        want = {"entrypoint": "ran", "marker": "IMAGE-MARKER", "pwd": "/app", "var": "from-image", "write_etc": "denied",
+                "host_fs": "hidden", "devs": f"nvidia{gpus[0]},nvidiactl,", "write_home": "ok", "see_server": "no",
+                "kill_server": "refused", "kill_all": "contained"}
+        for name in ("keyfile", "db", "jobs_dir", "write_testdir"):
+            want[name] = "denied"
+        for name, value in want.items():
+            check(r.get(name) == value, f"in the image, {name}: {r.get(name)!r}, want {value!r} (log: {log!r})")
+        check(r.get("uid") == str(os.stat(os.path.join(self.args.jobs_dir, j["id"], "work")).st_uid) and r["uid"] != "0",
+              f"the image job runs as its organization's uid: {r.get('uid')}")
+        deadline = time.time() + 5
+        while self.containers() and time.time() < deadline:
+            time.sleep(0.2)
+        check(not self.containers(), f"the ended job's container is removed: {self.containers()}")
+        # Cancelled while escaped children run: they go, and so does the container.
+        mark = f"hostile-{os.getpid()}-image"
+        j = self.submit(self.a_key, {"command": "sh", "args": ["-c", ESCAPE + "sleep 600"], "gpus": 1,
+                                     "env": {"MARK": mark}, "image": ref})
+        self.running(self.a_key, j["id"])
+        deadline = time.time() + 10
+        while len(marked(mark)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        check(len(marked(mark)) >= 2, f"the escapes started: {self.logs(self.a_key, j['id'])!r}")
+        self.c.ok("POST", f"/v1/jobs/{j['id']}/cancel", self.a_key, {}, status=(200,))
+        check(self.done(self.a_key, j["id"])["status"] == "cancelled", "the image job was cancelled")
+        deadline = time.time() + 5
+        while (marked(mark) or self.containers()) and time.time() < deadline:
+            time.sleep(0.2)
+        check(not marked(mark) and not self.containers(), f"after the cancel: {marked(mark)} {self.containers()}")
+        # An image that is not there: the job fails, saying how an operator adds it.
+        j = self.submit(self.a_key, {"command": "true", "gpus": 1, "image": "localhost/not-here:1"})
+        d = self.done(self.a_key, j["id"])
+        said = json.dumps(d["events"])
+        check(d["status"] == "failed" and "not-here" in said and "pull" in said, f"a missing image: {d['status']} {said}")
+        self.server_alive()
+        return f"ran in {ref} as uid {r['uid']} (entrypoint, env, workdir; host hidden; attacks denied); containers removed"
+
     def run(self):
         steps = [("confine", self.check_confine), ("gpus", self.check_gpus), ("escape", self.check_escape),
                  ("forge", self.check_forge), ("budget", self.check_budget), ("limits", self.check_limits),
-                 ("logs", self.check_logs)]
+                 ("logs", self.check_logs), ("image", self.check_image)]
         self.setup()
         return run_steps(steps)
 
@@ -411,6 +508,11 @@ def main():
         print(f"FAIL start: {e}", flush=True)
     finally:
         t.server.stop()
+        # podman's overlay storage stays mounted on itself (containers/storage makes it private): ours only.
+        # (A mount of a directory on itself: os.path.ismount cannot tell, /proc/self/mountinfo can.)
+        overlay = os.path.realpath(os.path.join(args.jobs_dir, ".images", "storage", "overlay"))
+        if any(line.split()[4] == overlay for line in open("/proc/self/mountinfo")):
+            subprocess.run(["umount", "-l", overlay], check=False)
         if shared != args.tmp:
             shutil.rmtree(shared, ignore_errors=True)
     if failures:

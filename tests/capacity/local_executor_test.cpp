@@ -172,9 +172,29 @@ TEST(LocalExecutor, RejectsBadSpecsWithoutStartingAnything) {
   bad("bad-env", [](LaunchSpec& s) { s.env = {{"A=B", "c"}}; });
   bad("no-command", [](LaunchSpec& s) { s.command = "neocloud-no-such-command-xyz"; });
   bad("empty-id", [](LaunchSpec& s) { s.job_id.clear(); });
+  bad("image-without-images", [](LaunchSpec& s) { s.image = "debian:12"; });  // no sandbox here: no images
+  EXPECT_FALSE(ex.runs_images());
   EXPECT_TRUE(our_children().empty());
   // A refused launch may be retried.
   ASSERT_TRUE(ex.launch(sh_job("bad-no-tasks", "exit 0", dir, {on("node-a", {0})})).is_ok());
+}
+
+TEST(JobImages, ReferencesAreCheckedBeforeAnyCommandSeesThem) {
+  for (const char* ok : {"debian:12", "localhost/nc-test:1", "registry.example.com:5000/team/pytorch:2.3-cuda12",
+                         "busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}) {
+    EXPECT_TRUE(JobImages::check_reference(ok).is_ok()) << ok;
+  }
+  for (const char* bad : {"", "-rm", "--root=/", "debian 12", "a//b", "debian:", "x/", "a;b", "$(id)", "a\nb"}) {
+    Status st = JobImages::check_reference(bad);
+    EXPECT_FALSE(st.is_ok()) << bad;
+    EXPECT_EQ(st.field(), "image") << bad;
+  }
+  EXPECT_FALSE(JobImages::check_reference(std::string(256, 'a')).is_ok());
+  // Off, or without podman or root: mount refuses and names why.
+  JobImages off(ImageOptions{});
+  EXPECT_FALSE(off.available());
+  EXPECT_EQ(off.mount("nc-x-0", "debian:12").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(off.sweep(), 0);
 }
 
 TEST(LocalExecutor, GangRollbackStopsTheTasksAlreadyStarted) {
