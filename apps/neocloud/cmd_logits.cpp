@@ -1,5 +1,6 @@
-// `neocloud logits -m MODEL --tokens 1,2,3 --out FILE [-t N] [--reference]`: evaluates the tokens as
-// one batch (sequence 0, positions 0..n-1) and writes float32 logits [n_tokens][n_vocab].
+// `neocloud logits -m MODEL --tokens 1,2,3 --out FILE [-t N] [--reference] [--lora ADAPTER]`: evaluates
+// the tokens as one batch (sequence 0, positions 0..n-1), with the LoRA adapter if given (llama.cpp's
+// --lora), and writes float32 logits [n_tokens][n_vocab].
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -9,13 +10,14 @@
 #include "apps/neocloud/commands.h"
 #include "engine/model/context.h"
 #include "engine/model/forward_ref.h"
+#include "engine/model/lora.h"
 #include "engine/model/model.h"
 
 namespace nc::app {
 
 namespace {
 struct LogitsOptions {
-  std::string model, tokens, out;
+  std::string model, tokens, out, lora;
   int threads = 0;
   bool reference = false;
 };
@@ -37,9 +39,13 @@ Status run_logits(const LogitsOptions& o) {
   }
   if (ids.empty()) return invalid_argument("--tokens: no token ids given");
   NC_ASSIGN_OR_RETURN(auto model, engine::Model::load(o.model));
+  std::shared_ptr<const engine::LoraAdapter> adapter;
+  if (!o.lora.empty()) {
+    NC_ASSIGN_OR_RETURN(adapter, engine::LoraAdapter::load(o.lora, *model));
+  }
   std::vector<float> logits;
   if (o.reference) {
-    NC_ASSIGN_OR_RETURN(logits, engine::reference_forward(*model, ids));
+    NC_ASSIGN_OR_RETURN(logits, engine::reference_forward(*model, ids, adapter.get()));
   } else {
     engine::ContextParams cp;
     cp.n_ctx = static_cast<int64_t>(ids.size());
@@ -47,7 +53,8 @@ Status run_logits(const LogitsOptions& o) {
     cp.n_threads = o.threads;
     NC_ASSIGN_OR_RETURN(auto ctx, engine::Context::create(*model, cp));
     engine::Batch b;
-    for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], static_cast<int32_t>(i), 0, true);
+    for (size_t i = 0; i < ids.size(); ++i)
+      b.add_output(ids[i], static_cast<int32_t>(i), 0, engine::Batch::kLogits, adapter.get());
     NC_RETURN_IF_ERROR(ctx->decode(b, logits));
   }
   const std::string tmp = o.out + ".tmp";
@@ -71,6 +78,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "output file")->required();
   cmd->add_option("-t,--threads", o->threads, "threads (0: all)");
   cmd->add_flag("--reference", o->reference, "use the slow reference forward pass (the oracle)");
+  cmd->add_option("--lora", o->lora, "a LoRA adapter GGUF (llama.cpp's format) applied with scale 1");
   cmd->callback([o] { report(run_logits(*o)); });
 }
 

@@ -97,6 +97,21 @@ void add_model_commands(CLI::App& app) {
     fmt::print("wrote {} ({} {} {}) in {:.1f} s\n", opts->out_path, opts->arch, opts->shape, opts->type, now_s() - t0);
   });
 
+  auto lo = std::make_shared<engine::SynthLoraOptions>();
+  auto* sl = model->add_subcommand("synth-lora", "Write a random LoRA adapter (llama.cpp's GGUF format) for a model");
+  sl->add_option("--base", lo->base_path, "the base model GGUF")->required();
+  sl->add_option("--rank", lo->rank, "LoRA rank")->capture_default_str();
+  sl->add_option("--alpha", lo->alpha, "LoRA alpha (scale = alpha / rank)")->capture_default_str();
+  sl->add_option("--type", lo->type, "f32|f16|bf16|q8_0")->capture_default_str();
+  sl->add_option("--targets", lo->targets, "comma list of qkvo, mlp, output")->capture_default_str();
+  sl->add_option("--seed", lo->seed, "random seed (same seed, same file)")->capture_default_str();
+  sl->add_option("--out", lo->out_path, "output GGUF path")->required();
+  sl->callback([lo] {
+    Status s = engine::synth_lora(*lo);
+    if (!s.is_ok()) return report(s);
+    fmt::print("wrote {} (rank {}, alpha {}, {})\n", lo->out_path, lo->rank, lo->alpha, lo->type);
+  });
+
   auto* info = model->add_subcommand("info", "Print a GGUF file's metadata, tensors and sizes");
   auto path = std::make_shared<std::string>();
   info->add_option("file", *path, "GGUF file")->required();

@@ -3,6 +3,8 @@
 // with llama.cpp's (committed goldens; regenerate with tools/make-goldens.sh).
 //   rms(Δ)/rms(ref) over the golden's sampled columns of every position:
 //     f32 ≤ 1e-4, f16/bf16 ≤ 3e-3, quantized ≤ 2e-2;   top-1 agreement (full row) ≥ 97%.
+// Entries with a LoRA adapter (the manifest's last four columns: adapter type, rank, alpha, targets) are
+// compared with llama.cpp's logits under --lora (lora.h); the adapter is written by synth_lora.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +14,7 @@
 
 #include "engine/golden.h"
 #include "engine/model/context.h"
+#include "engine/model/lora.h"
 #include "engine/model/model.h"
 #include "engine/model/synth.h"
 #include "shared_model.h"
@@ -25,6 +28,9 @@ struct Entry {
   int llama3_rope = 0, tied = 0;
   uint32_t n_tokens = 0;
   uint64_t seed = 0;
+  std::string lora_type, lora_targets;  // lora_type "": no adapter
+  int64_t lora_rank = 0;
+  float lora_alpha = 0;
 };
 
 std::vector<Entry> manifest() {
@@ -36,6 +42,7 @@ std::vector<Entry> manifest() {
     std::istringstream ss(line);
     Entry e;
     ss >> e.name >> e.vocab >> e.arch >> e.type >> e.llama3_rope >> e.tied >> e.n_tokens >> e.seed;
+    ss >> e.lora_type >> e.lora_rank >> e.lora_alpha >> e.lora_targets;
     out.push_back(e);
   }
   return out;
@@ -71,8 +78,23 @@ TEST_P(Conformance, MatchesLlamaCpp) {
     cp.n_threads = 2;
     auto ctx = Context::create(**m, cp);
     ASSERT_TRUE(ctx.is_ok());
+    std::shared_ptr<const LoraAdapter> adapter;
+    if (!e.lora_type.empty()) {
+      SynthLoraOptions lo;
+      lo.base_path = path;
+      lo.type = e.lora_type;
+      lo.rank = e.lora_rank;
+      lo.alpha = e.lora_alpha;
+      lo.targets = e.lora_targets;
+      lo.out_path = test::tmp_dir() + "/" + e.name + "-adapter.gguf";
+      ASSERT_TRUE(synth_lora(lo).is_ok());
+      auto a = LoraAdapter::load(lo.out_path, **m);
+      ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+      adapter = *a;
+    }
     Batch b;
-    for (size_t i = 0; i < g.tokens.size(); ++i) b.add(g.tokens[i], static_cast<int32_t>(i), 0, true);
+    for (size_t i = 0; i < g.tokens.size(); ++i)
+      b.add_output(g.tokens[i], static_cast<int32_t>(i), 0, Batch::kLogits, adapter.get());
     std::vector<float> logits;
     ASSERT_TRUE((*ctx)->decode(b, logits).is_ok());
     double d2 = 0, r2 = 0;
@@ -115,6 +137,16 @@ TEST(ConformanceManifest, CoversEveryTypeAndFamily) {
       for (const auto& e : m) found |= e.name == std::string(fam) + "-" + t && e.n_tokens >= 64;
       EXPECT_TRUE(found) << fam << "-" << t;
     }
+  // Adapters: an f32 base with an f32 adapter (every target, the output too) and quantized bases.
+  int lora_quantized = 0;
+  bool lora_f32 = false;
+  for (const auto& e : m) {
+    if (e.lora_type.empty()) continue;
+    lora_f32 |= e.type == "f32" && e.lora_type == "f32" && e.lora_targets.find("output") != std::string::npos;
+    lora_quantized += e.type != "f32" && e.type != "f16" && e.type != "bf16";
+  }
+  EXPECT_TRUE(lora_f32);
+  EXPECT_GE(lora_quantized, 2);
 }
 
 }  // namespace

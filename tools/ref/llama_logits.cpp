@@ -1,6 +1,7 @@
 // Reference logits from llama.cpp (built by tools/llama-cpp.sh): evaluates comma-separated token ids
 // as one batch of sequence 0, positions 0..n-1, and writes float32 logits [n_tokens][n_vocab].
-// Usage: llama_logits MODEL IDS OUT [threads]
+// Usage: llama_logits MODEL IDS OUT [threads]; NC_LORA=ADAPTER.gguf applies a LoRA adapter with scale 1
+// (llama.cpp's --lora).
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -35,6 +36,18 @@ int main(int argc, char** argv) {
   cp.n_threads = th;
   cp.n_threads_batch = th;
   llama_context* ctx = llama_init_from_model(model, cp);
+  if (const char* lora_path = std::getenv("NC_LORA"); lora_path && *lora_path) {
+    llama_adapter_lora* lora = llama_adapter_lora_init(model, lora_path);
+    if (!lora) {
+      std::fprintf(stderr, "adapter load failed: %s\n", lora_path);
+      return 1;
+    }
+    float scale = 1.0f;
+    if (llama_set_adapters_lora(ctx, &lora, 1, &scale) != 0) {
+      std::fprintf(stderr, "adapter set failed\n");
+      return 1;
+    }
+  }
   llama_batch b = llama_batch_init(toks.size(), 0, 1);
   for (size_t i = 0; i < toks.size(); i++) {
     b.token[i] = toks[i];

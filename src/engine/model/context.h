@@ -17,6 +17,7 @@
 #include "engine/kernels/matmul.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/batch.h"
+#include "engine/model/lora.h"
 #include "engine/model/model.h"
 
 namespace nc::engine {
@@ -76,6 +77,13 @@ class Context {
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, rope_cs_, out_h_;
   std::vector<std::vector<float>> scores_;  // per pool thread
   ActBuffer acts_;
+  // The ubatch's tokens by LoRA adapter, and the products of one matrix (forward_ubatch).
+  struct LoraGroup {
+    const LoraAdapter* adapter;
+    std::vector<int64_t> rows;
+  };
+  std::vector<LoraGroup> lora_groups_;
+  std::vector<LoraProduct> lora_products_;
 };
 
 }  // namespace nc::engine

@@ -12,6 +12,7 @@
 #include "engine/kernels/attention.h"
 #include "engine/kernels/ops.h"
 #include "engine/model/context.h"
+#include "engine/model/lora.h"
 
 namespace nc::engine {
 
@@ -45,8 +46,11 @@ Result<std::unordered_map<int32_t, int64_t>> Context::check_batch(const Batch& b
   const HParams& hp = model_.hparams();
   const int64_t n = batch.size();
   if (batch.pos.size() != batch.tokens.size() || batch.seq.size() != batch.tokens.size() ||
-      batch.want_logits.size() != batch.tokens.size())
+      batch.want_logits.size() != batch.tokens.size() ||
+      (!batch.adapters.empty() && batch.adapters.size() != batch.tokens.size()))
     return invalid_argument("batch arrays have different lengths");
+  for (const LoraAdapter* a : batch.adapters)
+    if (a && a->base() != &model_) return invalid_argument("a LoRA adapter of another model is in the batch");
   std::unordered_map<int32_t, int64_t> next;  // seq -> its length after this batch
   for (int64_t i = 0; i < n; ++i) {
     if (batch.tokens[i] < 0 || batch.tokens[i] >= hp.n_vocab)
@@ -108,7 +112,8 @@ Status Context::decode(const Batch& batch, std::vector<float>& logits, std::vect
       forward_ubatch(batch, b, e, n_exact, logits, embd);
     } else {
       ub.clear();
-      for (int64_t i : order) ub.add_output(batch.tokens[i], batch.pos[i], batch.seq[i], batch.want_logits[i]);
+      for (int64_t i : order)
+        ub.add_output(batch.tokens[i], batch.pos[i], batch.seq[i], batch.want_logits[i], batch.adapter(i));
       ub_logits.clear();
       ub_embd.clear();
       forward_ubatch(ub, 0, ub.size(), n_exact, ub_logits, ub_embd);
@@ -147,6 +152,25 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
   for (int64_t t = 0; t < T; ++t)
     ek.dequantize_row(W.token_embd.data + batch.tokens[begin + t] * W.token_embd.row_bytes, &x_[t * E], E);
 
+  // Tokens by LoRA adapter (lora.h): each matrix's product with the adapters is added after it.
+  lora_groups_.clear();
+  for (int64_t t = 0; t < T; ++t) {
+    const LoraAdapter* a = batch.adapter(begin + t);
+    if (!a) continue;
+    auto it = std::find_if(lora_groups_.begin(), lora_groups_.end(), [&](const LoraGroup& g) { return g.adapter == a; });
+    if (it == lora_groups_.end()) it = lora_groups_.insert(lora_groups_.end(), LoraGroup{a, {}});
+    it->rows.push_back(t);
+  }
+  auto lora = [&](const LoraWeight* LoraLayer::*m, int64_t il, const float* in, int64_t in_stride, float* out,
+                  int64_t out_stride) {
+    if (lora_groups_.empty()) return;
+    lora_products_.clear();
+    for (const LoraGroup& g : lora_groups_)
+      if (const LoraWeight* w = g.adapter->layer(il).*m)
+        lora_products_.push_back({w, g.rows.data(), static_cast<int64_t>(g.rows.size())});
+    lora_add(lora_products_, in, in_stride, out, out_stride, &pool);
+  };
+
   // RoPE tables per token position                                  // [T, n_rot]
   for (int64_t t = 0; t < T; ++t)
     rope_cache(batch.pos[begin + t], hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, W.rope_freqs,
@@ -167,6 +191,9 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
       matmul(L.wk, h_.data(), T, E, k_.data(), Ekv, acts_, pool, n_exact);
       matmul(L.wv, h_.data(), T, E, v_.data(), Ekv, acts_, pool, n_exact);
     }
+    lora(&LoraLayer::wq, il, h_.data(), E, q_.data(), Eq);
+    lora(&LoraLayer::wk, il, h_.data(), E, k_.data(), Ekv);
+    lora(&LoraLayer::wv, il, h_.data(), E, v_.data(), Ekv);
     for (int64_t t = 0; t < T; ++t) {
       if (L.bq) add_inplace(&q_[t * Eq], L.bq, Eq);
       if (L.bk) add_inplace(&k_[t * Ekv], L.bk, Ekv);
@@ -188,6 +215,7 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
     attention(il, batch, begin, T, n_exact);                                  // att: [T, Eq]
     // x += att Wo^T (+bo)                                           // [T, E]
     matmul(L.wo, att_.data(), T, Eq, h_.data(), E, acts_, pool, n_exact);
+    lora(&LoraLayer::wo, il, att_.data(), Eq, h_.data(), E);
     for (int64_t t = 0; t < T; ++t) {
       if (L.bo) add_inplace(&h_[t * E], L.bo, E);
       add_inplace(&x_[t * E], &h_[t * E], E);
@@ -202,8 +230,11 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
       matmul(L.gate, h_.data(), T, E, gate_.data(), F, acts_, pool, n_exact);
       matmul(L.up, h_.data(), T, E, up_.data(), F, acts_, pool, n_exact);
     }
+    lora(&LoraLayer::gate, il, h_.data(), E, gate_.data(), F);
+    lora(&LoraLayer::up, il, h_.data(), E, up_.data(), F);
     for (int64_t t = 0; t < T; ++t) vk.swiglu(&gate_[t * F], &up_[t * F], &gate_[t * F], F);  // [T, F]
     matmul(L.down, gate_.data(), T, F, h_.data(), E, acts_, pool, n_exact);
+    lora(&LoraLayer::down, il, gate_.data(), F, h_.data(), E);
     for (int64_t t = 0; t < T; ++t) add_inplace(&x_[t * E], &h_[t * E], E);
   }
 
@@ -228,6 +259,18 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
   int64_t n_out_exact = 0;  // output rows of small-batch tokens (they come first)
   for (int64_t o = 0; o < n_out; ++o) n_out_exact += rows[o] < n_exact;
   matmul(W.output, out_h_.data(), n_out, E, logits.data() + base, V, acts_, pool, n_out_exact);
+  if (!lora_groups_.empty()) {  // the output's adapters, over output rows
+    std::vector<std::vector<int64_t>> out_rows(lora_groups_.size());
+    lora_products_.clear();
+    for (size_t g = 0; g < lora_groups_.size(); ++g) {
+      const LoraWeight* w = lora_groups_[g].adapter->output();
+      if (!w) continue;
+      for (int64_t o = 0; o < n_out; ++o)
+        if (batch.adapter(begin + rows[o]) == lora_groups_[g].adapter) out_rows[g].push_back(o);
+      if (!out_rows[g].empty()) lora_products_.push_back({w, out_rows[g].data(), static_cast<int64_t>(out_rows[g].size())});
+    }
+    lora_add(lora_products_, out_h_.data(), E, logits.data() + base, V, &pool);
+  }
   if (W.output_bias)
     for (int64_t o = 0; o < n_out; ++o) add_inplace(logits.data() + base + o * V, W.output_bias, V);
 }

@@ -7,6 +7,7 @@
 #include "engine/kernels/fp16.h"
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/ops.h"
+#include "engine/model/lora.h"
 
 namespace nc::engine {
 
@@ -22,9 +23,31 @@ void matvec_ref(const WeightView& w, const float* x, float* y) {
 
 float round_fp16(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
 
+// y += scale · B (A x), textbook, in double, with each product's input rounded as llama.cpp's.
+void lora_ref(const LoraWeight* w, const float* x_in, float* y) {
+  if (!w) return;
+  std::vector<float> x(x_in, x_in + w->n_in), ax(static_cast<size_t>(w->rank));
+  lora_round_input(w->a_type, x.data(), w->n_in);
+  for (int64_t j = 0; j < w->rank; ++j) {
+    double s = 0;
+    for (int64_t i = 0; i < w->n_in; ++i) s += static_cast<double>(w->a[j * w->n_in + i]) * x[i];
+    ax[j] = static_cast<float>(s);
+  }
+  lora_round_input(w->b_type, ax.data(), w->rank);
+  for (int64_t o = 0; o < w->n_out; ++o) {
+    double s = 0;
+    for (int64_t j = 0; j < w->rank; ++j) s += static_cast<double>(w->b[o * w->rank + j]) * ax[j];
+    y[o] += static_cast<float>(w->scale * s);
+  }
+}
+
 }  // namespace
 
-Result<std::vector<float>> reference_forward(const Model& model, std::span<const int32_t> tokens) {
+Result<std::vector<float>> reference_forward(const Model& model, std::span<const int32_t> tokens,
+                                             const LoraAdapter* adapter) {
+  if (adapter && adapter->base() != &model) return invalid_argument("the adapter is another model's");
+  const LoraLayer no_lora;
+  auto lo = [&](int64_t il) -> const LoraLayer& { return adapter ? adapter->layer(il) : no_lora; };
   const HParams& hp = model.hparams();
   const ModelWeights& W = model.weights();
   const int64_t T = static_cast<int64_t>(tokens.size());
@@ -50,6 +73,9 @@ Result<std::vector<float>> reference_forward(const Model& model, std::span<const
       matvec_ref(L.wq, h.data(), q.data());
       matvec_ref(L.wk, h.data(), &K[t * Ekv]);
       matvec_ref(L.wv, h.data(), &Vc[t * Ekv]);
+      lora_ref(lo(il).wq, h.data(), q.data());
+      lora_ref(lo(il).wk, h.data(), &K[t * Ekv]);
+      lora_ref(lo(il).wv, h.data(), &Vc[t * Ekv]);
       for (int64_t i = 0; i < Eq; ++i) q[i] += L.bq ? L.bq[i] : 0.0f;
       for (int64_t i = 0; i < Ekv; ++i) {
         K[t * Ekv + i] += L.bk ? L.bk[i] : 0.0f;
@@ -85,16 +111,21 @@ Result<std::vector<float>> reference_forward(const Model& model, std::span<const
         }
       }
       matvec_ref(L.wo, att.data(), o.data());
+      lora_ref(lo(il).wo, att.data(), o.data());
       for (int64_t i = 0; i < E; ++i) xt[i] += o[i] + (L.bo ? L.bo[i] : 0.0f);
       rms_norm(xt, L.ffn_norm, h.data(), E, hp.rms_eps);
       matvec_ref(L.gate, h.data(), g.data());
       matvec_ref(L.up, h.data(), u.data());
+      lora_ref(lo(il).gate, h.data(), g.data());
+      lora_ref(lo(il).up, h.data(), u.data());
       swiglu(g.data(), u.data(), g.data(), F);
       matvec_ref(L.down, g.data(), o.data());
+      lora_ref(lo(il).down, g.data(), o.data());
       for (int64_t i = 0; i < E; ++i) xt[i] += o[i];
     }
     rms_norm(xt, W.output_norm, h.data(), E, hp.rms_eps);
     matvec_ref(W.output, h.data(), &logits[t * V]);
+    lora_ref(adapter ? adapter->output() : nullptr, h.data(), &logits[t * V]);
     if (W.output_bias)
       for (int64_t i = 0; i < V; ++i) logits[t * V + i] += W.output_bias[i];
   }

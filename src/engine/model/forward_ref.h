@@ -14,7 +14,11 @@
 
 namespace nc::engine {
 
-// Logits for every position: [tokens.size()][n_vocab].
-Result<std::vector<float>> reference_forward(const Model& model, std::span<const int32_t> tokens);
+class LoraAdapter;
+
+// Logits for every position: [tokens.size()][n_vocab]. With `adapter` (lora.h), each adapted
+// matrix's output gains scale · B(A x) in f64, after the base product.
+Result<std::vector<float>> reference_forward(const Model& model, std::span<const int32_t> tokens,
+                                             const LoraAdapter* adapter = nullptr);
 
 }  // namespace nc::engine

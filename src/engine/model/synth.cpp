@@ -271,4 +271,53 @@ Status synth_model(const SynthOptions& o) {
   return w.write(o.out_path);
 }
 
+Status synth_lora(const SynthLoraOptions& o) {
+  NC_ASSIGN_OR_RETURN(auto base, GgufFile::open(o.base_path));
+  NC_ASSIGN_OR_RETURN(std::string_view arch, base->get_string("general.architecture"));
+  if (o.rank <= 0 || o.rank > 1024) return invalid_argument("rank must be in 1..1024");
+  GgmlType a_type = GgmlType::kF32, b_type = GgmlType::kF32;
+  if (o.type == "f16") a_type = b_type = GgmlType::kF16;
+  else if (o.type == "bf16") a_type = b_type = GgmlType::kBF16;
+  else if (o.type == "q8_0") a_type = GgmlType::kQ8_0, b_type = o.rank % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
+  else if (o.type != "f32") return invalid_argument(fmt::format("unknown adapter type '{}' (f32 f16 bf16 q8_0)", o.type));
+  std::vector<std::string> suffixes;
+  for (size_t at = 0; at <= o.targets.size();) {
+    const size_t comma = std::min(o.targets.find(',', at), o.targets.size());
+    const std::string t = o.targets.substr(at, comma - at);
+    if (t == "qkvo") suffixes.insert(suffixes.end(), {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight"});
+    else if (t == "mlp") suffixes.insert(suffixes.end(), {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"});
+    else if (t == "output") suffixes.push_back("output.weight");
+    else return invalid_argument(fmt::format("unknown adapter target '{}' (qkvo, mlp, output)", t));
+    at = comma + 1;
+  }
+  GgufWriter w;
+  w.set_string("general.architecture", std::string(arch));
+  w.set_string("general.type", "adapter");
+  w.set_string("general.name", "neocloud synthetic LoRA");
+  w.set_string("adapter.type", "lora");
+  w.set_f32("adapter.lora.alpha", o.alpha);
+  int n = 0;
+  for (const GgufTensorInfo& t : base->tensors()) {
+    const std::string name(t.name);
+    bool wanted = false;
+    for (const std::string& sfx : suffixes) wanted |= name == sfx || (name.starts_with("blk.") && name.ends_with("." + sfx));
+    if (!wanted || t.ne[2] != 1 || t.ne[3] != 1) continue;
+    const int64_t n_in = t.ne[0], n_out = t.ne[1], r = o.rank;
+    // |A x| ~ 0.5 |x| per rank row and B's rows of amplitude 0.4/sqrt(r): with alpha/r the adapter adds
+    // an output of roughly the base's own size to each matrix: clearly visible, still O(1).
+    const float amp_a = 0.9f / std::sqrt(static_cast<float>(n_in)), amp_b = 0.15f / std::sqrt(static_cast<float>(r));
+    w.add_tensor(name + ".lora_a", a_type, {n_in, r}, [=, seed = name_seed(o.seed, name + ".lora_a")](uint8_t* dst, size_t nb) {
+      Rng rng{seed};
+      fill_random(a_type, dst, nb, rng, amp_a);
+    });
+    w.add_tensor(name + ".lora_b", b_type, {r, n_out}, [=, seed = name_seed(o.seed, name + ".lora_b")](uint8_t* dst, size_t nb) {
+      Rng rng{seed};
+      fill_random(b_type, dst, nb, rng, amp_b);
+    });
+    ++n;
+  }
+  if (n == 0) return invalid_argument(fmt::format("the base model has none of the targeted matrices ({})", o.targets));
+  return w.write(o.out_path);
+}
+
 }  // namespace nc::engine

@@ -39,4 +39,19 @@ struct SynthOptions {
 
 Status synth_model(const SynthOptions& options);
 
+// A random LoRA adapter (lora.h's format, as convert_lora_to_gguf.py writes it) for the model in
+// base_path: lora_a/lora_b for each targeted matrix of every layer, deterministic by seed, sized so
+// that it changes the model's outputs clearly (as a trained adapter does) without swamping them.
+struct SynthLoraOptions {
+  std::string base_path;
+  int64_t rank = 16;
+  float alpha = 32.0f;
+  std::string type = "f32";   // f32 | f16 | bf16 (lora_a may also be q8_0 with --type q8_0)
+  std::string targets = "qkvo,mlp";  // comma list of: qkvo (attn_q/k/v/output), mlp (gate/up/down), output
+  uint64_t seed = 1;
+  std::string out_path;
+};
+
+Status synth_lora(const SynthLoraOptions& options);
+
 }  // namespace nc::engine
