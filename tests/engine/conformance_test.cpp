@@ -4,7 +4,11 @@
 //   rms(Δ)/rms(ref) over the golden's sampled columns of every position:
 //     f32 ≤ 1e-4, f16/bf16 ≤ 3e-3, quantized ≤ 2e-2;   top-1 agreement (full row) ≥ 97%.
 // Entries with a LoRA adapter (the manifest's last four columns: adapter type, rank, alpha, targets) are
-// compared with llama.cpp's logits under --lora (lora.h); the adapter is written by synth_lora.
+// compared with llama.cpp's logits under --lora (lora.h); the adapter is written by synth_lora. Twice:
+// with the adapter kept in f32 (the same limits), and as serving keeps it on a quantized base (8-bit
+// storage, LoraStorage::kAuto), whose own error is ~0.15% of the logits on an exact base (lora_test) but
+// which these random quantized models amplify as they amplify any rounding (see forward_test): 1.5x
+// the limit and top-1 >= 94% there.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -78,7 +82,7 @@ TEST_P(Conformance, MatchesLlamaCpp) {
     cp.n_threads = 2;
     auto ctx = Context::create(**m, cp);
     ASSERT_TRUE(ctx.is_ok());
-    std::shared_ptr<const LoraAdapter> adapter;
+    std::string adapter_path;
     if (!e.lora_type.empty()) {
       SynthLoraOptions lo;
       lo.base_path = path;
@@ -86,12 +90,19 @@ TEST_P(Conformance, MatchesLlamaCpp) {
       lo.rank = e.lora_rank;
       lo.alpha = e.lora_alpha;
       lo.targets = e.lora_targets;
-      lo.out_path = test::tmp_dir() + "/" + e.name + "-adapter.gguf";
+      lo.out_path = adapter_path = test::tmp_dir() + "/" + e.name + "-adapter.gguf";
       ASSERT_TRUE(synth_lora(lo).is_ok());
-      auto a = LoraAdapter::load(lo.out_path, **m);
+    }
+    for (const LoraStorage storage : {LoraStorage::kF32, LoraStorage::kAuto}) {
+    std::shared_ptr<const LoraAdapter> adapter;
+    if (!adapter_path.empty()) {
+      auto a = LoraAdapter::load(adapter_path, **m, 1.0f, storage);
       ASSERT_TRUE(a.is_ok()) << a.status().to_string();
       adapter = *a;
+    } else if (storage != LoraStorage::kF32) {
+      break;  // no adapter: one run
     }
+    (*ctx)->kv().free_seq(0);
     Batch b;
     for (size_t i = 0; i < g.tokens.size(); ++i)
       b.add_output(g.tokens[i], static_cast<int32_t>(i), 0, Batch::kLogits, adapter.get());
@@ -114,10 +125,13 @@ TEST_P(Conformance, MatchesLlamaCpp) {
     }
     const double rel = std::sqrt(d2 / r2);
     const double top1 = static_cast<double>(agree) / g.rows.size();
-    std::printf("[conformance] %-14s rms(d)/rms(ref)=%.3e (limit %.0e) top1=%.1f%%\n", e.name.c_str(), rel,
-                tolerance(e.type), 100 * top1);
-    EXPECT_LE(rel, tolerance(e.type));
-    EXPECT_GE(top1, 0.97);
+    const bool int8 = adapter && adapter->layer(0).wq && adapter->layer(0).wq->storage == LoraStorage::kQ8_0;
+    const double limit = tolerance(e.type) * (int8 ? 1.5 : 1.0);
+    std::printf("[conformance] %-14s rms(d)/rms(ref)=%.3e (limit %.0e) top1=%.1f%%%s\n", e.name.c_str(), rel, limit,
+                100 * top1, int8 ? " (adapter in 8-bit storage)" : "");
+    EXPECT_LE(rel, limit) << (int8 ? "8-bit adapter storage" : "");
+    EXPECT_GE(top1, int8 ? 0.94 : 0.97) << (int8 ? "8-bit adapter storage" : "");
+    }
   }
 }
 

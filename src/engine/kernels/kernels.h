@@ -71,6 +71,13 @@ struct VecKernels {
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
   // out = silu(g) * u
   void (*swiglu)(const float* g, const float* u, float* out, int64_t n) = nullptr;
+  // LoRA's B products (lora.h): for each of n_tiles tiles of 16 outputs o, with the input v[j] =
+  // 256 · (hi[j] − 128) + lo[j] given as two rows of r4 unsigned bytes (16 bits in all),
+  //   y[o] += (s · fp16(d[o])) · (256 · (Σ_j hi[j] · q[o][j] − 128 · Σ_j q[o][j]) + Σ_j lo[j] · q[o][j])
+  // where a tile stores q[16t + l][4g .. 4g+3] for lane l at byte 64g + 4l (r4 / 4 groups of 64 bytes).
+  // The integer sums are exact, so every level gives the same result.
+  void (*lora_b_tiles)(const int8_t* tiles, const uint16_t* d, int64_t n_tiles, int r4, const uint8_t* hi,
+                       const uint8_t* lo, float s, float* y) = nullptr;
 };
 const VecKernels& vec_kernels(KernelLevel level);
 inline const VecKernels& vec_kernels() { return vec_kernels(best_kernel_level()); }

@@ -318,9 +318,31 @@ void f32_to_f16_ref(const float* x, uint16_t* y, int64_t n) {
 }
 }  // namespace
 
+namespace {
+void lora_b_tiles_ref(const int8_t* tiles, const uint16_t* d, int64_t n_tiles, int r4, const uint8_t* hi,
+                      const uint8_t* lo, float s, float* y) {
+  for (int64_t t = 0; t < n_tiles; ++t) {
+    const int8_t* tile = tiles + t * 16 * r4;
+    for (int l = 0; l < 16; ++l) {
+      int32_t acc_hi = 0, acc_lo = 0, sum = 0;
+      for (int g = 0; g < r4 / 4; ++g)
+        for (int b = 0; b < 4; ++b) {
+          const int32_t q = tile[64 * g + 4 * l + b];
+          acc_hi += static_cast<int32_t>(hi[4 * g + b]) * q;
+          acc_lo += static_cast<int32_t>(lo[4 * g + b]) * q;
+          sum += q;
+        }
+      const float v = 256.0f * static_cast<float>(acc_hi - 128 * sum) + static_cast<float>(acc_lo);
+      y[16 * t + l] += (s * fp16_to_fp32(d[16 * t + l])) * v;
+    }
+  }
+}
+}  // namespace
+
 void fill_vec_kernels_scalar(VecKernels& k) {
   k.swiglu = swiglu;
   k.f32_to_f16 = f32_to_f16_ref;
+  k.lora_b_tiles = lora_b_tiles_ref;
 }
 
 

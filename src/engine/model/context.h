@@ -84,6 +84,7 @@ class Context {
   };
   std::vector<LoraGroup> lora_groups_;
   std::vector<LoraProduct> lora_products_;
+  LoraScratch lora_scratch_;
 };
 
 }  // namespace nc::engine

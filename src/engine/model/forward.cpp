@@ -161,14 +161,20 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
     if (it == lora_groups_.end()) it = lora_groups_.insert(lora_groups_.end(), LoraGroup{a, {}});
     it->rows.push_back(t);
   }
-  auto lora = [&](const LoraWeight* LoraLayer::*m, int64_t il, const float* in, int64_t in_stride, float* out,
-                  int64_t out_stride) {
+  // The adapters' products for matrices of one input (q/k/v, gate/up), in one call.
+  struct LoraTarget {
+    const LoraWeight* LoraLayer::*m;
+    float* out;
+    int64_t out_stride;
+  };
+  auto lora = [&](int64_t il, const float* in, int64_t in_stride, std::initializer_list<LoraTarget> targets) {
     if (lora_groups_.empty()) return;
     lora_products_.clear();
-    for (const LoraGroup& g : lora_groups_)
-      if (const LoraWeight* w = g.adapter->layer(il).*m)
-        lora_products_.push_back({w, g.rows.data(), static_cast<int64_t>(g.rows.size())});
-    lora_add(lora_products_, in, in_stride, out, out_stride, &pool);
+    for (const LoraTarget& tg : targets)
+      for (const LoraGroup& g : lora_groups_)
+        if (const LoraWeight* w = g.adapter->layer(il).*tg.m)
+          lora_products_.push_back({w, g.rows.data(), static_cast<int64_t>(g.rows.size()), in, in_stride, tg.out, tg.out_stride});
+    lora_add(lora_products_, &pool, &lora_scratch_);
   };
 
   // RoPE tables per token position                                  // [T, n_rot]
@@ -191,9 +197,7 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
       matmul(L.wk, h_.data(), T, E, k_.data(), Ekv, acts_, pool, n_exact);
       matmul(L.wv, h_.data(), T, E, v_.data(), Ekv, acts_, pool, n_exact);
     }
-    lora(&LoraLayer::wq, il, h_.data(), E, q_.data(), Eq);
-    lora(&LoraLayer::wk, il, h_.data(), E, k_.data(), Ekv);
-    lora(&LoraLayer::wv, il, h_.data(), E, v_.data(), Ekv);
+    lora(il, h_.data(), E, {{&LoraLayer::wq, q_.data(), Eq}, {&LoraLayer::wk, k_.data(), Ekv}, {&LoraLayer::wv, v_.data(), Ekv}});
     for (int64_t t = 0; t < T; ++t) {
       if (L.bq) add_inplace(&q_[t * Eq], L.bq, Eq);
       if (L.bk) add_inplace(&k_[t * Ekv], L.bk, Ekv);
@@ -215,7 +219,7 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
     attention(il, batch, begin, T, n_exact);                                  // att: [T, Eq]
     // x += att Wo^T (+bo)                                           // [T, E]
     matmul(L.wo, att_.data(), T, Eq, h_.data(), E, acts_, pool, n_exact);
-    lora(&LoraLayer::wo, il, att_.data(), Eq, h_.data(), E);
+    lora(il, att_.data(), Eq, {{&LoraLayer::wo, h_.data(), E}});
     for (int64_t t = 0; t < T; ++t) {
       if (L.bo) add_inplace(&h_[t * E], L.bo, E);
       add_inplace(&x_[t * E], &h_[t * E], E);
@@ -230,11 +234,10 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
       matmul(L.gate, h_.data(), T, E, gate_.data(), F, acts_, pool, n_exact);
       matmul(L.up, h_.data(), T, E, up_.data(), F, acts_, pool, n_exact);
     }
-    lora(&LoraLayer::gate, il, h_.data(), E, gate_.data(), F);
-    lora(&LoraLayer::up, il, h_.data(), E, up_.data(), F);
+    lora(il, h_.data(), E, {{&LoraLayer::gate, gate_.data(), F}, {&LoraLayer::up, up_.data(), F}});
     for (int64_t t = 0; t < T; ++t) vk.swiglu(&gate_[t * F], &up_[t * F], &gate_[t * F], F);  // [T, F]
     matmul(L.down, gate_.data(), T, F, h_.data(), E, acts_, pool, n_exact);
-    lora(&LoraLayer::down, il, gate_.data(), F, h_.data(), E);
+    lora(il, gate_.data(), F, {{&LoraLayer::down, h_.data(), E}});
     for (int64_t t = 0; t < T; ++t) add_inplace(&x_[t * E], &h_[t * E], E);
   }
 
@@ -267,9 +270,11 @@ void Context::forward_ubatch(const Batch& batch, int64_t begin, int64_t end, int
       if (!w) continue;
       for (int64_t o = 0; o < n_out; ++o)
         if (batch.adapter(begin + rows[o]) == lora_groups_[g].adapter) out_rows[g].push_back(o);
-      if (!out_rows[g].empty()) lora_products_.push_back({w, out_rows[g].data(), static_cast<int64_t>(out_rows[g].size())});
+      if (!out_rows[g].empty())
+        lora_products_.push_back({w, out_rows[g].data(), static_cast<int64_t>(out_rows[g].size()), out_h_.data(), E,
+                                  logits.data() + base, V});
     }
-    lora_add(lora_products_, out_h_.data(), E, logits.data() + base, V, &pool);
+    lora_add(lora_products_, &pool, &lora_scratch_);
   }
   if (W.output_bias)
     for (int64_t o = 0; o < n_out; ++o) add_inplace(logits.data() + base + o * V, W.output_bias, V);

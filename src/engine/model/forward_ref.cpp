@@ -26,17 +26,19 @@ float round_fp16(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
 // y += scale · B (A x), textbook, in double, with each product's input rounded as llama.cpp's.
 void lora_ref(const LoraWeight* w, const float* x_in, float* y) {
   if (!w) return;
-  std::vector<float> x(x_in, x_in + w->n_in), ax(static_cast<size_t>(w->rank));
+  std::vector<float> x(x_in, x_in + w->n_in), ax(static_cast<size_t>(w->rank)), a, b;
+  w->to_f32(&a, &b);
   lora_round_input(w->a_type, x.data(), w->n_in);
   for (int64_t j = 0; j < w->rank; ++j) {
     double s = 0;
-    for (int64_t i = 0; i < w->n_in; ++i) s += static_cast<double>(w->a[j * w->n_in + i]) * x[i];
+    for (int64_t i = 0; i < w->n_in; ++i) s += static_cast<double>(a[j * w->n_in + i]) * x[i];
     ax[j] = static_cast<float>(s);
   }
-  lora_round_input(w->b_type, ax.data(), w->rank);
+  if (w->storage == LoraStorage::kQ8_0) lora_quantize_b_input(ax.data(), w->rank, nullptr, nullptr);
+  else lora_round_input(w->b_type, ax.data(), w->rank);
   for (int64_t o = 0; o < w->n_out; ++o) {
     double s = 0;
-    for (int64_t j = 0; j < w->rank; ++j) s += static_cast<double>(w->b[o * w->rank + j]) * ax[j];
+    for (int64_t j = 0; j < w->rank; ++j) s += static_cast<double>(b[o * w->rank + j]) * ax[j];
     y[o] += static_cast<float>(w->scale * s);
   }
 }

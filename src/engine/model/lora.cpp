@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <string_view>
 
@@ -67,17 +68,38 @@ void lora_round_input(GgmlType type, float* x, int64_t n) {
   }
 }
 
+float lora_quantize_b_input(float* v, int64_t n, uint8_t* hi, uint8_t* lo) {
+  float amax = 0;
+  for (int64_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(v[j]));
+  const float d = amax / 32767.0f, id = d > 0 ? 1.0f / d : 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t r = static_cast<int32_t>(std::lround(v[j] * id));  // |r| <= 32767
+    if (hi) {
+      hi[j] = static_cast<uint8_t>((r >> 8) + 128);  // arithmetic shift: r = 256 * (r >> 8) + (r & 255)
+      lo[j] = static_cast<uint8_t>(r & 255);
+    } else {
+      v[j] = d * static_cast<float>(r);
+    }
+  }
+  return d;
+}
+
 Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::load(const std::string& path, const Model& base,
-                                                             float user_scale) {
+                                                             float user_scale, LoraStorage storage) {
   NC_ASSIGN_OR_RETURN(auto file, GgufFile::open(path));
-  auto r = from_gguf(*file, base, user_scale);
+  auto r = from_gguf(*file, base, user_scale, storage);
   if (!r.is_ok()) return r.status().with_context("adapter " + path);
   return r;
 }
 
 Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile& file, const Model& base,
-                                                                  float user_scale) {
+                                                                  float user_scale, LoraStorage storage) {
   const HParams& hp = base.hparams();
+  if (storage == LoraStorage::kAuto) {
+    const GgmlType t = base.weights().layers.empty() ? GgmlType::kF32 : base.weights().layers[0].wq.type;
+    const bool float_base = t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16;
+    storage = float_base ? LoraStorage::kF32 : LoraStorage::kQ8_0;
+  }
   NC_ASSIGN_OR_RETURN(std::string_view type, file.get_string("general.type"));
   if (type != "adapter") return invalid_argument(fmt::format("general.type is '{}', not 'adapter'", type));
   NC_ASSIGN_OR_RETURN(std::string_view adapter_type, file.get_string("adapter.type"));
@@ -157,6 +179,30 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
     w->b_type = b.type;
     NC_ASSIGN_OR_RETURN(w->a, read_f32(file, a, tg.n_in, rank));
     NC_ASSIGN_OR_RETURN(w->b, read_f32(file, b, rank, tg.n_out));
+    if (storage == LoraStorage::kQ8_0 && tg.n_in % 32 == 0 && tg.n_out % 32 == 0 && rank <= 256) {
+      w->storage = LoraStorage::kQ8_0;
+      w->a_type = GgmlType::kQ8_0;  // A's input is quantized like any Q8_0 matrix's; B's is not rounded
+      w->b_type = GgmlType::kF32;
+      w->a_q8.resize(ggml_row_bytes(GgmlType::kQ8_0, tg.n_in) * rank);
+      for (int64_t j = 0; j < rank; ++j)
+        quantize_row_q8_0_ref(&w->a[j * tg.n_in], &w->a_q8[j * ggml_row_bytes(GgmlType::kQ8_0, tg.n_in)], tg.n_in);
+      // B: each output row's rank values as int8 with one scale, in tiles of 16 rows (kernels.h).
+      w->r4 = static_cast<int>((rank + 3) / 4 * 4);
+      w->b_tiles.assign(static_cast<size_t>(tg.n_out * w->r4), 0);
+      w->b_d.resize(static_cast<size_t>(tg.n_out));
+      for (int64_t o = 0; o < tg.n_out; ++o) {
+        float amax = 0;
+        for (int64_t j = 0; j < rank; ++j) amax = std::max(amax, std::fabs(w->b[o * rank + j]));
+        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        w->b_d[o] = fp32_to_fp16(d);
+        const int64_t t = o / 16, l = o % 16;
+        for (int64_t j = 0; j < rank; ++j)
+          w->b_tiles[t * 16 * w->r4 + (j / 4) * 64 + l * 4 + j % 4] =
+              static_cast<int8_t>(std::lround(w->b[o * rank + j] * id));
+      }
+      w->a = {};
+      w->b = {};
+    }
     *tg.slot = w.get();
     ad->weights_.push_back(std::move(w));
   }
@@ -165,75 +211,182 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
 
 size_t LoraAdapter::bytes() const {
   size_t n = 0;
-  for (const auto& w : weights_) n += (w->a.size() + w->b.size()) * sizeof(float);
+  for (const auto& w : weights_)
+    n += (w->a.size() + w->b.size()) * sizeof(float) + w->a_q8.size() + w->b_tiles.size() + w->b_d.size() * 2;
   return n;
 }
 
-void lora_add(std::span<const LoraProduct> products, const float* x, int64_t x_stride, float* out, int64_t out_stride,
-              ThreadPool* pool) {
-  // Step A: tmp = A x for every (product, token, rank row); items numbered product by product.
-  std::vector<int64_t> first_item(products.size() + 1, 0);
-  for (size_t k = 0; k < products.size(); ++k) first_item[k + 1] = first_item[k] + products[k].n * products[k].w->rank;
-  const int64_t n_items = first_item.back();
-  if (n_items == 0) return;
-  std::vector<float> tmp(static_cast<size_t>(n_items));
-  // Inputs of products whose A is not f32, rounded as ggml would (one copy per token).
-  std::vector<std::vector<float>> rounded(products.size());
-  for (size_t k = 0; k < products.size(); ++k) {
-    const LoraProduct& p = products[k];
-    if (p.w->a_type == GgmlType::kF32) continue;
-    rounded[k].resize(static_cast<size_t>(p.n * p.w->n_in));
-    for (int64_t t = 0; t < p.n; ++t) {
-      std::copy_n(x + p.rows[t] * x_stride, p.w->n_in, &rounded[k][t * p.w->n_in]);
-      lora_round_input(p.w->a_type, &rounded[k][t * p.w->n_in], p.w->n_in);
-    }
+void LoraWeight::to_f32(std::vector<float>* a_out, std::vector<float>* b_out) const {
+  if (storage == LoraStorage::kF32) {
+    *a_out = a;
+    *b_out = b;
+    return;
   }
-  auto product_of = [&](int64_t item) {
-    return static_cast<size_t>(std::upper_bound(first_item.begin(), first_item.end(), item) - first_item.begin() - 1);
+  const TypeKernels& k = type_kernels(GgmlType::kQ8_0, KernelLevel::kScalar);
+  const size_t a_row = ggml_row_bytes(GgmlType::kQ8_0, n_in);
+  a_out->resize(static_cast<size_t>(rank * n_in));
+  b_out->resize(static_cast<size_t>(n_out * rank));
+  for (int64_t j = 0; j < rank; ++j) k.dequantize_row(&a_q8[j * a_row], &(*a_out)[j * n_in], n_in);
+  for (int64_t o = 0; o < n_out; ++o)
+    for (int64_t j = 0; j < rank; ++j)
+      (*b_out)[o * rank + j] = fp16_to_fp32(b_d[o]) * b_tiles[(o / 16) * 16 * r4 + (j / 4) * 64 + (o % 16) * 4 + j % 4];
+}
+
+void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScratch* scratch) {
+  LoraScratch local;
+  LoraScratch& sc = scratch ? *scratch : local;
+  const size_t np = products.size();
+  // Items of step A: (product, token, rank row), numbered product by product.
+  sc.first_item.assign(np + 1, 0);
+  for (size_t k = 0; k < np; ++k) sc.first_item[k + 1] = sc.first_item[k] + products[k].n * products[k].w->rank;
+  const int64_t n_items = sc.first_item.back();
+  if (n_items == 0) return;
+  sc.tmp.resize(static_cast<size_t>(n_items));
+  const TypeKernels& q8 = type_kernels(GgmlType::kQ8_0);
+  const VecKernels& vk = vec_kernels();
+
+  // Inputs: Q8_0 storage takes each token's input quantized in the Q8_0 kernels' activation format;
+  // f32 storage of a non-f32 file takes it rounded as ggml would; f32 as it is. One conversion per
+  // distinct (x, rows, n, n_in, kind), at input_at[k] (bytes into acts, or floats into rounded; -1: none).
+  auto kind = [](const LoraWeight& w) {
+    return w.storage == LoraStorage::kQ8_0 ? 1 : w.a_type == GgmlType::kF32 ? 0 : 2;
   };
+  sc.input_at.assign(np, -1);
+  size_t act_bytes = 0, rounded_floats = 0;
+  struct Conversion {
+    size_t product;  // the first product with this input
+    int64_t at;
+  };
+  std::vector<Conversion> conversions;
+  for (size_t k = 0; k < np; ++k) {
+    const LoraProduct& p = products[k];
+    const int kd = kind(*p.w);
+    if (kd == 0) continue;
+    for (const Conversion& c : conversions) {
+      const LoraProduct& q = products[c.product];
+      if (q.x == p.x && q.rows == p.rows && q.n == p.n && q.w->n_in == p.w->n_in && q.x_stride == p.x_stride &&
+          kind(*q.w) == kd && (kd == 1 || q.w->a_type == p.w->a_type)) {
+        sc.input_at[k] = c.at;
+        break;
+      }
+    }
+    if (sc.input_at[k] >= 0) continue;
+    if (kd == 1) {
+      sc.input_at[k] = static_cast<int64_t>(act_bytes);
+      act_bytes += q8.act_bytes(p.w->n_in) * static_cast<size_t>(p.n);
+    } else {
+      sc.input_at[k] = static_cast<int64_t>(rounded_floats);
+      rounded_floats += static_cast<size_t>(p.w->n_in * p.n);
+    }
+    conversions.push_back({k, sc.input_at[k]});
+  }
+  sc.acts.resize(act_bytes);
+  sc.rounded.resize(rounded_floats);
+  std::vector<int64_t> first_conv(conversions.size() + 1, 0);  // (conversion, token) pairs
+  for (size_t c = 0; c < conversions.size(); ++c) first_conv[c + 1] = first_conv[c] + products[conversions[c].product].n;
+  auto convert = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const size_t c = static_cast<size_t>(std::upper_bound(first_conv.begin(), first_conv.end(), i) - first_conv.begin() - 1);
+      const LoraProduct& p = products[conversions[c].product];
+      const int64_t t = i - first_conv[c], n_in = p.w->n_in;
+      const float* in = p.x + p.rows[t] * p.x_stride;
+      if (kind(*p.w) == 1) {
+        q8.quantize_act(in, &sc.acts[conversions[c].at + t * q8.act_bytes(n_in)], n_in);
+      } else {
+        float* r = &sc.rounded[conversions[c].at + t * n_in];
+        std::copy_n(in, n_in, r);
+        lora_round_input(p.w->a_type, r, n_in);
+      }
+    }
+  };
+
+  auto product_of = [&](const std::vector<int64_t>& first, int64_t item) {
+    return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
+  };
+  // Step A: tmp = A x. A work item is one token's whole product (its rank rows of A, contiguous).
   auto step_a = [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
-      const size_t k = product_of(i);
-      const LoraProduct& p = products[k];
-      const int64_t local = i - first_item[k], r = p.w->rank, t = local / r;
-      const float* in = rounded[k].empty() ? x + p.rows[t] * x_stride : &rounded[k][t * p.w->n_in];
-      tmp[i] = dot(&p.w->a[(local % r) * p.w->n_in], in, p.w->n_in);
-    }
-  };
-  // Step B: out[t][o] += scale · B[o] · tmp[t], in chunks of output rows per product.
-  constexpr int64_t kRows = 64;
-  std::vector<int64_t> first_chunk(products.size() + 1, 0);
-  for (size_t k = 0; k < products.size(); ++k)
-    first_chunk[k + 1] = first_chunk[k] + (products[k].n > 0 ? (products[k].w->n_out + kRows - 1) / kRows : 0);
-  auto step_b = [&](int64_t b, int64_t e, int) {
-    for (int64_t c = b; c < e; ++c) {
-      const size_t k = static_cast<size_t>(std::upper_bound(first_chunk.begin(), first_chunk.end(), c) -
-                                           first_chunk.begin() - 1);
+      const size_t k = product_of(sc.first_item, i);
       const LoraProduct& p = products[k];
       const LoraWeight& w = *p.w;
-      const int64_t row0 = (c - first_chunk[k]) * kRows, row1 = std::min(w.n_out, row0 + kRows);
+      const int64_t local = i - sc.first_item[k], t = local / w.rank, j = local % w.rank;
+      if (w.storage == LoraStorage::kQ8_0) {
+        const size_t ab = q8.act_bytes(w.n_in);
+        sc.tmp[i] = q8.vec_dot(w.n_in, &w.a_q8[j * ggml_row_bytes(GgmlType::kQ8_0, w.n_in)],
+                               &sc.acts[sc.input_at[k] + t * ab]);
+      } else {
+        const float* in = sc.input_at[k] < 0 ? p.x + p.rows[t] * p.x_stride : &sc.rounded[sc.input_at[k] + t * w.n_in];
+        sc.tmp[i] = dot(&w.a[j * w.n_in], in, w.n_in);
+      }
+    }
+  };
+  // B's input (A x), rounded for B's type (f32 storage of a non-f32 file).
+  auto round_tmp = [&] {
+    for (size_t k = 0; k < np; ++k)
+      if (products[k].w->b_type != GgmlType::kF32)
+        for (int64_t t = 0; t < products[k].n; ++t)
+          lora_round_input(products[k].w->b_type, &sc.tmp[sc.first_item[k] + t * products[k].w->rank], products[k].w->rank);
+  };
+  // Step B: out[t][o] += scale · B[o] · tmp[t], in chunks of output rows per product.
+  constexpr int64_t kRows = 128;
+  sc.first_chunk.assign(np + 1, 0);
+  for (size_t k = 0; k < np; ++k)
+    sc.first_chunk[k + 1] = sc.first_chunk[k] + (products[k].n > 0 ? (products[k].w->n_out + kRows - 1) / kRows : 0);
+  auto step_b = [&](int64_t b, int64_t e, int) {
+    uint8_t hi[256], lo[256];
+    for (int64_t c = b; c < e; ++c) {
+      const size_t k = product_of(sc.first_chunk, c);
+      const LoraProduct& p = products[k];
+      const LoraWeight& w = *p.w;
+      const int64_t row0 = (c - sc.first_chunk[k]) * kRows, row1 = std::min(w.n_out, row0 + kRows);
+      const float* tmp = &sc.tmp[sc.first_item[k]];
+      if (w.storage == LoraStorage::kQ8_0) {  // out[row0, row1) += scale · B[row0, row1) · tmp, in int8
+        for (int64_t t = 0; t < p.n; ++t) {
+          // tmp as 16-bit integers with one scale, in two unsigned byte rows, zero-padded to r4.
+          float v[256];
+          std::copy_n(tmp + t * w.rank, w.rank, v);
+          const float d = lora_quantize_b_input(v, w.rank, hi, lo);
+          std::fill(hi + w.rank, hi + w.r4, uint8_t{128});
+          std::fill(lo + w.rank, lo + w.r4, uint8_t{0});
+          vk.lora_b_tiles(&w.b_tiles[row0 * w.r4], &w.b_d[row0], (row1 - row0) / 16, w.r4, hi, lo, w.scale * d,
+                          p.out + p.rows[t] * p.out_stride + row0);
+        }
+        continue;
+      }
       for (int64_t t = 0; t < p.n; ++t) {
-        float* o = out + p.rows[t] * out_stride;
-        const float* v = &tmp[first_item[k] + t * w.rank];
+        float* o = p.out + p.rows[t] * p.out_stride;
+        const float* v = tmp + t * w.rank;
         for (int64_t row = row0; row < row1; ++row) o[row] += w.scale * dot(&w.b[row * w.rank], v, w.rank);
       }
     }
   };
-  auto round_tmp = [&] {  // B's input (A x), rounded for B's type
-    for (size_t k = 0; k < products.size(); ++k)
-      if (products[k].w->b_type != GgmlType::kF32)
-        for (int64_t t = 0; t < products[k].n; ++t)
-          lora_round_input(products[k].w->b_type, &tmp[first_item[k] + t * products[k].w->rank], products[k].w->rank);
-  };
-  if (pool) {
-    pool->parallel_for(n_items, 8, step_a);
-    round_tmp();
-    pool->parallel_for(first_chunk.back(), 1, step_b);
-  } else {
+  if (!pool) {
+    convert(0, first_conv.back(), 0);
     step_a(0, n_items, 0);
     round_tmp();
-    step_b(0, first_chunk.back(), 0);
+    step_b(0, sc.first_chunk.back(), 0);
+    return;
   }
+  // Small inputs (decode steps) are converted here: a parallel region costs more than the work.
+  int64_t convert_values = 0;
+  for (const Conversion& c : conversions) convert_values += products[c.product].n * products[c.product].w->n_in;
+  if (convert_values <= (64 << 10)) convert(0, first_conv.back(), 0);
+  else pool->parallel_for(first_conv.back(), 1, convert);
+  bool few_tokens = true;
+  for (const LoraProduct& p : products) few_tokens &= p.n <= 4 && p.w->b_type == GgmlType::kF32;
+  if (few_tokens) {
+    // Decode: one work item is one product, A then B (one parallel region instead of two).
+    pool->parallel_for(static_cast<int64_t>(np), 1, [&](int64_t b, int64_t e, int tid) {
+      for (int64_t k = b; k < e; ++k) {
+        step_a(sc.first_item[k], sc.first_item[k + 1], tid);
+        step_b(sc.first_chunk[k], sc.first_chunk[k + 1], tid);
+      }
+    });
+    return;
+  }
+  pool->parallel_for(n_items, std::max<int64_t>(1, products[0].w->rank), step_a);  // one token's product per item
+  round_tmp();
+  pool->parallel_for(sc.first_chunk.back(), 16, step_b);
 }
 
 }  // namespace nc::engine

@@ -13,7 +13,14 @@
 // different architecture, or a missing half of a pair is an InvalidArgument naming it; the file is
 // validated whole before anything is used.
 //
-// Memory: A and B are kept as f32 (bytes() says how much), independent of the file (closed after load).
+// Memory (bytes() says how much; independent of the file, closed after load): A and B as f32, or — the
+// default on a quantized base model (LoraStorage::kAuto) — as 8-bit integers: A's rows in Q8_0, B's
+// rows with one scale each in VPDPBUSD tiles, about 8.5 bits per value, so that a decode step with many
+// different adapters reads a quarter of the bytes (with one token per adapter the products are bound
+// by memory, not arithmetic). A's input is then quantized to 8 bits as for a Q8_0 matrix, B's (the
+// rank values A x) to 16 bits. The error this adds to an adapter's
+// output is far below the quantized base's own; on an f32/f16/bf16 base kAuto keeps f32 (llama.cpp's
+// results to its own tolerance).
 // Ownership: immutable after load; shared (shared_ptr) by every request that uses it, so that unloading
 // it elsewhere never touches a request in flight. Threads: any thread may read it.
 #pragma once
@@ -31,15 +38,29 @@
 
 namespace nc::engine {
 
+enum class LoraStorage { kAuto, kF32, kQ8_0 };
+
 // One adapted matrix: out[n_out] += scale · B (A x), x of n_in.
 struct LoraWeight {
   int64_t rank = 0, n_in = 0, n_out = 0;
   float scale = 1.0f;
-  // The file's types of A and B: the products' inputs are rounded as ggml rounds them for a matrix
-  // of that type (f16, bf16, q8_0 blocks; f32: not at all), so that results follow llama.cpp's.
+  // What the products' inputs are rounded to, as ggml rounds them for a matrix of that type (f16,
+  // bf16, q8_0 blocks; f32: not at all): the file's types of A and B with f32 storage; Q8_0 and f32
+  // with Q8_0 storage.
   GgmlType a_type = GgmlType::kF32, b_type = GgmlType::kF32;
-  std::vector<float> a;  // [rank][n_in]
-  std::vector<float> b;  // [n_out][rank]
+  LoraStorage storage = LoraStorage::kF32;
+  std::vector<float> a;  // kF32: [rank][n_in]
+  std::vector<float> b;  // kF32: [n_out][rank]
+  // kQ8_0: A as rank rows of n_in in Q8_0 blocks; B as int8 with one fp16 scale per output row (b_d),
+  // rank padded to r4 (a multiple of 4) with zeros, in tiles of 16 outputs laid out for VPDPBUSD
+  // (kernels.h lora_b_tiles: q[16t + l][4g .. 4g+3] at byte 16·r4·t + 64g + 4l).
+  std::vector<uint8_t> a_q8;
+  std::vector<int8_t> b_tiles;
+  std::vector<uint16_t> b_d;
+  int r4 = 0;
+
+  // A as [rank][n_in] and B as [n_out][rank] in f32, whatever the storage (the reference pass).
+  void to_f32(std::vector<float>* a_out, std::vector<float>* b_out) const;
 };
 
 // The adapted matrices of one layer (nullptr: that matrix is not adapted).
@@ -52,9 +73,11 @@ class LoraAdapter {
  public:
   // Reads and checks `path` against `base`. user_scale: llama.cpp's --lora-scaled factor (1: --lora).
   static Result<std::shared_ptr<const LoraAdapter>> load(const std::string& path, const Model& base,
-                                                         float user_scale = 1.0f);
+                                                         float user_scale = 1.0f,
+                                                         LoraStorage storage = LoraStorage::kAuto);
   static Result<std::shared_ptr<const LoraAdapter>> from_gguf(const GgufFile& file, const Model& base,
-                                                              float user_scale = 1.0f);
+                                                              float user_scale = 1.0f,
+                                                              LoraStorage storage = LoraStorage::kAuto);
 
   const LoraLayer& layer(int64_t il) const { return layers_[static_cast<size_t>(il)]; }
   const LoraWeight* output() const { return output_; }
@@ -77,18 +100,35 @@ class LoraAdapter {
 // bf16, q8_0 blocks; f32 and others unchanged). n: a multiple of 32 for q8_0.
 void lora_round_input(GgmlType type, float* x, int64_t n);
 
-// One adapter's product over some tokens of a batch: the n row indices in `rows`.
+// With LoraStorage::kQ8_0, B's input (A x, n values) is quantized to 16-bit integers with one scale
+// (amax / 32767), split for lora_b_tiles (kernels.h) into high bytes + 128 (hi) and low bytes (lo);
+// returns the scale. With hi null, v is rounded in place instead (the reference pass).
+float lora_quantize_b_input(float* v, int64_t n, uint8_t* hi, uint8_t* lo);
+
+// One adapter's product over some tokens of a batch: for each of the n row indices t in `rows`,
+// out[t] += scale · B (A x[t]) (rows of x and out are x_stride / out_stride floats apart).
 struct LoraProduct {
   const LoraWeight* w = nullptr;
   const int64_t* rows = nullptr;
   int64_t n = 0;
+  const float* x = nullptr;
+  int64_t x_stride = 0;
+  float* out = nullptr;
+  int64_t out_stride = 0;
 };
 
-// For every product and each of its tokens t: out[t] += scale · B (A x[t]) (rows of x and out are
-// x_stride / out_stride floats apart; products of different adapters, on disjoint tokens, share one
-// parallel region — S-LoRA/Punica's gathered products). Each token's sums are in one fixed order
-// whatever else is in the batch, so its result does not depend on the batch. `pool` may be null.
-void lora_add(std::span<const LoraProduct> products, const float* x, int64_t x_stride, float* out, int64_t out_stride,
-              ThreadPool* pool);
+// Buffers lora_add reuses from call to call (a Context keeps one); any contents.
+struct LoraScratch {
+  std::vector<float> tmp, rounded;
+  std::vector<uint8_t> acts;
+  std::vector<int64_t> first_item, first_chunk, input_at;
+};
+
+// Every product, in one parallel region per step (S-LoRA/Punica's gathered products: different
+// adapters on disjoint tokens, or several matrices of one input, such as q/k/v, at once). A product's
+// input is converted once per token for all products that share it (same x, rows and conversion).
+// Each token's sums are in one fixed order whatever else is in the batch, so its result does not
+// depend on the batch. `pool` may be null (single-threaded); `scratch` may be null.
+void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScratch* scratch = nullptr);
 
 }  // namespace nc::engine

@@ -97,6 +97,8 @@ Result<RequestId> Scheduler::submit(Request request, SchedCallback callback) {
                                         pooling_name(request.pooling)));
   }
   if (!embed) NC_RETURN_IF_ERROR(validate(request.gen.sampling, n_vocab_));
+  if (request.adapter && request.adapter->base() != &ctx_.model())
+    return invalid_argument("the request's LoRA adapter belongs to another model");
   auto s = std::make_unique<Seq>();
   s->tokens = request.prompt;
   s->n_prompt = static_cast<int32_t>(n_prompt);
@@ -347,7 +349,7 @@ bool Scheduler::step() {
     for (int64_t i = 0; i < s.planned; ++i) {
       const int64_t pos = s.n_computed + i;
       const uint8_t output = s.output_at(pos);
-      batch.add_output(s.tokens[pos], static_cast<int32_t>(pos), s.slot, output);
+      batch.add_output(s.tokens[pos], static_cast<int32_t>(pos), s.slot, output, s.req.adapter.get());
       if (output == Batch::kLogits) s.logits_row = rows++;
       if (output == Batch::kEmbedding) ++s.n_embd_rows, ++embd_rows;
     }

@@ -46,6 +46,7 @@
 #include "core/status.h"
 #include "engine/generate/generate.h"
 #include "engine/model/context.h"
+#include "engine/model/lora.h"
 #include "engine/tokenizer/vocab.h"
 
 namespace nc::engine {
@@ -72,6 +73,9 @@ struct Request {
   // (see the policy at the top of this file), requests within a group are served FIFO. Empty: the
   // default group, a group like any other (all requests without a key share it).
   std::string fairness_group;
+  // The LoRA adapter (lora.h) this request runs with; null: the base model. Held by the request until
+  // it ends, so an adapter unloaded elsewhere stays valid for the requests already using it.
+  std::shared_ptr<const LoraAdapter> adapter;
 };
 
 struct SchedEvent {
