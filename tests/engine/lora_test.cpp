@@ -102,7 +102,7 @@ TEST(Lora, EightBitStorageStaysCloseToF32) {
   ASSERT_TRUE(a32.is_ok() && a8.is_ok());
   EXPECT_EQ((*a32)->layer(0).wq->storage, LoraStorage::kF32);
   EXPECT_EQ((*a8)->layer(0).wq->storage, LoraStorage::kQ8_0);
-  EXPECT_LT((*a8)->bytes() * 3, (*a32)->bytes());  // about a quarter of the memory
+  EXPECT_LT((*a8)->bytes() * 2, (*a32)->bytes());  // 8-bit values (A twice where a packed copy is kept)
   const auto toks = tokens(24, (*m)->hparams().n_vocab, 5);
   const auto base = run(**m, toks, nullptr), l32 = run(**m, toks, a32->get()), l8 = run(**m, toks, a8->get());
   const double effect = rel(l32, base), err = rel(l8, l32);

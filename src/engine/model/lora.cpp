@@ -183,9 +183,15 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
       w->storage = LoraStorage::kQ8_0;
       w->a_type = GgmlType::kQ8_0;  // A's input is quantized like any Q8_0 matrix's; B's is not rounded
       w->b_type = GgmlType::kF32;
-      w->a_q8.resize(ggml_row_bytes(GgmlType::kQ8_0, tg.n_in) * rank);
-      for (int64_t j = 0; j < rank; ++j)
-        quantize_row_q8_0_ref(&w->a[j * tg.n_in], &w->a_q8[j * ggml_row_bytes(GgmlType::kQ8_0, tg.n_in)], tg.n_in);
+      const size_t a_row = ggml_row_bytes(GgmlType::kQ8_0, tg.n_in);
+      w->a_q8.resize(a_row * rank);
+      for (int64_t j = 0; j < rank; ++j) quantize_row_q8_0_ref(&w->a[j * tg.n_in], &w->a_q8[j * a_row], tg.n_in);
+      if (const TypeKernels& k = type_kernels(GgmlType::kQ8_0); k.pack && k.gemm_packed) {
+        const size_t n = k.packed_bytes(rank, tg.n_in);
+        w->a_packed.resize(n);
+        k.pack(w->a_q8.data(), a_row, rank, tg.n_in, w->a_packed.data());
+        w->a_group_bytes = n / static_cast<size_t>((rank + k.pack_rows - 1) / k.pack_rows);
+      }
       // B: each output row's rank values as int8 with one scale, in tiles of 16 rows (kernels.h).
       w->r4 = static_cast<int>((rank + 3) / 4 * 4);
       w->b_tiles.assign(static_cast<size_t>(tg.n_out * w->r4), 0);
@@ -212,7 +218,8 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
 size_t LoraAdapter::bytes() const {
   size_t n = 0;
   for (const auto& w : weights_)
-    n += (w->a.size() + w->b.size()) * sizeof(float) + w->a_q8.size() + w->b_tiles.size() + w->b_d.size() * 2;
+    n += (w->a.size() + w->b.size()) * sizeof(float) + w->a_q8.size() + w->a_packed.size() + w->b_tiles.size() +
+         w->b_d.size() * 2;
   return n;
 }
 
@@ -303,20 +310,29 @@ void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScrat
   auto product_of = [&](const std::vector<int64_t>& first, int64_t item) {
     return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
   };
-  // Step A: tmp = A x. A work item is one token's whole product (its rank rows of A, contiguous).
+  // Step A: tmp = A x. A work item is one (product, token) pair: all rank rows of A for that token.
+  sc.first_pair.assign(np + 1, 0);
+  for (size_t k = 0; k < np; ++k) sc.first_pair[k + 1] = sc.first_pair[k] + products[k].n;
   auto step_a = [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
-      const size_t k = product_of(sc.first_item, i);
+      const size_t k = product_of(sc.first_pair, i);
       const LoraProduct& p = products[k];
       const LoraWeight& w = *p.w;
-      const int64_t local = i - sc.first_item[k], t = local / w.rank, j = local % w.rank;
+      const int64_t t = i - sc.first_pair[k];
+      float* out = &sc.tmp[sc.first_item[k] + t * w.rank];
       if (w.storage == LoraStorage::kQ8_0) {
-        const size_t ab = q8.act_bytes(w.n_in);
-        sc.tmp[i] = q8.vec_dot(w.n_in, &w.a_q8[j * ggml_row_bytes(GgmlType::kQ8_0, w.n_in)],
-                               &sc.acts[sc.input_at[k] + t * ab]);
+        const uint8_t* act = &sc.acts[sc.input_at[k] + t * q8.act_bytes(w.n_in)];
+        if (!w.a_packed.empty()) {
+          const int groups = static_cast<int>((w.rank + q8.pack_rows - 1) / q8.pack_rows);
+          q8.gemm_packed(w.n_in, w.a_packed.data(), w.a_group_bytes, groups, static_cast<int>(w.rank), act,
+                         q8.act_bytes(w.n_in), 1, out, static_cast<size_t>(w.rank));
+        } else {
+          const size_t a_row = ggml_row_bytes(GgmlType::kQ8_0, w.n_in);
+          for (int64_t j = 0; j < w.rank; ++j) out[j] = q8.vec_dot(w.n_in, &w.a_q8[j * a_row], act);
+        }
       } else {
         const float* in = sc.input_at[k] < 0 ? p.x + p.rows[t] * p.x_stride : &sc.rounded[sc.input_at[k] + t * w.n_in];
-        sc.tmp[i] = dot(&w.a[j * w.n_in], in, w.n_in);
+        for (int64_t j = 0; j < w.rank; ++j) out[j] = dot(&w.a[j * w.n_in], in, w.n_in);
       }
     }
   };
@@ -362,7 +378,7 @@ void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScrat
   };
   if (!pool) {
     convert(0, first_conv.back(), 0);
-    step_a(0, n_items, 0);
+    step_a(0, sc.first_pair.back(), 0);
     round_tmp();
     step_b(0, sc.first_chunk.back(), 0);
     return;
@@ -378,13 +394,13 @@ void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScrat
     // Decode: one work item is one product, A then B (one parallel region instead of two).
     pool->parallel_for(static_cast<int64_t>(np), 1, [&](int64_t b, int64_t e, int tid) {
       for (int64_t k = b; k < e; ++k) {
-        step_a(sc.first_item[k], sc.first_item[k + 1], tid);
+        step_a(sc.first_pair[k], sc.first_pair[k + 1], tid);
         step_b(sc.first_chunk[k], sc.first_chunk[k + 1], tid);
       }
     });
     return;
   }
-  pool->parallel_for(n_items, std::max<int64_t>(1, products[0].w->rank), step_a);  // one token's product per item
+  pool->parallel_for(sc.first_pair.back(), 1, step_a);
   round_tmp();
   pool->parallel_for(sc.first_chunk.back(), 16, step_b);
 }

@@ -17,7 +17,7 @@
 // default on a quantized base model (LoraStorage::kAuto) — as 8-bit integers: A's rows in Q8_0, B's
 // rows with one scale each in VPDPBUSD tiles, about 8.5 bits per value, so that a decode step with many
 // different adapters reads a quarter of the bytes (with one token per adapter the products are bound
-// by memory, not arithmetic). A's input is then quantized to 8 bits as for a Q8_0 matrix, B's (the
+// by memory, not arithmetic; A is also kept in the kernels' packed layout, so it is held twice). A's input is then quantized to 8 bits as for a Q8_0 matrix, B's (the
 // rank values A x) to 16 bits. The error this adds to an adapter's
 // output is far below the quantized base's own; on an f32/f16/bf16 base kAuto keeps f32 (llama.cpp's
 // results to its own tolerance).
@@ -55,6 +55,10 @@ struct LoraWeight {
   // rank padded to r4 (a multiple of 4) with zeros, in tiles of 16 outputs laid out for VPDPBUSD
   // (kernels.h lora_b_tiles: q[16t + l][4g .. 4g+3] at byte 16·r4·t + 64g + 4l).
   std::vector<uint8_t> a_q8;
+  // A again in the Q8_0 kernels' packed layout (16 rows interleaved, TypeKernels::pack) where this
+  // machine's kernels have one: step A is then one VNNI tile per token.
+  std::vector<uint8_t> a_packed;
+  size_t a_group_bytes = 0;
   std::vector<int8_t> b_tiles;
   std::vector<uint16_t> b_d;
   int r4 = 0;
@@ -121,7 +125,7 @@ struct LoraProduct {
 struct LoraScratch {
   std::vector<float> tmp, rounded;
   std::vector<uint8_t> acts;
-  std::vector<int64_t> first_item, first_chunk, input_at;
+  std::vector<int64_t> first_item, first_pair, first_chunk, input_at;
 };
 
 // Every product, in one parallel region per step (S-LoRA/Punica's gathered products: different
