@@ -158,8 +158,15 @@ int main(int argc, char** argv) {
   fmt::print("base model alone:          {:.1f} output tok/s (best of {})\n", b, rounds);
   fmt::print("{} different adapters:     {:.1f} output tok/s (rank {}, q/k/v/o + MLP, f16; {:.1f} MiB each in memory)\n",
              streams, l, rank, static_cast<double>(adapter_bytes) / streams / (1 << 20));
-  fmt::print("ratio adapters / base:     {:.3f} (goal >= 0.90, floor 0.85); decode phase alone {:.3f} ({:.1f} / {:.1f})\n",
-             l / b, ld / bd, ld, bd);
+  double sum_b = 0, sum_l = 0;
+  std::string per_round;
+  for (size_t r = 0; r < base.size(); ++r) {
+    sum_b += base[r], sum_l += lora[r];
+    per_round += fmt::format("{}{:.3f}", r ? ", " : "", lora[r] / base[r]);
+  }
+  fmt::print("ratio adapters / base:     {:.3f} best / best, {:.3f} mean / mean (rounds: {}) (goal >= 0.90, floor 0.85)\n",
+             l / b, sum_l / sum_b, per_round);
+  fmt::print("decode phase alone:        {:.3f} ({:.1f} / {:.1f} tok/s)\n", ld / bd, ld, bd);
   fmt::print("adapter load:              median {:.3f} s, max {:.3f} s (goal <= 1 s)\n", load_s[load_s.size() / 2],
              load_s.back());
   return 0;
