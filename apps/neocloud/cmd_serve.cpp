@@ -38,6 +38,8 @@ namespace {
 
 struct ServeOptions {
   std::vector<std::string> models;
+  std::vector<std::string> loras;  // ID=PATH@BASE
+  double lora_memory_mib = 1024;
   std::string host = "127.0.0.1";
   int port = 8080, parallel = 4, threads = 0;
   int64_t ctx = 4096, batch = 0, chunk = 128;
@@ -225,7 +227,15 @@ Status run_serve(const ServeOptions& o) {
     fmt::print(stderr, "neocloud: GPU jobs on ({} executor): {} node(s), {} GPU(s) ({}), logs in {}\n", o.executor,
                nodes.size(), total, nodes.empty() ? "" : nodes[0].gpu_type, jo.log_dir);
   }
-  NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo));
+  std::vector<server::AdapterSpec> adapters;
+  for (const std::string& l : o.loras) {
+    const size_t eq = l.find('='), at = l.rfind('@');
+    if (eq == std::string::npos || at == std::string::npos || at < eq)
+      return invalid_argument(fmt::format("--lora '{}': expected ID=PATH@BASE (BASE: a model id of -m)", l));
+    adapters.push_back({l.substr(0, eq), l.substr(at + 1), l.substr(eq + 1, at - eq - 1), ""});
+  }
+  NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo, std::move(adapters),
+                                                                   static_cast<size_t>(o.lora_memory_mib * (1 << 20))));
   server::HttpServer srv(*registry, gw.get(), jobs.get(), o.limits);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
@@ -263,6 +273,14 @@ Status run_serve(const ServeOptions& o) {
 void add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "Serve the OpenAI-compatible API");
+  cmd->add_option("--lora", o->loras,
+                  "ID=PATH@BASE: serve a LoRA adapter (llama.cpp's GGUF format) on model BASE as model ID; repeat "
+                  "for several (the operator adds more at run time: POST /v1/admin/lora_adapters)");
+  cmd->add_option("--lora-memory-mib", o->lora_memory_mib,
+                  "memory for resident LoRA adapters; idle ones are evicted least recently used first and "
+                  "reloaded when asked for")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("-m,--model", o->models,
                   "GGUF model, optionally PATH:ALIAS (the id clients use); repeat for several models. "
                   "None: a demo model with random weights");

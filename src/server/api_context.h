@@ -18,6 +18,13 @@
 
 namespace nc::server {
 
+// What a request's "model" names beyond its engine: the id (echoed in responses and metered) and,
+// for a LoRA adapter (adapter_registry.h), the adapter its requests run with.
+struct ServedModel {
+  std::string id;
+  std::shared_ptr<const engine::LoraAdapter> adapter;
+};
+
 struct ApiContext {
   ModelRegistry& models;
   gateway::Gateway* gw;
@@ -44,9 +51,11 @@ struct ApiContext {
   // The ready model `id`, or the error to answer: 404 unknown, 503 still loading (or failed).
   EngineService* find_model(const std::string& id, std::optional<ApiError>* error);
   // The model a request body names ("model"; optional where `model_optional`: the first model of the
-  // command line), checked against the caller's key scopes for `scope`.
+  // command line), checked against the caller's key scopes for `scope`. A LoRA adapter's id resolves
+  // to its base model's engine, with the adapter (held for the request) in `served`; another
+  // organization's adapter is unknown (404); no room for it in adapter memory is a 503.
   EngineService* resolve_model(const Call& call, const nlohmann::json& body, std::string_view scope, bool model_optional,
-                               std::optional<ApiError>* error);
+                               std::optional<ApiError>* error, ServedModel* served = nullptr);
 };
 
 }  // namespace nc::server

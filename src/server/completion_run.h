@@ -21,6 +21,7 @@ struct CompletionRun {
   ApiContext& ctx;
   Call& call;
   EngineService& m;
+  std::string model_id;  // the id the request named (a LoRA adapter's, or m's)
   bool chat = false;
   CompletionOptions opt;
   int n_choices = 0;

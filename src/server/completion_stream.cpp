@@ -26,7 +26,7 @@ awaitable<bool> CompletionRun::stream_events() {
       choice = {{"index", index}, {"text", text}, {"logprobs", lp}, {"finish_reason", finish}};
     }
     json c = {{"id", cmpl_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-              {"model", m.id()}, {"choices", json::array({choice})}};
+              {"model", model_id}, {"choices", json::array({choice})}};
     if (opt.include_usage) c["usage"] = nullptr;
     return c;
   };
@@ -105,7 +105,7 @@ awaitable<bool> CompletionRun::stream_events() {
   }
   if (opt.include_usage) {
     json u = {{"id", cmpl_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-              {"model", m.id()}, {"choices", json::array()}, {"usage", usage_json(completion_tokens)}};
+              {"model", model_id}, {"choices", json::array()}, {"usage", usage_json(completion_tokens)}};
     alive = co_await sse.event(u);
   }
   if (alive) alive = co_await sse.done();

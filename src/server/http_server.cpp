@@ -6,6 +6,7 @@
 #include "core/json_parse.h"
 #include "server/api_context.h"
 #include "server/inference_api.h"
+#include "server/adapter_api.h"
 #include "server/model_api.h"
 #include "server/platform_api.h"
 
@@ -56,6 +57,8 @@ struct HttpServer::Impl {
     if (ctx.gw) {
       r.add(V::post, "/v1/usage/events", RouteAccess::kInferenceOrAdmin, "usage.events", h(handle_usage_events));
       r.add(any, "/v1/organization/*", RouteAccess::kAdmin, "", h(handle_admin));
+      r.add(any, "/v1/admin/lora_adapters", RouteAccess::kOperator, "", h(handle_lora_adapters));
+      r.add(any, "/v1/admin/lora_adapters/{id*}", RouteAccess::kOperator, "", h(handle_lora_adapters));
       r.add(any, "/v1/admin/*", RouteAccess::kOperator, "", h(handle_admin));
     }
   }

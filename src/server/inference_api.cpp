@@ -49,7 +49,8 @@ awaitable<bool> completions(ApiContext& ctx, Call& call, bool chat) {
   if (!parsed_body.is_ok()) co_return co_await call.ex.reply(error_reply(parsed_body.status()));
   const json body = std::move(*parsed_body);
   std::optional<ApiError> model_error;
-  EngineService* found = ctx.resolve_model(call, body, scope, /*model_optional=*/false, &model_error);
+  ServedModel served;
+  EngineService* found = ctx.resolve_model(call, body, scope, /*model_optional=*/false, &model_error, &served);
   if (!found) co_return co_await call.ex.reply(error_reply(*model_error));
   EngineService& m = *found;
   // A prompt array far over the work bound is refused before anything is tokenized.
@@ -106,13 +107,14 @@ awaitable<bool> completions(ApiContext& ctx, Call& call, bool chat) {
     co_return co_await call.ex.reply(error_reply(st));
   }
   CompletionRun run(ctx, call, m, chat, std::move(opt));
+  run.model_id = served.id;
   run.n_choices = n_choices;
   run.prompt_tokens = prompt_tokens;
   if (call.caller) {
     gateway::AdmitRequest ar;
     ar.request_id = call.ex.request_id;
     ar.endpoint = scope;
-    ar.model = m.id();
+    ar.model = served.id;
     ar.prompt_tokens = prompt_tokens;
     ar.max_output_tokens = output_worst;
     std::optional<Reply> refused = co_await admit_request(*ctx.gw, ctx.io, call.caller, ar, run.opt.stream, &run.ticket);
@@ -134,6 +136,8 @@ awaitable<bool> completions(ApiContext& ctx, Call& call, bool chat) {
       r.prompt = prompts[pi];
       r.gen = run.opt.gen;
       r.fairness_group = group;
+    r.adapter = served.adapter;
+      r.adapter = served.adapter;
       if (r.gen.sampling.seed && j > 0) r.gen.sampling.seed = *r.gen.sampling.seed + j;
       const int choice = static_cast<int>(pi) * run.opt.n + j;
       auto id = m.submit(std::move(r), [queue = run.queue, choice, early = run.early](const engine::SchedEvent& e) {
@@ -231,7 +235,7 @@ awaitable<bool> CompletionRun::collect_whole() {
     }
   }
   json res = {{"id", cmpl_id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
-              {"model", m.id()}, {"choices", cs}, {"usage", usage_json(completion_tokens)}};
+              {"model", model_id}, {"choices", cs}, {"usage", usage_json(completion_tokens)}};
   Reply ok_reply = json_reply(200, res);
   if (early) {
     // The record commits before the answer leaves (it was submitted when the last choice ended).
@@ -252,7 +256,8 @@ awaitable<bool> handle_embeddings(ApiContext& ctx, Call& call) {
   if (!parsed_body.is_ok()) co_return co_await call.ex.reply(error_reply(parsed_body.status()));
   const json body = std::move(*parsed_body);
   std::optional<ApiError> model_error;
-  EngineService* found = ctx.resolve_model(call, body, "embeddings", /*model_optional=*/false, &model_error);
+  ServedModel served;
+  EngineService* found = ctx.resolve_model(call, body, "embeddings", /*model_optional=*/false, &model_error, &served);
   if (!found) co_return co_await call.ex.reply(error_reply(*model_error));
   EngineService& m = *found;
   const int64_t n_embd = m.model().hparams().n_embd;
@@ -292,7 +297,7 @@ awaitable<bool> handle_embeddings(ApiContext& ctx, Call& call) {
     gateway::AdmitRequest ar;
     ar.request_id = call.ex.request_id;
     ar.endpoint = "embeddings";
-    ar.model = m.id();
+    ar.model = served.id;
     ar.prompt_tokens = prompt_tokens;
     std::optional<Reply> refused = co_await admit_request(*ctx.gw, ctx.io, call.caller, ar, false, &ticket);
     if (refused) co_return co_await call.ex.reply(*refused);
@@ -306,6 +311,7 @@ awaitable<bool> handle_embeddings(ApiContext& ctx, Call& call) {
     r.pooling = pooling;
     r.prompt = std::move(opt.inputs[i]);
     r.fairness_group = group;
+    r.adapter = served.adapter;
     const int index = static_cast<int>(i);
     auto id = m.submit(std::move(r), [queue, index](const engine::SchedEvent& e) { queue->push(index, e); });
     if (!id.is_ok()) {
@@ -338,7 +344,7 @@ awaitable<bool> handle_embeddings(ApiContext& ctx, Call& call) {
     json emb = opt.base64 ? json(base64_floats(vectors[i])) : json(vectors[i]);
     data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(emb)}});
   }
-  json res = {{"object", "list"}, {"data", std::move(data)}, {"model", m.id()},
+  json res = {{"object", "list"}, {"data", std::move(data)}, {"model", served.id},
               {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
   Reply ok = json_reply(200, res);
   ok.headers = ticket.headers;

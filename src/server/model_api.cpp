@@ -45,7 +45,7 @@ EngineService* ApiContext::find_model(const std::string& id, std::optional<ApiEr
 }
 
 EngineService* ApiContext::resolve_model(const Call& call, const json& body, std::string_view scope, bool model_optional,
-                                         std::optional<ApiError>* error) {
+                                         std::optional<ApiError>* error, ServedModel* served) {
   std::string id;
   if (auto it = body.find("model"); it != body.end() && it->is_string()) {
     id = it->get<std::string>();
@@ -64,7 +64,21 @@ EngineService* ApiContext::resolve_model(const Call& call, const json& body, std
       return nullptr;
     }
   }
-  return find_model(id, error);
+  if (served) served->id = id;
+  const ModelRegistry::Lookup l = models.lookup(id);
+  if (l.state != ModelRegistry::State::kUnknown || !models.adapters().contains(id)) return ready_or_error(l, id, error);
+  auto a = models.adapters().acquire(id, call.caller ? call.caller->principal.org_id : "");
+  if (!a.is_ok()) {
+    const StatusCode c = a.status().code();
+    *error = c == StatusCode::kNotFound ? api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found")
+             : c == StatusCode::kResourceExhausted
+                 ? api_error(503, a.status().message(), "model", "adapter_memory_full", "server_error")
+                 : api_error(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable",
+                             "server_error");
+    return nullptr;
+  }
+  if (served) served->adapter = a->adapter;
+  return ready_or_error(models.lookup(a->base), a->base, error);
 }
 
 awaitable<bool> handle_health(ApiContext& ctx, Call& call) {
@@ -88,11 +102,24 @@ json model_json(const ModelRegistry::Entry& e) {
 }  // namespace
 
 namespace {
+json adapter_json(const AdapterRegistry::Info& a, int64_t n_ctx) {
+  return {{"id", a.spec.id},        {"object", "model"}, {"created", a.created},
+          {"owned_by", a.spec.org.empty() ? "neocloud" : a.spec.org}, {"parent", a.spec.base},
+          {"root", a.spec.base},    {"max_model_len", n_ctx}};
+}
+
+int64_t n_ctx_of(ApiContext& ctx, const std::string& base) {
+  const auto l = ctx.models.lookup(base);
+  return l.service ? l.service->n_ctx() : 0;
+}
+
 Reply models_reply(ApiContext& ctx, const Call& call) {
   json data = json::array();
   for (const auto& e : ctx.models.entries())
     if (e.state == ModelRegistry::State::kReady && (!call.caller || call.caller->allows_model(e.spec.id)))
       data.push_back(model_json(e));
+  for (const auto& a : ctx.models.adapters().list(call.caller ? call.caller->principal.org_id : ""))
+    if (!call.caller || call.caller->allows_model(a.spec.id)) data.push_back(adapter_json(a, n_ctx_of(ctx, a.spec.base)));
   return json_reply(200, json{{"object", "list"}, {"data", data}});
 }
 }  // namespace
@@ -105,6 +132,8 @@ awaitable<bool> handle_get_model(ApiContext& ctx, Call& call) {
   if (call.caller) {
     if (auto d = ctx.gw->authorize_inference(*call.caller, "models", id)) co_return co_await call.ex.reply(error_reply(*d));
   }
+  for (const auto& a : ctx.models.adapters().list(call.caller ? call.caller->principal.org_id : ""))
+    if (a.spec.id == id) co_return co_await call.ex.reply(json_reply(200, adapter_json(a, n_ctx_of(ctx, a.spec.base))));
   if (!ctx.find_model(id, &error)) co_return co_await call.ex.reply(error_reply(*error));
   for (const auto& e : ctx.models.entries())
     if (e.spec.id == id) co_return co_await call.ex.reply(json_reply(200, model_json(e)));

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <cstdlib>
 #include <set>
@@ -55,7 +56,8 @@ Status make_demo_model(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<ModelRegistry>> ModelRegistry::create(std::vector<ModelSpec> specs, const EngineOptions& options) {
+Result<std::unique_ptr<ModelRegistry>> ModelRegistry::create(std::vector<ModelSpec> specs, const EngineOptions& options,
+                                                             std::vector<AdapterSpec> adapters, size_t adapter_memory) {
   if (specs.empty()) return invalid_argument("no model to serve");
   std::set<std::string> ids;
   for (const auto& s : specs) {
@@ -63,8 +65,16 @@ Result<std::unique_ptr<ModelRegistry>> ModelRegistry::create(std::vector<ModelSp
     if (!ids.insert(s.id).second)
       return invalid_argument(fmt::format("two models have the id '{}': give one an alias with PATH:ALIAS", s.id));
   }
+  for (const auto& a : adapters) {
+    if (a.id.empty()) return invalid_argument(fmt::format("adapter '{}' has an empty id", a.path));
+    if (!ids.insert(a.id).second) return invalid_argument(fmt::format("the id '{}' is used twice", a.id));
+    if (std::none_of(specs.begin(), specs.end(), [&](const ModelSpec& s) { return s.id == a.base; }))
+      return invalid_argument(fmt::format("adapter '{}': no model '{}' to apply it to", a.id, a.base));
+  }
   std::unique_ptr<ModelRegistry> r(new ModelRegistry());
   r->options_ = options;
+  r->adapters_ = std::make_unique<AdapterRegistry>(adapter_memory);
+  r->startup_adapters_ = std::move(adapters);
   for (auto& s : specs) {
     Entry e;
     e.spec = std::move(s);
@@ -106,8 +116,23 @@ void ModelRegistry::start_loading(std::function<void(const Status&)> on_done) {
         break;  // serve stops on a model that does not load: loading the rest would only delay that
       }
     }
+    for (size_t i = 0; i < startup_adapters_.size() && first.is_ok() && !stopping_; ++i) {
+      const AdapterSpec& a = startup_adapters_[i];
+      if (Status st = add_adapter(a); !st.is_ok()) first = st.with_context(fmt::format("adapter '{}'", a.id));
+      else NC_LOG_INFO("adapter '{}' ready on '{}' ({})", a.id, a.base, a.path);
+    }
+    adapters_ready_ = first.is_ok();
     if (on_done && !stopping_) on_done(first);
   });
+}
+
+Status ModelRegistry::add_adapter(const AdapterSpec& spec) {
+  const Lookup base = lookup(spec.base);
+  if (base.state != State::kReady)
+    return not_found(fmt::format("no ready model `{}` to apply the adapter to", spec.base)).with_field("base");
+  if (lookup(spec.id).state != State::kUnknown)
+    return Status(StatusCode::kAlreadyExists, fmt::format("`{}` is a model's id", spec.id)).with_field("id");
+  return adapters_->add(spec, base.service->model());
 }
 
 void ModelRegistry::shutdown() {
@@ -147,6 +172,7 @@ std::vector<EngineService*> ModelRegistry::ready_services() const {
 }
 
 bool ModelRegistry::all_ready() const {
+  if (!adapters_ready_) return false;
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& e : entries_)
     if (e.state != State::kReady) return false;

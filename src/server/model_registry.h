@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "server/adapter_registry.h"
 #include "server/engine_service.h"
 
 namespace nc::server {
@@ -45,8 +46,12 @@ class ModelRegistry {
     EngineService* service = nullptr;  // kReady
   };
 
-  // InvalidArgument if two specs share an id.
-  static Result<std::unique_ptr<ModelRegistry>> create(std::vector<ModelSpec> specs, const EngineOptions& options);
+  // InvalidArgument if two specs share an id (models and adapters). `adapters`: LoRA adapters added
+  // once their base models are loaded (a failure stops loading, like a model's); adapter_memory: the
+  // budget of resident adapters (adapter_registry.h).
+  static Result<std::unique_ptr<ModelRegistry>> create(std::vector<ModelSpec> specs, const EngineOptions& options,
+                                                       std::vector<AdapterSpec> adapters = {},
+                                                       size_t adapter_memory = size_t{1} << 30);
   ~ModelRegistry();
 
   // Loads the models one after another on a background thread; `on_done` runs on it after the last one
@@ -65,6 +70,11 @@ class ModelRegistry {
   std::vector<EngineService*> ready_services() const;
   bool all_ready() const;
   std::vector<Entry> entries() const;
+  // The LoRA adapters served as models (on the ready services' models).
+  AdapterRegistry& adapters() { return *adapters_; }
+  const AdapterRegistry& adapters() const { return *adapters_; }
+  // Registers an adapter on the ready base model `spec.base` (NotFound if there is none).
+  Status add_adapter(const AdapterSpec& spec);
 
  private:
   ModelRegistry() = default;
@@ -75,6 +85,9 @@ class ModelRegistry {
   std::vector<std::unique_ptr<EngineService>> services_;    // guarded by mu_
   std::thread loader_;
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<AdapterRegistry> adapters_;
+  std::vector<AdapterSpec> startup_adapters_;
+  std::atomic<bool> adapters_ready_{false};  // the startup adapters are registered
 };
 
 }  // namespace nc::server
