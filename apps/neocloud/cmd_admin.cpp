@@ -182,6 +182,26 @@ void add_admin_command(CLI::App& app) {
         ordered_json{{"monthly_limit_micros", s->usd < 0 ? ordered_json() : ordered_json(usd_to_micros(s->usd))}});
   });
 
+  struct LoraArgs {
+    std::string id, base, path, org;
+  };
+  auto la = std::make_shared<LoraArgs>();
+  auto* lora = admin->add_subcommand("lora", "LoRA adapters served as models (operator key)")->require_subcommand(1);
+  lora->add_subcommand("list")->callback([o] { run(*o, V::get, "/v1/admin/lora_adapters"); });
+  auto* lad = lora->add_subcommand("add", "Serve an adapter GGUF (a path on the server) on a base model as model ID");
+  lad->add_option("id", la->id)->required();
+  lad->add_option("--base", la->base, "the base model's id")->required();
+  lad->add_option("--path", la->path, "the adapter file, as the server sees it")->required();
+  lad->add_option("--org", la->org, "only this organization sees and uses it (default: every organization)");
+  lad->callback([o, la] {
+    ordered_json b{{"id", la->id}, {"base", la->base}, {"path", la->path}};
+    if (!la->org.empty()) b["organization_id"] = la->org;
+    run(*o, V::post, "/v1/admin/lora_adapters", b);
+  });
+  auto* lrm = lora->add_subcommand("remove", "Stop serving an adapter (requests using it finish with it)");
+  lrm->add_option("id", la->id)->required();
+  lrm->callback([o, la] { run(*o, V::delete_, "/v1/admin/lora_adapters/" + la->id); });
+
   struct PriceArgs {
     std::string item;
     double input = 0, output = 0, cached = 0, unit = 0;

@@ -283,7 +283,9 @@ std::optional<Denial> Gateway::admit(std::shared_ptr<const Caller> c, const Admi
   t->scopes = scopes_of(*c, *snap);
   t->prompt_tokens = r.prompt_tokens;
   t->reserved_tokens = r.prompt_tokens + r.max_output_tokens;
-  if (const Price* p = snap->price_at(r.model, t->started_at)) t->price = *p;
+  const Price* p = snap->price_at(r.model, t->started_at);
+  if (!p && !r.price_model.empty()) p = snap->price_at(r.price_model, t->started_at);
+  if (p) t->price = *p;
   const auto& pr = c->principal;
   for (auto [s, id] : {std::pair{Scope::kOrg, &pr.org_id}, std::pair{Scope::kProject, &pr.project_id},
                        std::pair{Scope::kKey, &pr.key_id}}) {

@@ -95,6 +95,8 @@ struct Ticket {
 
 struct AdmitRequest {
   std::string request_id, endpoint, model;
+  // Priced as this model when `model` has no price of its own ("": none): a LoRA adapter's base.
+  std::string price_model;
   int64_t prompt_tokens = 0;
   int64_t max_output_tokens = 0;  // over all choices
 };

@@ -23,6 +23,7 @@ namespace nc::server {
 struct ServedModel {
   std::string id;
   std::shared_ptr<const engine::LoraAdapter> adapter;
+  std::string base;  // an adapter's base model id (its price unless it has its own)
 };
 
 struct ApiContext {

@@ -115,6 +115,7 @@ awaitable<bool> completions(ApiContext& ctx, Call& call, bool chat) {
     ar.request_id = call.ex.request_id;
     ar.endpoint = scope;
     ar.model = served.id;
+    ar.price_model = served.base;
     ar.prompt_tokens = prompt_tokens;
     ar.max_output_tokens = output_worst;
     std::optional<Reply> refused = co_await admit_request(*ctx.gw, ctx.io, call.caller, ar, run.opt.stream, &run.ticket);
@@ -298,6 +299,7 @@ awaitable<bool> handle_embeddings(ApiContext& ctx, Call& call) {
     ar.request_id = call.ex.request_id;
     ar.endpoint = "embeddings";
     ar.model = served.id;
+    ar.price_model = served.base;
     ar.prompt_tokens = prompt_tokens;
     std::optional<Reply> refused = co_await admit_request(*ctx.gw, ctx.io, call.caller, ar, false, &ticket);
     if (refused) co_return co_await call.ex.reply(*refused);

@@ -77,7 +77,7 @@ EngineService* ApiContext::resolve_model(const Call& call, const json& body, std
                              "server_error");
     return nullptr;
   }
-  if (served) served->adapter = a->adapter;
+  if (served) served->adapter = a->adapter, served->base = a->base;
   return ready_or_error(models.lookup(a->base), a->base, error);
 }
 

@@ -11,7 +11,9 @@
               adapter_memory_full; after the stream it works
   4 remove    DELETE while a stream runs: the stream ends normally, later calls are 404
   5 refuse    an adapter of another base model is a 400 naming the mismatch; a taken id 409; an unknown
-              base 404; a non-admin key 403
+              base 404; a non-admin key 403; the operator's CLI (neocloud admin lora) adds, lists, removes
+  6 price     an adapter without a price of its own is billed at its base model's price; with its own
+              price, at that one (the costs API, in micro-USD)
 Usage: lora_serving.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
 """
 import argparse
@@ -140,12 +142,51 @@ class LoraServing:
                      404, "not_found", what="an unknown base")
         r = self.c.call("POST", "/v1/admin/lora_adapters", self.a_key, {"id": "x", "base": MODEL, "path": self.files[0]})
         check(r.status in (401, 403), f"an inference key on the operator's API: {r}")
-        return "400 naming the mismatch, 409, 404, 403"
+        # The operator's CLI: add, list, remove.
+        env = dict(os.environ, NEOCLOUD_URL=f"http://127.0.0.1:{self.server.port}", NEOCLOUD_ADMIN_KEY=self.op)
+        cli = [self.args.neocloud, "admin", "lora"]
+        r = subprocess.run(cli + ["add", "by-cli", "--base", MODEL, "--path", self.files[1]], env=env, capture_output=True,
+                           text=True, timeout=60)
+        check(r.returncode == 0 and "by-cli" in r.stdout, f"neocloud admin lora add: {r.stdout}{r.stderr}")
+        self.answer(self.a_key, "by-cli")
+        r = subprocess.run(cli + ["list"], env=env, capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and "by-cli" in r.stdout and "pub" in r.stdout, f"neocloud admin lora list: {r.stdout}")
+        r = subprocess.run(cli + ["remove", "by-cli"], env=env, capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and "by-cli" not in self.adapters(), f"neocloud admin lora remove: {r.stdout}{r.stderr}")
+        return "400 naming the mismatch, 409, 404, 403; the CLI adds, lists and removes"
+
+    def spent(self, key):
+        j = self.c.ok("GET", f"/v1/organization/costs?start_time={self.t0}&end_time={int(time.time()) + 120}", key)
+        return sum(round(r["amount"]["value"] * 1_000_000) for b in j["data"] for r in b["results"])
+
+    def check_price(self):
+        admin_b = self.b.admin
+        def price(item, micros_per_token):
+            self.c.ok("POST", "/v1/admin/prices", self.op, {"item": item, "input_per_mtok": micros_per_token * 1_000_000,
+                                                             "output_per_mtok": micros_per_token * 1_000_000,
+                                                             "cached_per_mtok": 0, "per_unit": 0, "effective_from": 0},
+                      status=(201,))
+        def billed_for(model, want_per_token):
+            before = self.spent(admin_b)
+            u = self.chat(self.b_key, model)["usage"]
+            want = before + (u["prompt_tokens"] + u["completion_tokens"]) * want_per_token
+            deadline = time.time() + 10
+            while self.spent(admin_b) != want and time.time() < deadline:
+                time.sleep(0.1)
+            check(self.spent(admin_b) == want, f"{model}: spent {self.spent(admin_b)}, want {want} ({u})")
+            return want - before
+        price(MODEL, 100)
+        as_base = billed_for("pub", 100)
+        price("pub", 300)
+        own = billed_for("pub", 300)
+        return f"billed {as_base} micro-USD at the base's price, then {own} at its own"
 
     def run(self):
+        self.t0 = int(time.time()) - 60
         self.setup()
         return run_steps([("serve", self.check_serve), ("private", self.check_private), ("memory", self.check_memory),
-                          ("remove", self.check_remove), ("refuse", self.check_refuse)])
+                          ("remove", self.check_remove), ("refuse", self.check_refuse),
+                          ("price", self.check_price)])
 
 
 def main():
