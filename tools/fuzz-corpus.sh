@@ -38,5 +38,10 @@ for t in f32 f16 q8_0 q4_0; do
     "$NC" model synth --vocab builtin:64 --shape micro --arch "$arch" --type "$t" --out "$OUT/micro-$arch-$t" >/dev/null
   done
 done
+# LoRA adapters for the micro llama f32 model (the fuzzer checks adapters against that model).
+for t in f32 f16 q8_0; do
+  "$NC" model synth-lora --base "$OUT/micro-llama-f32" --rank 4 --type "$t" --targets qkvo,mlp,output \
+        --out "$OUT/lora-micro-$t" >/dev/null
+done
 # The head of a real vocab file.
 head -c 65536 "$SRC/models/ggml-vocab-qwen2.gguf" > "$OUT/qwen2-vocab-head"

@@ -8,7 +8,7 @@
 // with the adapter kept in f32 (the same limits), and as serving keeps it on a quantized base (8-bit
 // storage, LoraStorage::kAuto), whose own error is ~0.15% of the logits on an exact base (lora_test) but
 // which these random quantized models amplify as they amplify any rounding (see forward_test): 1.5x
-// the limit and top-1 >= 94% there.
+// the limit and top-1 >= 94% there. (Top-1 with an adapter on a quantized base: >= 95%.)
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -130,7 +130,9 @@ TEST_P(Conformance, MatchesLlamaCpp) {
     std::printf("[conformance] %-14s rms(d)/rms(ref)=%.3e (limit %.0e) top1=%.1f%%%s\n", e.name.c_str(), rel, limit,
                 100 * top1, int8 ? " (adapter in 8-bit storage)" : "");
     EXPECT_LE(rel, limit) << (int8 ? "8-bit adapter storage" : "");
-    EXPECT_GE(top1, int8 ? 0.94 : 0.97) << (int8 ? "8-bit adapter storage" : "");
+    // Top-1: an adapter on a quantized base leaves more near-ties (4 of 128 rows at the scalar level).
+    const bool quantized = e.type != "f32" && e.type != "f16" && e.type != "bf16";
+    EXPECT_GE(top1, int8 ? 0.94 : adapter && quantized ? 0.95 : 0.97) << (int8 ? "8-bit adapter storage" : "");
     }
   }
 }
