@@ -10,6 +10,7 @@
 #include "core/timer.h"
 #include "engine/gguf/gguf.h"
 #include "engine/model/model.h"
+#include "engine/model/lora_merge.h"
 #include "engine/model/synth.h"
 
 namespace nc::app {
@@ -110,6 +111,19 @@ void add_model_commands(CLI::App& app) {
     Status s = engine::synth_lora(*lo);
     if (!s.is_ok()) return report(s);
     fmt::print("wrote {} (rank {}, alpha {}, {})\n", lo->out_path, lo->rank, lo->alpha, lo->type);
+  });
+
+  auto mo = std::make_shared<engine::MergeLoraOptions>();
+  auto* merge = model->add_subcommand("merge-lora", "Bake a LoRA adapter into its base model (a standalone GGUF)");
+  merge->add_option("--base", mo->base_path, "the base model GGUF")->required();
+  merge->add_option("--lora", mo->adapter_path, "the adapter GGUF (llama.cpp's format)")->required();
+  merge->add_option("--scale", mo->scale, "adapter scale (llama.cpp's --lora-scaled)")->capture_default_str();
+  merge->add_option("--out", mo->out_path, "output GGUF path")->required();
+  merge->callback([mo] {
+    const double t0 = now_s();
+    Status s = engine::merge_lora(*mo);
+    if (!s.is_ok()) return report(s);
+    fmt::print("wrote {} in {:.1f} s\n", mo->out_path, now_s() - t0);
   });
 
   auto* info = model->add_subcommand("info", "Print a GGUF file's metadata, tensors and sizes");

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "engine/gguf/gguf_writer.h"
 #include "engine/model/context.h"
 #include "engine/model/forward_ref.h"
 #include "engine/model/lora.h"
+#include "engine/model/lora_merge.h"
 #include "engine/model/model.h"
 #include "engine/model/synth.h"
 #include "shared_model.h"
@@ -160,6 +162,37 @@ TEST(Lora, SequencesWithDifferentAdaptersShareABatch) {
     const std::vector<float> last(solo.end() - V, solo.end()), mine(step_out.begin() + s * V, step_out.begin() + (s + 1) * V);
     EXPECT_LE(rel(mine, last), 1e-6) << "sequence " << s;
   }
+}
+
+// neocloud model merge-lora: the merged model's logits are the base's with the adapter.
+TEST(Lora, MergedModelEqualsBasePlusAdapter) {
+  // (An f32 adapter on the f32 base: no input rounding on either side; the q8_0 base's merged matrices
+  // are f16, so their inputs round differently. f32: as forward_test, summation order may flip a K/V
+  // value's fp16 rounding.)
+  for (const auto& [type, lora_type, limit] : {std::tuple{"f32", "f32", 1e-4}, std::tuple{"q8_0", "f16", 2e-2}}) {
+    const std::string base = base_model(type);
+    MergeLoraOptions o;
+    o.base_path = base;
+    o.adapter_path = adapter_file(base, std::string("merge-") + type, lora_type, 9);
+    o.out_path = test::tmp_dir() + "/merged-" + type + ".gguf";
+    ASSERT_TRUE(merge_lora(o).is_ok());
+    auto m = Model::load(base);
+    auto merged = Model::load(o.out_path);
+    ASSERT_TRUE(m.is_ok() && merged.is_ok()) << merged.status().to_string();
+    auto a = LoraAdapter::load(o.adapter_path, **m, 1.0f, LoraStorage::kF32);
+    ASSERT_TRUE(a.is_ok());
+    const auto toks = tokens(16, (*m)->hparams().n_vocab, 3);
+    const auto with_adapter = run(**m, toks, a->get(), false), from_merged = run(**merged, toks, nullptr, false);
+    EXPECT_GT(rel(with_adapter, run(**m, toks, nullptr, false)), 0.05);
+    EXPECT_LE(rel(from_merged, with_adapter), limit) << type;
+  }
+  // A mismatched adapter is refused, and nothing is written.
+  MergeLoraOptions bad;
+  bad.base_path = base_model("f32");
+  bad.adapter_path = adapter_file(base_model("f32", "micro"), "merge-other", "f32", 1);
+  bad.out_path = test::tmp_dir() + "/merged-bad.gguf";
+  EXPECT_FALSE(merge_lora(bad).is_ok());
+  EXPECT_FALSE(std::filesystem::exists(bad.out_path));
 }
 
 // Writes an adapter GGUF with the given tensors (name, ne0, ne1) and metadata overrides.
