@@ -43,7 +43,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import Backend, Fail, Org, Server, check, run_steps, slurm_conf_of  # noqa: E402
+from gateway_e2e import Backend, Fail, Org, Server, check, report_result, run_steps, slurm_conf_of  # noqa: E402
 
 ATTACK = r'''
 r() { echo "RESULT $1 $2"; }
@@ -515,12 +515,7 @@ def main():
             subprocess.run(["umount", "-l", overlay], check=False)
         if shared != args.tmp:
             shutil.rmtree(shared, ignore_errors=True)
-    if failures:
-        print(f"FAIL: {len(failures)} step(s) failed: {', '.join(failures)} ({time.time() - t0:.1f}s)", flush=True)
-        print(t.server.log_tail(), flush=True)
-        return 1
-    print(f"PASS ({time.time() - t0:.1f}s)", flush=True)
-    return 0
+    return report_result(failures, t0, t.server)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,16 @@ def run_steps(steps):
     return failures
 
 
+def report_result(failures, t0, server):
+    """Prints the suite's verdict (with the server's log tail on failure); the process exit status."""
+    if failures:
+        print(f"FAIL: {len(failures)} step(s) failed: {', '.join(failures)} ({time.time() - t0:.1f}s)", flush=True)
+        print(server.log_tail(), flush=True)
+        return 1
+    print(f"PASS ({time.time() - t0:.1f}s)", flush=True)
+    return 0
+
+
 def slurm_conf_of(slurm_dir):
     """The SLURM_CONF that tools/slurm.sh's DIR/env sets (the ctest `slurm` fixture); Fail without it."""
     env_file = os.path.join(slurm_dir or "", "env")

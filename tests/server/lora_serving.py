@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import MODEL, Backend, Fail, Org, Server, check, expect_error, run_steps, sse_events  # noqa: E402
+from gateway_e2e import MODEL, Backend, Fail, Org, Server, check, expect_error, report_result, run_steps, sse_events  # noqa: E402
 
 
 def synth_lora(a, base, out, seed, rank=16):
@@ -223,12 +223,7 @@ def main():
         print(f"FAIL start: {e}", flush=True)
     finally:
         t.server.stop()
-    if failures:
-        print(f"FAIL: {len(failures)} step(s) failed: {', '.join(failures)} ({time.time() - t0:.1f}s)", flush=True)
-        print(t.server.log_tail(), flush=True)
-        return 1
-    print(f"PASS ({time.time() - t0:.1f}s)", flush=True)
-    return 0
+    return report_result(failures, t0, t.server)
 
 
 if __name__ == "__main__":
