@@ -37,15 +37,27 @@ bool AdapterRegistry::make_room(size_t need, const Entry* keep) {
   return true;
 }
 
+std::shared_ptr<AdapterRegistry::Entry> AdapterRegistry::find(const std::string& id) const {
+  for (const auto& e : entries_)
+    if (e->spec.id == id) return e;
+  return nullptr;
+}
+
 Status AdapterRegistry::add(const AdapterSpec& spec, const engine::Model& base) {
   if (spec.id.empty() || spec.id.size() > 256) return invalid_argument("an adapter id of 1 to 256 bytes").with_field("id");
+  auto taken = [&] {
+    return Status(StatusCode::kAlreadyExists, fmt::format("adapter `{}` already exists", spec.id)).with_field("id");
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (find(spec.id)) return taken();
+  }
+  NC_ASSIGN_OR_RETURN(auto adapter, engine::LoraAdapter::load(spec.path, base));  // outside the lock
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& e : entries_)
-    if (e->spec.id == spec.id) return Status(StatusCode::kAlreadyExists, fmt::format("adapter `{}` already exists", spec.id)).with_field("id");
-  NC_ASSIGN_OR_RETURN(auto adapter, engine::LoraAdapter::load(spec.path, base));
+  if (find(spec.id)) return taken();  // added meanwhile
   const size_t bytes = adapter->bytes();
   if (!make_room(bytes, nullptr)) return over_budget(spec.id, bytes, budget_);
-  auto e = std::make_unique<Entry>();
+  auto e = std::make_shared<Entry>();
   e->spec = spec;
   e->base = &base;
   e->adapter = std::move(adapter);
@@ -62,6 +74,7 @@ Status AdapterRegistry::remove(const std::string& id) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if ((*it)->spec.id != id) continue;
     if ((*it)->adapter) resident_ -= (*it)->bytes;
+    (*it)->adapter.reset();
     entries_.erase(it);
     return Status::ok();
   }
@@ -69,21 +82,35 @@ Status AdapterRegistry::remove(const std::string& id) {
 }
 
 Result<AdapterRegistry::Acquired> AdapterRegistry::acquire(const std::string& id, const std::string& org) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto& e : entries_) {
-    if (e->spec.id != id) continue;
-    if (!org.empty() && !e->spec.org.empty() && e->spec.org != org) break;  // another organization's: unknown
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    std::shared_ptr<Entry> e = find(id);
+    if (!e || (!org.empty() && !e->spec.org.empty() && e->spec.org != org))  // another organization's: unknown
+      return not_found(fmt::format("adapter `{}` does not exist", id));
     e->last_used = ++clock_;
-    if (!e->adapter) {
-      NC_ASSIGN_OR_RETURN(auto adapter, engine::LoraAdapter::load(e->spec.path, *e->base));
-      if (!make_room(adapter->bytes(), e.get())) return over_budget(id, adapter->bytes(), budget_);
-      e->bytes = adapter->bytes();
-      e->adapter = std::move(adapter);
-      resident_ += e->bytes;
+    if (e->adapter) return Acquired{e->spec.base, e->adapter};
+    if (e->loading) {  // another request reads it: wait for that
+      loaded_.wait(lock);
+      continue;
     }
-    return Acquired{e->spec.base, e->adapter};
+    e->loading = true;
+    const std::string path = e->spec.path;
+    const engine::Model* base = e->base;
+    lock.unlock();
+    auto adapter = engine::LoraAdapter::load(path, *base);
+    lock.lock();
+    e->loading = false;
+    loaded_.notify_all();
+    if (!adapter.is_ok()) return adapter.status();
+    const size_t bytes = (*adapter)->bytes();
+    if (find(id) == e) {  // still registered: resident from now on, if there is room
+      if (!make_room(bytes, e.get())) return over_budget(id, bytes, budget_);
+      e->bytes = bytes;
+      e->adapter = *adapter;
+      resident_ += bytes;
+    }
+    return Acquired{e->spec.base, *adapter};  // (removed meanwhile: this request still runs with it)
   }
-  return not_found(fmt::format("adapter `{}` does not exist", id));
 }
 
 std::vector<AdapterRegistry::Info> AdapterRegistry::list(const std::string& org) const {

@@ -10,9 +10,11 @@
 // A removed or evicted adapter stays alive for the requests already holding it (shared_ptr).
 //
 // Ownership: owns the registrations; borrows the base models (the ModelRegistry's, which outlive it).
-// Threads: every method from any thread (one mutex; a load from a file runs under it).
+// Threads: every method from any thread. Reading a file runs outside the registry's lock (other
+// adapters stay usable meanwhile); a second request for an adapter being loaded waits for that load.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -72,13 +74,16 @@ class AdapterRegistry {
     size_t bytes = 0;
     uint64_t last_used = 0;
     int64_t created = 0;
+    bool loading = false;  // a request is reading it from its file (outside the lock)
   };
+  std::shared_ptr<Entry> find(const std::string& id) const;  // under mu_
   // Makes room for `need` bytes by evicting idle adapters, least recently used first (not `keep`).
   bool make_room(size_t need, const Entry* keep);
 
   const size_t budget_;
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Entry>> entries_;
+  std::condition_variable loaded_;  // a load finished
+  std::vector<std::shared_ptr<Entry>> entries_;
   size_t resident_ = 0;
   uint64_t clock_ = 0;
 };
