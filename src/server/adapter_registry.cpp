@@ -113,6 +113,14 @@ Result<AdapterRegistry::Acquired> AdapterRegistry::acquire(const std::string& id
   }
 }
 
+Result<std::string> AdapterRegistry::base_of(const std::string& id, const std::string& org) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Entry> e = find(id);
+  if (!e || (!org.empty() && !e->spec.org.empty() && e->spec.org != org))
+    return not_found(fmt::format("adapter `{}` does not exist", id));
+  return e->spec.base;
+}
+
 std::vector<AdapterRegistry::Info> AdapterRegistry::list(const std::string& org) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<Info> out;
@@ -125,6 +133,12 @@ std::vector<AdapterRegistry::Info> AdapterRegistry::list(const std::string& org)
 bool AdapterRegistry::contains(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
   return std::any_of(entries_.begin(), entries_.end(), [&](const auto& e) { return e->spec.id == id; });
+}
+
+bool AdapterRegistry::resident(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::shared_ptr<Entry> e = find(id);
+  return e && e->adapter;
 }
 
 size_t AdapterRegistry::resident_bytes() const {

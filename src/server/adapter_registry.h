@@ -54,6 +54,9 @@ class AdapterRegistry {
   // the file's error if it can no longer be read.
   Result<Acquired> acquire(const std::string& id, const std::string& org);
 
+  // The base model of adapter `id` as `org` sees it (NotFound as acquire), without loading it.
+  Result<std::string> base_of(const std::string& id, const std::string& org) const;
+
   struct Info {
     AdapterSpec spec;
     bool resident = false;
@@ -63,6 +66,7 @@ class AdapterRegistry {
   // The adapters `org` may use ("": all).
   std::vector<Info> list(const std::string& org) const;
   bool contains(const std::string& id) const;
+  bool resident(const std::string& id) const;  // acquire() would not read a file
   size_t resident_bytes() const;
   size_t budget() const { return budget_; }
 

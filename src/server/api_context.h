@@ -22,7 +22,8 @@ namespace nc::server {
 // for a LoRA adapter (adapter_registry.h), the adapter its requests run with.
 struct ServedModel {
   std::string id;
-  std::shared_ptr<const engine::LoraAdapter> adapter;
+  bool is_adapter = false;
+  std::shared_ptr<const engine::LoraAdapter> adapter;  // set by acquire_adapter
   std::string base;  // an adapter's base model id (its price unless it has its own)
 };
 
@@ -53,10 +54,12 @@ struct ApiContext {
   EngineService* find_model(const std::string& id, std::optional<ApiError>* error);
   // The model a request body names ("model"; optional where `model_optional`: the first model of the
   // command line), checked against the caller's key scopes for `scope`. A LoRA adapter's id resolves
-  // to its base model's engine, with the adapter (held for the request) in `served`; another
-  // organization's adapter is unknown (404); no room for it in adapter memory is a 503.
+  // to its base model's engine (`served` says so; another organization's adapter is unknown, 404).
   EngineService* resolve_model(const Call& call, const nlohmann::json& body, std::string_view scope, bool model_optional,
                                std::optional<ApiError>* error, ServedModel* served = nullptr);
+  // For an adapter: holds it for the request (served.adapter), reading its file on the worker pool when
+  // it is not resident. false with the error: 503 adapter_memory_full when no room can be made.
+  awaitable<bool> acquire_adapter(const Call& call, ServedModel& served, std::optional<ApiError>* error);
 };
 
 }  // namespace nc::server

@@ -51,6 +51,7 @@ awaitable<bool> completions(ApiContext& ctx, Call& call, bool chat) {
   std::optional<ApiError> model_error;
   ServedModel served;
   EngineService* found = ctx.resolve_model(call, body, scope, /*model_optional=*/false, &model_error, &served);
+  if (found && served.is_adapter && !co_await ctx.acquire_adapter(call, served, &model_error)) found = nullptr;
   if (!found) co_return co_await call.ex.reply(error_reply(*model_error));
   EngineService& m = *found;
   // A prompt array far over the work bound is refused before anything is tokenized.
@@ -259,6 +260,7 @@ awaitable<bool> handle_embeddings(ApiContext& ctx, Call& call) {
   std::optional<ApiError> model_error;
   ServedModel served;
   EngineService* found = ctx.resolve_model(call, body, "embeddings", /*model_optional=*/false, &model_error, &served);
+  if (found && served.is_adapter && !co_await ctx.acquire_adapter(call, served, &model_error)) found = nullptr;
   if (!found) co_return co_await call.ex.reply(error_reply(*model_error));
   EngineService& m = *found;
   const int64_t n_embd = m.model().hparams().n_embd;

@@ -40,6 +40,17 @@ EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string&
 }
 }  // namespace
 
+namespace {
+// What acquiring an adapter failed with, as the API answers it.
+ApiError adapter_error(const std::string& id, const Status& st) {
+  if (st.code() == StatusCode::kNotFound)
+    return api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+  if (st.code() == StatusCode::kResourceExhausted)
+    return api_error(503, st.message(), "model", "adapter_memory_full", "server_error");
+  return api_error(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable", "server_error");
+}
+}  // namespace
+
 EngineService* ApiContext::find_model(const std::string& id, std::optional<ApiError>* error) {
   return ready_or_error(models.lookup(id), id, error);
 }
@@ -67,18 +78,35 @@ EngineService* ApiContext::resolve_model(const Call& call, const json& body, std
   if (served) served->id = id;
   const ModelRegistry::Lookup l = models.lookup(id);
   if (l.state != ModelRegistry::State::kUnknown || !models.adapters().contains(id)) return ready_or_error(l, id, error);
-  auto a = models.adapters().acquire(id, call.caller ? call.caller->principal.org_id : "");
-  if (!a.is_ok()) {
-    const StatusCode c = a.status().code();
-    *error = c == StatusCode::kNotFound ? api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found")
-             : c == StatusCode::kResourceExhausted
-                 ? api_error(503, a.status().message(), "model", "adapter_memory_full", "server_error")
-                 : api_error(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable",
-                             "server_error");
+  auto base = models.adapters().base_of(id, call.caller ? call.caller->principal.org_id : "");
+  if (!base.is_ok()) {
+    *error = api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
     return nullptr;
   }
-  if (served) served->adapter = a->adapter, served->base = a->base;
-  return ready_or_error(models.lookup(a->base), a->base, error);
+  if (served) {
+    served->is_adapter = true;
+    served->base = *base;
+  }
+  return ready_or_error(models.lookup(*base), *base, error);
+}
+
+awaitable<bool> ApiContext::acquire_adapter(const Call& call, ServedModel& served, std::optional<ApiError>* error) {
+  const std::string org = call.caller ? call.caller->principal.org_id : "";
+  Result<AdapterRegistry::Acquired> a = not_found("");
+  if (models.adapters().resident(served.id)) {
+    a = models.adapters().acquire(served.id, org);
+  } else {
+    co_await offload([&] {  // reads the adapter's file
+      a = models.adapters().acquire(served.id, org);
+      return true;
+    });
+  }
+  if (a.is_ok()) {
+    served.adapter = a->adapter;
+    co_return true;
+  }
+  *error = adapter_error(served.id, a.status());
+  co_return false;
 }
 
 awaitable<bool> handle_health(ApiContext& ctx, Call& call) {
