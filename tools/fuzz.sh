@@ -15,12 +15,12 @@ cmake -S . -B build/fuzz $GEN -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPIL
 TARGETS=(fuzz_gguf fuzz_tokenizer fuzz_chat_template fuzz_request fuzz_gateway fuzz_jobs)
 cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"
 bash tools/fuzz-corpus.sh build/fuzz/corpus/gguf build/fuzz/corpus/tokenizer build/fuzz/corpus/chat
-for d in request gateway jobs; do
+for d in request gateway jobs gguf; do
   mkdir -p build/fuzz/corpus/$d
   cp -n tests/fuzz/seeds/$d/* build/fuzz/corpus/$d/
 done
 # Regression: every seed once (a fixed input that crashed once stays fixed).
-for d in request gateway jobs; do
+for d in request gateway jobs gguf; do
   echo "fuzz: replaying $(ls tests/fuzz/seeds/$d | wc -l) seeds through fuzz_$d"
   build/fuzz/bin/fuzz_$d -runs=1 -rss_limit_mb=4096 tests/fuzz/seeds/$d/* >build/fuzz/replay-$d.log 2>&1 || {
     tail -40 build/fuzz/replay-$d.log

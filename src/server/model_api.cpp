@@ -199,6 +199,19 @@ awaitable<bool> handle_metrics(ApiContext& ctx, Call& call) {
   histograms("time_to_first_token_seconds", "Time from submission to the first token.", &Stats::time_to_first_token);
   histograms("inter_token_latency_seconds", "Time between consecutive tokens of a request.", &Stats::inter_token);
   histograms("e2e_request_latency_seconds", "Time from submission to the end of the request.", &Stats::e2e);
+  {
+    const AdapterRegistry& ad = ctx.models.adapters();
+    size_t n = 0, resident = 0;
+    for (const auto& a : ad.list("")) ++n, resident += a.resident;
+    out += prometheus_header("neocloud:lora_adapters", "gauge", "LoRA adapters registered.");
+    out += fmt::format("neocloud:lora_adapters {}\n", n);
+    out += prometheus_header("neocloud:lora_adapters_resident", "gauge", "LoRA adapters in memory.");
+    out += fmt::format("neocloud:lora_adapters_resident {}\n", resident);
+    out += prometheus_header("neocloud:lora_memory_bytes", "gauge", "Memory held by resident LoRA adapters.");
+    out += fmt::format("neocloud:lora_memory_bytes {}\n", ad.resident_bytes());
+    out += prometheus_header("neocloud:lora_memory_budget_bytes", "gauge", "serve --lora-memory-mib, in bytes.");
+    out += fmt::format("neocloud:lora_memory_budget_bytes {}\n", ad.budget());
+  }
   out += prometheus_header("neocloud:http_connections", "gauge", "Open client connections.");
   out += fmt::format("neocloud:http_connections {}\n", ctx.open_connections ? ctx.open_connections() : 0);
   if (ctx.gw) {

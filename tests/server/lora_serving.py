@@ -112,6 +112,9 @@ class LoraServing:
                           "messages": [{"role": "user", "content": "x"}]}).status == 503 and time.time() < deadline:
             time.sleep(0.05)
         self.answer(self.a_key, "a-only")
+        metrics = self.c.call("GET", "/metrics").body
+        check("neocloud:lora_adapters 2" in metrics and "neocloud:lora_adapters_resident 1" in metrics,
+              f"/metrics counts the adapters: {[l for l in metrics.splitlines() if 'lora' in l]}")
         return f"evicted and reloaded by LRU; 503 while held: {e['message'][:60]}..."
 
     def check_remove(self):

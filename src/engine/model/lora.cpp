@@ -34,6 +34,10 @@ Result<std::vector<float>> read_f32(const GgufFile& file, const GgufTensorInfo& 
   const uint8_t* data = file.tensor_data(t);
   std::vector<float> out(static_cast<size_t>(cols * rows));
   for (int64_t r = 0; r < rows; ++r) k.dequantize_row(data + r * row_bytes, &out[r * cols], cols);
+  // A NaN or infinity would poison every output it touches (and cannot be quantized).
+  for (float v : out)
+    if (!std::isfinite(v))
+      return invalid_argument(fmt::format("adapter tensor '{}' holds a value that is not finite (NaN or infinity)", t.name));
   return out;
 }
 
@@ -71,9 +75,10 @@ void lora_round_input(GgmlType type, float* x, int64_t n) {
 float lora_quantize_b_input(float* v, int64_t n, uint8_t* hi, uint8_t* lo) {
   float amax = 0;
   for (int64_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(v[j]));
-  const float d = amax / 32767.0f, id = d > 0 ? 1.0f / d : 0.0f;
+  const float d = std::isfinite(amax) ? amax / 32767.0f : 0.0f, id = d > 0 ? 1.0f / d : 0.0f;
   for (int64_t j = 0; j < n; ++j) {
-    const int32_t r = static_cast<int32_t>(std::lround(v[j] * id));  // |r| <= 32767
+    const float x = v[j] * id;  // |x| <= 32767 (a non-finite input, from overflowing activations, counts 0)
+    const int32_t r = std::isfinite(x) ? static_cast<int32_t>(std::lround(std::clamp(x, -32767.0f, 32767.0f))) : 0;
     if (hi) {
       hi[j] = static_cast<uint8_t>((r >> 8) + 128);  // arithmetic shift: r = 256 * (r >> 8) + (r & 255)
       lo[j] = static_cast<uint8_t>(r & 255);
