@@ -116,6 +116,8 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
   std::shared_ptr<LoraAdapter> ad(new LoraAdapter());
   ad->base_ = &base;
   NC_ASSIGN_OR_RETURN(ad->alpha_, file.get_f32_or("adapter.lora.alpha", 0.0f));
+  if (!std::isfinite(ad->alpha_) || !std::isfinite(user_scale))
+    return invalid_argument("adapter.lora.alpha (and the scale) must be finite numbers");
   if (file.find("adapter.alora.invocation_tokens"))
     return unimplemented("activated LoRA (adapter.alora.invocation_tokens) is not supported");
   ad->layers_.resize(static_cast<size_t>(hp.n_layer));
@@ -186,8 +188,8 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
     NC_ASSIGN_OR_RETURN(w->b, read_f32(file, b, rank, tg.n_out));
     if (storage == LoraStorage::kQ8_0 && tg.n_in % 32 == 0 && tg.n_out % 32 == 0 && rank <= 256) {
       w->storage = LoraStorage::kQ8_0;
-      w->a_type = GgmlType::kQ8_0;  // A's input is quantized like any Q8_0 matrix's; B's is not rounded
-      w->b_type = GgmlType::kF32;
+      w->a_type = GgmlType::kQ8_0;  // A's input is quantized like any Q8_0 matrix's; B's to 16 bits
+      w->b_type = GgmlType::kF32;   // (lora_quantize_b_input, not the f32-storage rounding)
       const size_t a_row = ggml_row_bytes(GgmlType::kQ8_0, tg.n_in);
       w->a_q8.resize(a_row * rank);
       for (int64_t j = 0; j < rank; ++j) quantize_row_q8_0_ref(&w->a[j * tg.n_in], &w->a_q8[j * a_row], tg.n_in);
