@@ -18,6 +18,7 @@ void add_admin_command(CLI::App& app);
 void add_capacity_command(CLI::App& app);
 void add_jobs_command(CLI::App& app);
 void add_reservations_command(CLI::App& app);
+void add_dataset_command(CLI::App& app);
 
 // Exit code to return from main once a command has run (commands set it; 0 = success).
 int& exit_code();

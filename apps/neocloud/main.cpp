@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   nc::app::add_capacity_command(app);
   nc::app::add_jobs_command(app);
   nc::app::add_reservations_command(app);
+  nc::app::add_dataset_command(app);
   CLI11_PARSE(app, argc, argv);
   return nc::app::exit_code();
 }

@@ -18,30 +18,13 @@
 #include "engine/gguf/gguf.h"
 #include "engine/tokenizer/vocab.h"
 #include "server/chat_prompt.h"
+#include "server/test_vocab.h"
 
 namespace nc::server {
 namespace {
 
 using engine::TokenId;
 
-const engine::Vocab& vocab() {
-  static const std::unique_ptr<engine::Vocab> v = [] {
-    auto g = engine::GgufFile::open(std::string(NC_LLAMA_SRC) + "/models/ggml-vocab-llama-bpe.gguf");
-    EXPECT_TRUE(g.is_ok()) << g.status().to_string() << " (run `make fetch`)";
-    if (!g.is_ok()) return std::unique_ptr<engine::Vocab>();
-    auto r = engine::Vocab::load(**g);
-    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-    if (!r.is_ok()) return std::unique_ptr<engine::Vocab>();
-    return std::move(*r);
-  }();
-  if (!v) std::abort();  // every test below needs it
-  return *v;
-}
-
-std::string llama31_template() {
-  std::ifstream in(std::string(NC_LLAMA_SRC) + "/models/templates/meta-llama-Llama-3.1-8B-Instruct.jinja");
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 constexpr int64_t kNEmbd = 256;
 
