@@ -138,7 +138,6 @@ awaitable<bool> completions(ApiContext& ctx, Call& call, bool chat) {
       r.prompt = prompts[pi];
       r.gen = run.opt.gen;
       r.fairness_group = group;
-    r.adapter = served.adapter;
       r.adapter = served.adapter;
       if (r.gen.sampling.seed && j > 0) r.gen.sampling.seed = *r.gen.sampling.seed + j;
       const int choice = static_cast<int>(pi) * run.opt.n + j;
