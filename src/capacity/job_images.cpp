@@ -19,11 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  return line.empty() ? "no output" : line;
-}
-
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
@@ -83,12 +78,7 @@ JobImages::JobImages(ImageOptions options) : options_(std::move(options)) {
       return;
     }
   }
-  Command info;
-  info.argv = podman_args();
-  info.argv.insert(info.argv.end(), {"info", "--format", "{{.Version.Version}} {{.Store.GraphDriverName}}"});
-  info.path = info.argv[0];
-  info.timeout_ms = 60'000;
-  SubprocessResult r = run_subprocess(info);
+  SubprocessResult r = podman({"info", "--format", "{{.Version.Version}} {{.Store.GraphDriverName}}"}, 60'000);
   if (!r.ok()) {
     status_ = "off (podman does not work here: " + first_line(r.describe("podman info")) + ")";
     return;
@@ -102,9 +92,14 @@ JobImages::JobImages(ImageOptions options) : options_(std::move(options)) {
                         version, driver, options_.dir, pull_hint("IMAGE"));
 }
 
-std::vector<std::string> JobImages::podman_args() const {
-  return {podman_,           "--root",   options_.dir + "/storage", "--runroot", run_root_, "--cgroup-manager",
-          "cgroupfs",        "--events-backend", "none",                    "--log-level", "error"};
+SubprocessResult JobImages::podman(const std::vector<std::string>& args, int timeout_ms) const {
+  Command c;
+  c.argv = {podman_,          "--root",   options_.dir + "/storage", "--runroot", run_root_, "--cgroup-manager",
+            "cgroupfs",       "--events-backend", "none",                    "--log-level", "error"};
+  c.argv.insert(c.argv.end(), args.begin(), args.end());
+  c.path = podman_;
+  c.timeout_ms = timeout_ms;
+  return run_subprocess(c);
 }
 
 std::string JobImages::pull_hint(const std::string& image) const {
@@ -128,14 +123,6 @@ Status JobImages::check_reference(std::string_view image) {
 Result<ImageRoot> JobImages::mount(const std::string& name, const std::string& image) const {
   if (!available_) return failed_precondition("container images are " + status_);
   NC_RETURN_IF_ERROR(check_reference(image));
-  auto podman = [&](std::vector<std::string> args) {
-    Command c;
-    c.argv = podman_args();
-    c.argv.insert(c.argv.end(), args.begin(), args.end());
-    c.path = c.argv[0];
-    c.timeout_ms = 120'000;  // a first mount of a large image copies nothing, but storage locks may wait
-    return run_subprocess(c);
-  };
   SubprocessResult r = podman({"image", "inspect", "--format", "{{json .Config}}", image});
   if (!r.ok()) {
     if (r.exited() && (r.err.find("no such image") != std::string::npos || r.err.find("not known") != std::string::npos ||
@@ -175,7 +162,6 @@ Result<ImageRoot> JobImages::mount(const std::string& name, const std::string& i
   }
   root.path = trimmed(r.out);
   // Passable (o+x) from the storage down to the root, for the job's user: listing stays root's.
-  std::error_code ec;
   fs::path p = fs::path(root.path);
   if (p.string().rfind(options_.dir + "/", 0) != 0) {
     release(name);
@@ -220,22 +206,12 @@ Result<ImageRoot> JobImages::mount(const std::string& name, const std::string& i
 
 void JobImages::release(const std::string& name) const {
   if (!available_) return;
-  Command c;
-  c.argv = podman_args();
-  c.argv.insert(c.argv.end(), {"rm", "--force", "--time", "0", "--ignore", name});
-  c.path = c.argv[0];
-  c.timeout_ms = 60'000;
-  run_subprocess(c);
+  podman({"rm", "--force", "--time", "0", "--ignore", name}, 60'000);
 }
 
 int JobImages::sweep() const {
   if (!available_) return 0;
-  Command ps;
-  ps.argv = podman_args();
-  ps.argv.insert(ps.argv.end(), {"ps", "--all", "--quiet", "--filter", "label=neocloud.images=" + options_.dir});
-  ps.path = ps.argv[0];
-  ps.timeout_ms = 60'000;
-  SubprocessResult r = run_subprocess(ps);
+  SubprocessResult r = podman({"ps", "--all", "--quiet", "--filter", "label=neocloud.images=" + options_.dir}, 60'000);
   if (!r.ok()) return 0;
   std::istringstream in(r.out);
   int n = 0;

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "capacity/subprocess.h"
 #include "core/status.h"
 
 namespace nc::capacity {
@@ -71,7 +72,9 @@ class JobImages {
   std::string pull_hint(const std::string& image) const;
 
  private:
-  std::vector<std::string> podman_args() const;
+  // Runs podman on this storage with `args`, killed after timeout_ms (image commands of a launch get
+  // 2 minutes: storage locks may make one wait for another).
+  SubprocessResult podman(const std::vector<std::string>& args, int timeout_ms = 120'000) const;
 
   ImageOptions options_;
   std::string podman_;

@@ -37,11 +37,6 @@ bool reachable_by_others(const fs::path& path) {
   }
 }
 
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  return line.empty() ? "no output" : line;
-}
-
 }  // namespace
 
 JobSandbox::JobSandbox(SandboxOptions options) : options_(std::move(options)) {

@@ -189,6 +189,11 @@ SubprocessResult run_subprocess(const Command& cmd) {
   return r;
 }
 
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.empty() ? "no output" : line;
+}
+
 std::string find_executable(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::istringstream in(path ? path : "/usr/local/bin:/usr/bin:/bin");

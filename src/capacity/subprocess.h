@@ -46,6 +46,10 @@ SubprocessResult run_subprocess(const Command& cmd);
 // names left out).
 std::vector<std::string> environment_with(const std::vector<std::pair<std::string, std::string>>& overrides);
 
+// The first line of a command's output or description (for one-line status messages); "no output"
+// when it is empty.
+std::string first_line(const std::string& text);
+
 // The absolute path of executable `name`: the first in this process's PATH, else in /usr/bin, /bin,
 // /usr/sbin or /sbin (a root service's PATH may lack the sbin directories); "" if none.
 std::string find_executable(const std::string& name);

@@ -15,6 +15,12 @@ std::string size_text(size_t bytes) {
                                     : fmt::format("{:.1f} KiB", static_cast<double>(bytes) / (1 << 10));
 }
 
+Status unknown(const std::string& id) { return not_found(fmt::format("adapter `{}` does not exist", id)); }
+
+// Whether a caller of organization `org` ("": no tenancy) sees an adapter of organization `owner`
+// ("": every organization's).
+bool visible(const std::string& owner, const std::string& org) { return org.empty() || owner.empty() || owner == org; }
+
 Status over_budget(const std::string& id, size_t need, size_t budget) {
   return resource_exhausted(fmt::format("adapter `{}` needs {} and the {} of adapter memory (serve --lora-memory-mib) "
                                         "are held by adapters in use; retry later",
@@ -78,15 +84,14 @@ Status AdapterRegistry::remove(const std::string& id) {
     entries_.erase(it);
     return Status::ok();
   }
-  return not_found(fmt::format("adapter `{}` does not exist", id));
+  return unknown(id);
 }
 
 Result<AdapterRegistry::Acquired> AdapterRegistry::acquire(const std::string& id, const std::string& org) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     std::shared_ptr<Entry> e = find(id);
-    if (!e || (!org.empty() && !e->spec.org.empty() && e->spec.org != org))  // another organization's: unknown
-      return not_found(fmt::format("adapter `{}` does not exist", id));
+    if (!e || !visible(e->spec.org, org)) return unknown(id);  // another organization's: unknown
     e->last_used = ++clock_;
     if (e->adapter) return Acquired{e->spec.base, e->adapter};
     if (e->loading) {  // another request reads it: wait for that
@@ -116,8 +121,7 @@ Result<AdapterRegistry::Acquired> AdapterRegistry::acquire(const std::string& id
 Result<std::string> AdapterRegistry::base_of(const std::string& id, const std::string& org) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::shared_ptr<Entry> e = find(id);
-  if (!e || (!org.empty() && !e->spec.org.empty() && e->spec.org != org))
-    return not_found(fmt::format("adapter `{}` does not exist", id));
+  if (!e || !visible(e->spec.org, org)) return unknown(id);
   return e->spec.base;
 }
 
@@ -125,7 +129,7 @@ std::vector<AdapterRegistry::Info> AdapterRegistry::list(const std::string& org)
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<Info> out;
   for (const auto& e : entries_)
-    if (org.empty() || e->spec.org.empty() || e->spec.org == org)
+    if (visible(e->spec.org, org))
       out.push_back({e->spec, e->adapter != nullptr, e->bytes, e->created});
   return out;
 }

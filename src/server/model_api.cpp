@@ -21,6 +21,10 @@ Result<json> parse_body_object(const Exchange& ex) {
 }
 
 namespace {
+ApiError model_not_found(const std::string& id) {
+  return api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+}
+
 EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string& id, std::optional<ApiError>* error) {
   switch (l.state) {
     case ModelRegistry::State::kReady: return l.service;
@@ -33,7 +37,7 @@ EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string&
                          "server_error");
       return nullptr;
     case ModelRegistry::State::kUnknown:
-      *error = api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+      *error = model_not_found(id);
       return nullptr;
   }
   return nullptr;
@@ -43,8 +47,7 @@ EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string&
 namespace {
 // What acquiring an adapter failed with, as the API answers it.
 ApiError adapter_error(const std::string& id, const Status& st) {
-  if (st.code() == StatusCode::kNotFound)
-    return api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+  if (st.code() == StatusCode::kNotFound) return model_not_found(id);
   if (st.code() == StatusCode::kResourceExhausted)
     return api_error(503, st.message(), "model", "adapter_memory_full", "server_error");
   return api_error(503, fmt::format("The model `{}` is not available.", id), "model", "model_unavailable", "server_error");
@@ -80,7 +83,7 @@ EngineService* ApiContext::resolve_model(const Call& call, const json& body, std
   if (l.state != ModelRegistry::State::kUnknown || !models.adapters().contains(id)) return ready_or_error(l, id, error);
   auto base = models.adapters().base_of(id, call.caller ? call.caller->principal.org_id : "");
   if (!base.is_ok()) {
-    *error = api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
+    *error = model_not_found(id);
     return nullptr;
   }
   if (served) {
@@ -165,8 +168,8 @@ awaitable<bool> handle_get_model(ApiContext& ctx, Call& call) {
   if (!ctx.find_model(id, &error)) co_return co_await call.ex.reply(error_reply(*error));
   for (const auto& e : ctx.models.entries())
     if (e.spec.id == id) co_return co_await call.ex.reply(json_reply(200, model_json(e)));
-  co_return co_await call.ex.reply(
-      error_reply(api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found")));
+  Reply unknown = error_reply(model_not_found(id));
+  co_return co_await call.ex.reply(unknown);
 }
 
 // Prometheus text: each metric family once (# HELP, # TYPE, then one series per model).

@@ -208,10 +208,8 @@ Result<std::shared_ptr<const LoraAdapter>> LoraAdapter::from_gguf(const GgufFile
         for (int64_t j = 0; j < rank; ++j) amax = std::max(amax, std::fabs(w->b[o * rank + j]));
         const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
         w->b_d[o] = fp32_to_fp16(d);
-        const int64_t t = o / 16, l = o % 16;
         for (int64_t j = 0; j < rank; ++j)
-          w->b_tiles[t * 16 * w->r4 + (j / 4) * 64 + l * 4 + j % 4] =
-              static_cast<int8_t>(std::lround(w->b[o * rank + j] * id));
+          w->b_tiles[w->b_tile_at(o, j)] = static_cast<int8_t>(std::lround(w->b[o * rank + j] * id));
       }
       w->a = {};
       w->b = {};
@@ -243,7 +241,7 @@ void LoraWeight::to_f32(std::vector<float>* a_out, std::vector<float>* b_out) co
   for (int64_t j = 0; j < rank; ++j) k.dequantize_row(&a_q8[j * a_row], &(*a_out)[j * n_in], n_in);
   for (int64_t o = 0; o < n_out; ++o)
     for (int64_t j = 0; j < rank; ++j)
-      (*b_out)[o * rank + j] = fp16_to_fp32(b_d[o]) * b_tiles[(o / 16) * 16 * r4 + (j / 4) * 64 + (o % 16) * 4 + j % 4];
+      (*b_out)[o * rank + j] = fp16_to_fp32(b_d[o]) * b_tiles[b_tile_at(o, j)];
 }
 
 void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScratch* scratch) {
@@ -296,11 +294,14 @@ void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScrat
   }
   sc.acts.resize(act_bytes);
   sc.rounded.resize(rounded_floats);
+  auto product_of = [&](const std::vector<int64_t>& first, int64_t item) {
+    return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
+  };
   std::vector<int64_t> first_conv(conversions.size() + 1, 0);  // (conversion, token) pairs
   for (size_t c = 0; c < conversions.size(); ++c) first_conv[c + 1] = first_conv[c] + products[conversions[c].product].n;
   auto convert = [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
-      const size_t c = static_cast<size_t>(std::upper_bound(first_conv.begin(), first_conv.end(), i) - first_conv.begin() - 1);
+      const size_t c = product_of(first_conv, i);
       const LoraProduct& p = products[conversions[c].product];
       const int64_t t = i - first_conv[c], n_in = p.w->n_in;
       const float* in = p.x + p.rows[t] * p.x_stride;
@@ -314,9 +315,6 @@ void lora_add(std::span<const LoraProduct> products, ThreadPool* pool, LoraScrat
     }
   };
 
-  auto product_of = [&](const std::vector<int64_t>& first, int64_t item) {
-    return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
-  };
   // Step A: tmp = A x. A work item is one (product, token) pair: all rank rows of A for that token.
   sc.first_pair.assign(np + 1, 0);
   for (size_t k = 0; k < np; ++k) sc.first_pair[k + 1] = sc.first_pair[k] + products[k].n;

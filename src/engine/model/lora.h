@@ -62,6 +62,9 @@ struct LoraWeight {
   std::vector<int8_t> b_tiles;
   std::vector<uint16_t> b_d;
   int r4 = 0;
+  size_t b_tile_at(int64_t o, int64_t j) const {  // where q[o][j] is in b_tiles
+    return static_cast<size_t>((o / 16) * 16 * r4 + (j / 4) * 64 + (o % 16) * 4 + j % 4);
+  }
 
   // A as [rank][n_in] and B as [n_out][rank] in f32, whatever the storage (the reference pass).
   void to_f32(std::vector<float>* a_out, std::vector<float>* b_out) const;
