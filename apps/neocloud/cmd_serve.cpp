@@ -24,6 +24,8 @@
 #include "capacity/schema.h"
 #include "capacity/local_executor.h"
 #include "capacity/slurm_executor.h"
+#include "files/file_store.h"
+#include "files/schema.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "gateway/metered_usage.h"
@@ -53,6 +55,8 @@ struct ServeOptions {
   std::string job_sandbox = "auto", gpu_device_dir = "/dev";
   std::string job_images = "auto", job_images_dir;
   std::vector<int64_t> job_uid_range;  // base, count
+  std::string files_dir;
+  double max_file_mib = 512, files_quota_mib = 10240;
 };
 
 // A metered GPU segment as the ledger's usage event.
@@ -109,6 +113,7 @@ Status run_serve(const ServeOptions& o) {
   }
   std::unique_ptr<storage::Database> db;
   std::unique_ptr<gateway::Gateway> gw;
+  std::unique_ptr<files::FileStore> file_store;
   int lock_fd = -1;
   std::string db_path;  // the SQLite file, if that is the database
   if (!o.db.empty()) {
@@ -129,7 +134,7 @@ Status run_serve(const ServeOptions& o) {
     go.instance = o.instance;
     // The schema of the whole deployment: each module's tables, composed here.
     NC_ASSIGN_OR_RETURN(go.migrations, storage::compose_migrations({tenancy::migrations(), gateway::migrations(),
-                                                                    capacity::migrations()}));
+                                                                    capacity::migrations(), files::migrations()}));
     gw = std::make_unique<gateway::Gateway>(*db, go);
     NC_ASSIGN_OR_RETURN(auto boot, gw->start());
     if (boot) {
@@ -143,6 +148,16 @@ Status run_serve(const ServeOptions& o) {
       }
     }
     fmt::print(stderr, "neocloud: gateway on ({}): API keys required\n", db->display_url());
+    // Uploaded files: next to the SQLite file; with PostgreSQL the operator names a path every server shares.
+    files::FileStoreOptions fo;
+    fo.dir = !o.files_dir.empty()  ? o.files_dir
+             : !db_path.empty()    ? (std::filesystem::path(db_path).parent_path() / "files").string()
+                                   : (std::filesystem::temp_directory_path() / "neocloud-files").string();
+    fo.max_file_bytes = static_cast<int64_t>(o.max_file_mib * (1 << 20));
+    fo.org_quota_bytes = static_cast<int64_t>(o.files_quota_mib * (1 << 20));
+    NC_ASSIGN_OR_RETURN(file_store, files::FileStore::open(*db, fo));
+    fmt::print(stderr, "neocloud: files API on: files in {} ({} MiB per file, {} MiB per organization)\n", fo.dir,
+               o.max_file_mib, o.files_quota_mib);
   }
   std::unique_ptr<capacity::JobStore> job_store;
   std::unique_ptr<capacity::JobController> jobs;
@@ -175,6 +190,7 @@ Status run_serve(const ServeOptions& o) {
     if (o.job_uid_range.size() == 2) jo.job_uids = {o.job_uid_range[0], o.job_uid_range[1]};
     // What a job must never see: every job's directory and log, the database and the key file.
     leo.sandbox.hidden_paths = {jo.log_dir};
+    if (file_store) leo.sandbox.hidden_paths.push_back(file_store->options().dir);
     leo.sandbox.jobs_root = jo.log_dir;
     leo.sandbox.dev_dir = o.gpu_device_dir;
     // Container images: podman's storage inside the jobs directory (covered for every job).
@@ -236,7 +252,7 @@ Status run_serve(const ServeOptions& o) {
   }
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo, std::move(adapters),
                                                                    static_cast<size_t>(o.lora_memory_mib * (1 << 20))));
-  server::HttpServer srv(*registry, gw.get(), jobs.get(), o.limits);
+  server::HttpServer srv(*registry, gw.get(), jobs.get(), file_store.get(), o.limits);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
@@ -342,6 +358,15 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--job-uid-range", o->job_uid_range, "BASE COUNT: the uids sandboxed jobs run as (one per organization)")
       ->expected(2);
+  cmd->add_option("--files-dir", o->files_dir,
+                  "where uploaded files are kept (default: files/ beside the SQLite database; with PostgreSQL, a path "
+                  "every server shares)");
+  cmd->add_option("--max-file-mib", o->max_file_mib, "the largest file an organization may upload")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--files-quota-mib", o->files_quota_mib, "the storage each organization's files may use in all")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--jobs-dir", o->jobs_dir, "where job logs and working directories go (default: $TMPDIR/neocloud-jobs)");
   cmd->add_option("--parallel", o->parallel, "sequences generating at once, per model")
       ->check(CLI::PositiveNumber)

@@ -1,5 +1,5 @@
-// ApiContext: what the API handlers of one server share — the models, the gateway and job controller
-// (null when off), the worker pool for CPU and database work off the I/O thread, the I/O executor the
+// ApiContext: what the API handlers of one server share — the models, the gateway, job controller and
+// file store (null when off), the worker pool for CPU and database work off the I/O thread, the I/O executor the
 // hand-offs wake, and the edge's limits.
 // Ownership: borrows everything (the HttpServer owns the pool and outlives every request).
 // Thread-safety: used from the I/O thread; offload() runs its function on the pool.
@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "capacity/job_controller.h"
+#include "files/file_store.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
 #include "server/router.h"
@@ -31,6 +32,7 @@ struct ApiContext {
   ModelRegistry& models;
   gateway::Gateway* gw;
   capacity::JobController* jobs;
+  files::FileStore* files;  // null: no Files API (no database)
   asio::thread_pool& work;
   asio::any_io_executor io;
   const EdgeLimits& limits;

@@ -7,6 +7,7 @@
 #include "server/api_context.h"
 #include "server/inference_api.h"
 #include "server/adapter_api.h"
+#include "server/files_api.h"
 #include "server/model_api.h"
 #include "server/platform_api.h"
 
@@ -15,10 +16,15 @@ namespace nc::server {
 using gateway::RouteAccess;
 
 struct HttpServer::Impl {
-  Impl(ModelRegistry& m, gateway::Gateway* g, capacity::JobController* j, EdgeLimits l)
+  Impl(ModelRegistry& m, gateway::Gateway* g, capacity::JobController* j, files::FileStore* f, EdgeLimits l)
       : limits(l),
-        transport(limits, [this](Exchange& ex) { return dispatch(ex); }),
-        ctx{m, g, j, work, transport.io().get_executor(), limits, [this] { return transport.active_connections(); }} {
+        transport(
+            limits, [this](Exchange& ex) { return dispatch(ex); },
+            [this](http::verb method, std::string_view path) -> std::optional<uint64_t> {
+              const Route* r = router.match(method, path, nullptr);
+              return r ? r->streamed_body_limit : std::nullopt;
+            }),
+        ctx{m, g, j, f, work, transport.io().get_executor(), limits, [this] { return transport.active_connections(); }} {
     build_routes();
   }
 
@@ -53,6 +59,13 @@ struct HttpServer::Impl {
       r.add(any, "/v1/reservations/*", RouteAccess::kInferenceOrAdmin, "jobs", h(handle_jobs));
       r.add(any, "/v1/admin/organizations/{org}/gpu_quota", RouteAccess::kOperator, "", h(handle_capacity_admin));
       r.add(any, "/v1/admin/nodes/*", RouteAccess::kOperator, "", h(handle_capacity_admin));
+    }
+    if (ctx.files) {
+      r.add(V::post, "/v1/files", RouteAccess::kInference, "files", h(handle_file_upload), upload_body_limit(*ctx.files));
+      r.add(V::get, "/v1/files", RouteAccess::kInference, "files", h(handle_list_files));
+      r.add(V::get, "/v1/files/{id}", RouteAccess::kInference, "files", h(handle_get_file));
+      r.add(V::get, "/v1/files/{id}/content", RouteAccess::kInference, "files", h(handle_file_content));
+      r.add(V::delete_, "/v1/files/{id}", RouteAccess::kInference, "files", h(handle_delete_file));
     }
     if (ctx.gw) {
       r.add(V::post, "/v1/usage/events", RouteAccess::kInferenceOrAdmin, "usage.events", h(handle_usage_events));
@@ -100,8 +113,9 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway, capacity::JobController* jobs, EdgeLimits limits)
-    : impl_(std::make_unique<Impl>(models, gateway, jobs, limits)) {}
+HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway, capacity::JobController* jobs,
+                       files::FileStore* files, EdgeLimits limits)
+    : impl_(std::make_unique<Impl>(models, gateway, jobs, files, limits)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::listen(const std::string& host, uint16_t port) { return impl_->transport.listen(host, port); }

@@ -7,7 +7,8 @@
 // JobController (serve --gpus/--gpu-nodes): the GPU jobs API, tenant-scoped by the key's organization
 // and project ("local" without a gateway).
 //
-// Ownership: borrows the ModelRegistry, the Gateway and the JobController (all must outlive the server);
+// Ownership: borrows the ModelRegistry, the Gateway, the JobController and the FileStore (all must
+// outlive the server);
 // owns the transport and the worker pool. Thread-safety: `listen` and `run` from one thread; `stop` from
 // any thread.
 #pragma once
@@ -17,6 +18,7 @@
 
 #include "capacity/job_controller.h"
 #include "core/status.h"
+#include "files/file_store.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
 #include "server/transport.h"
@@ -26,8 +28,9 @@ namespace nc::server {
 class HttpServer {
  public:
   // gateway: null serves without keys, limits or ledger (a private engine server).
+  // files: the Files API's store (null: no Files API).
   explicit HttpServer(ModelRegistry& models, gateway::Gateway* gateway = nullptr, capacity::JobController* jobs = nullptr,
-                      EdgeLimits limits = {});
+                      files::FileStore* files = nullptr, EdgeLimits limits = {});
   ~HttpServer();
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);

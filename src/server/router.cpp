@@ -50,8 +50,8 @@ bool match_pattern(std::string_view pattern, std::string_view path, std::vector<
 }
 
 void Router::add(std::optional<http::verb> method, std::string pattern, gateway::RouteAccess access, std::string scope,
-                 RouteHandler handler) {
-  routes_.push_back(Route{method, std::move(pattern), access, std::move(scope), std::move(handler)});
+                 RouteHandler handler, std::optional<uint64_t> streamed_body_limit) {
+  routes_.push_back(Route{method, std::move(pattern), access, std::move(scope), std::move(handler), streamed_body_limit});
 }
 
 bool Router::public_path(std::string_view path) const {

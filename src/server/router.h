@@ -32,12 +32,14 @@ struct Route {
   gateway::RouteAccess access = gateway::RouteAccess::kPublic;
   std::string scope;  // the endpoint name in API keys' scopes ("completions", "jobs", ...)
   RouteHandler handler;
+  // Set on an upload route: its handler reads the body itself (Exchange::body), at most this many bytes.
+  std::optional<uint64_t> streamed_body_limit;
 };
 
 class Router {
  public:
   void add(std::optional<http::verb> method, std::string pattern, gateway::RouteAccess access, std::string scope,
-           RouteHandler handler);
+           RouteHandler handler, std::optional<uint64_t> streamed_body_limit = std::nullopt);
   // The first route whose method and pattern match, with its {name} params; nullptr when none.
   const Route* match(http::verb method, std::string_view path, std::vector<std::string>* params) const;
   // Whether a public route (any method) has this path: a wrong method there is a 404, not a 401.

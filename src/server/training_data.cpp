@@ -13,27 +13,76 @@ namespace nc::server {
 
 using json = nlohmann::json;
 
-Result<TrainingExample> tokenize_training_line(std::string_view line, const ChatFormatter& chat, const engine::Vocab& vocab) {
+namespace {
+// A line's messages and the weight of each (OpenAI: assistant messages 0 or 1; default 1).
+struct CheckedLine {
+  std::vector<ChatMessage> msgs;
+  std::vector<int> weight;
+};
+
+Result<CheckedLine> check_line(std::string_view line) {
   json j = parse_json_or_discarded(line);
   if (j.is_discarded() || !j.is_object()) return invalid_argument("not a JSON object");
   if (!j.contains("messages")) return invalid_argument("'messages' is required").with_field("messages");
-  NC_ASSIGN_OR_RETURN(std::vector<ChatMessage> msgs, parse_messages(j));
-  // Weights of assistant messages (OpenAI: 0 or 1; default 1).
-  std::vector<int> weight(msgs.size(), 1);
+  CheckedLine c;
+  NC_ASSIGN_OR_RETURN(c.msgs, parse_messages(j));
+  c.weight.assign(c.msgs.size(), 1);
   bool any_trained = false;
   const json& raw = j["messages"];
-  for (size_t i = 0; i < msgs.size(); ++i) {
+  for (size_t i = 0; i < c.msgs.size(); ++i) {
     const json& m = raw[i];
     if (m.is_object() && m.contains("weight") && !m["weight"].is_null()) {
       if (!m["weight"].is_number_integer() || (m["weight"].get<int64_t>() != 0 && m["weight"].get<int64_t>() != 1))
         return invalid_argument("must be 0 or 1").with_field(fmt::format("messages[{}].weight", i));
-      if (msgs[i].role != "assistant")
+      if (c.msgs[i].role != "assistant")
         return invalid_argument("only assistant messages have a weight").with_field(fmt::format("messages[{}].weight", i));
-      weight[i] = static_cast<int>(m["weight"].get<int64_t>());
+      c.weight[i] = static_cast<int>(m["weight"].get<int64_t>());
     }
-    any_trained |= msgs[i].role == "assistant" && weight[i] == 1;
+    any_trained |= c.msgs[i].role == "assistant" && c.weight[i] == 1;
   }
   if (!any_trained) return invalid_argument("no assistant message to learn (with weight 1)").with_field("messages");
+  return c;
+}
+
+Status with_line(const Status& st, int64_t n) {
+  return Status(st.code(), fmt::format("line {}: {}{}", n, st.field().empty() ? "" : st.field() + ": ", st.message()))
+      .with_field(st.field());
+}
+}  // namespace
+
+Status check_training_line(std::string_view line) { return check_line(line).status(); }
+
+Status check_training_file(std::istream& in, size_t max_line_bytes, int64_t* examples) {
+  int64_t n = 0, count = 0;
+  std::string line;
+  std::streambuf* sb = in.rdbuf();
+  while (true) {
+    line.clear();
+    // getline with a cap: a hostile file of one huge line is refused before it is all in memory.
+    bool any = false;
+    for (int ch = sb->sbumpc(); ch != std::char_traits<char>::eof(); ch = sb->sbumpc()) {
+      const char c = static_cast<char>(ch);
+      any = true;
+      if (c == '\n') break;
+      if (line.size() == max_line_bytes)
+        return invalid_argument(fmt::format("line {}: longer than {} bytes", n + 1, max_line_bytes));
+      line.push_back(c);
+    }
+    if (!any) break;
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (Status st = check_training_line(line); !st.is_ok()) return with_line(st, n);
+    ++count;
+  }
+  if (count == 0) return invalid_argument("the file has no examples (one JSON object with 'messages' per line)");
+  if (examples) *examples = count;
+  return Status::ok();
+}
+
+Result<TrainingExample> tokenize_training_line(std::string_view line, const ChatFormatter& chat, const engine::Vocab& vocab) {
+  NC_ASSIGN_OR_RETURN(CheckedLine checked, check_line(line));
+  const std::vector<ChatMessage>& msgs = checked.msgs;
+  const std::vector<int>& weight = checked.weight;
 
   // Render the conversation turn by turn: before each assistant message, the prompt as serving renders
   // it (generation prompt included); then the text up to the end of that message's turn.
@@ -71,11 +120,7 @@ Status tokenize_dataset(std::istream& in, std::ostream& out, const ChatFormatter
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto ex = tokenize_training_line(line, chat, vocab);
-    if (!ex.is_ok()) {
-      const Status& st = ex.status();
-      return Status(st.code(), fmt::format("line {}: {}{}", n, st.field().empty() ? "" : st.field() + ": ", st.message()))
-          .with_field(st.field());
-    }
+    if (!ex.is_ok()) return with_line(ex.status(), n);
     json o = {{"ids", ex->ids}, {"mask", ex->mask}};
     out << o.dump() << '\n';
     if (stats) {

@@ -28,6 +28,14 @@ struct TrainingExample {
   std::vector<uint8_t> mask;  // 1: a token the loss is computed on (an assistant's, weight 1)
 };
 
+// Whether one JSONL line is a valid example without a model (what a file upload checks): the message
+// rules of the chat API, weights, at least one assistant message to learn. InvalidArgument naming the
+// field, without the line number.
+Status check_training_line(std::string_view line);
+// Every line of a fine-tuning file: the first error as "line N: ...", lines longer than max_line_bytes
+// refused; at least one example. `examples` gets their count.
+Status check_training_file(std::istream& in, size_t max_line_bytes, int64_t* examples);
+
 // One JSONL line as an example. InvalidArgument naming the field (messages[2].role, ...), without the
 // line number.
 Result<TrainingExample> tokenize_training_line(std::string_view line, const ChatFormatter& chat, const engine::Vocab& vocab);

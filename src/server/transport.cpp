@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <limits>
 
 #include "core/ids.h"
 #include "core/log.h"
@@ -76,10 +77,60 @@ awaitable<bool> write_reply(beast::tcp_stream& stream, unsigned version, bool ke
 
 awaitable<bool> Exchange::reply(Reply r) {
   answered = true;
-  return write_reply(stream, req.version(), req.keep_alive(), std::move(r), request_id, limits.write_timeout_ms);
+  return write_reply(stream, req.version(), keep_alive(), std::move(r), request_id, limits.write_timeout_ms);
 }
 
-Transport::Transport(EdgeLimits limits, RequestHandler handler) : limits_(limits), handler_(std::move(handler)) {}
+awaitable<bool> Exchange::reply_file(const std::string& path, std::string content_type, Headers headers) {
+  http::response<http::file_body> res{http::status::ok, req.version()};
+  boost::system::error_code ec;
+  res.body().open(path.c_str(), beast::file_mode::scan, ec);
+  if (ec) co_return co_await reply(error_reply(api_error(404, "The file's content is no longer there.", "", "file_not_found")));
+  answered = true;
+  res.set(http::field::server, "neocloud");
+  res.set(http::field::content_type, content_type);
+  res.set("x-request-id", request_id);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  const bool keep = keep_alive();
+  res.keep_alive(keep);
+  res.prepare_payload();
+  // The deadline is per write: a large file is sent in many, each must make progress in time.
+  http::response_serializer<http::file_body> sr{res};
+  while (!sr.is_done()) {
+    stream.expires_after(ms(limits.write_timeout_ms));
+    co_await http::async_write_some(stream, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec) break;
+  }
+  stream.expires_never();
+  co_return !ec && keep;
+}
+
+awaitable<Result<std::string_view>> BodyReader::next() {
+  if (parser_.is_done()) co_return std::string_view();
+  for (;;) {
+    parser_.get().body().data = chunk_.data();
+    parser_.get().body().size = chunk_.size();
+    boost::system::error_code ec;
+    stream_.expires_after(ms(timeout_ms_));
+    co_await http::async_read_some(stream_, buf_, parser_, asio::redirect_error(use_awaitable, ec));
+    stream_.expires_never();
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec == http::error::body_limit)
+      co_return resource_exhausted("the request body exceeds the route's limit");
+    if (ec) co_return unavailable(fmt::format("reading the request body: {}", ec.message()));
+    const size_t n = chunk_.size() - parser_.get().body().size;
+    read_ += n;
+    if (n > 0) co_return std::string_view(chunk_.data(), n);
+    if (parser_.is_done()) co_return std::string_view();
+  }
+}
+
+std::optional<uint64_t> BodyReader::content_length() const {
+  const auto n = parser_.content_length();
+  return n ? std::optional<uint64_t>(*n) : std::nullopt;
+}
+
+Transport::Transport(EdgeLimits limits, RequestHandler handler, StreamedRoute streamed)
+    : limits_(limits), handler_(std::move(handler)), streamed_(std::move(streamed)) {}
 Transport::~Transport() = default;
 
 Status Transport::listen(const std::string& host, uint16_t port) {
@@ -166,30 +217,56 @@ awaitable<void> Transport::session(tcp::socket sock) {
       buf.commit(n);
     }
     first = false;
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(limits_.max_body_bytes);
-    parser.header_limit(64 * 1024);
+    // The headers first (their own limit and deadline); then the body whole, or — on a streamed route —
+    // as the handler reads it.
+    http::request_parser<http::empty_body> head;
+    // Checked below, once the route is known (not boost::none: Boost 1.74 compares a length > none as true).
+    head.body_limit(std::numeric_limits<uint64_t>::max());
+    head.header_limit(64 * 1024);
     stream.expires_after(ms(limits_.header_timeout_ms));
-    co_await http::async_read_header(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
-    if (!ec && !parser.is_done()) {
-      stream.expires_after(ms(limits_.body_timeout_ms));
-      co_await http::async_read(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
-    }
+    co_await http::async_read_header(stream, buf, head, asio::redirect_error(use_awaitable, ec));
     stream.expires_never();
+    if (ec) break;  // closed, timed out (slow client) or malformed: drop the connection
+    const std::string target(head.get().target());
+    const std::string path(QueryString::path_of(target));
+    const std::optional<uint64_t> streamed = streamed_ ? streamed_(head.get().method(), path) : std::nullopt;
+    const uint64_t body_limit = streamed ? *streamed : limits_.max_body_bytes;
+    if (head.content_length() && *head.content_length() > body_limit) ec = http::error::body_limit;
+    std::optional<http::request_parser<http::string_body>> whole;
+    std::optional<http::request_parser<http::buffer_body>> chunks;
+    if (!ec && streamed) {
+      chunks.emplace(std::move(head));
+      chunks->body_limit(body_limit);
+    } else if (!ec) {
+      whole.emplace(std::move(head));
+      whole->body_limit(body_limit);
+      if (!whole->is_done()) {
+        stream.expires_after(ms(limits_.body_timeout_ms));
+        co_await http::async_read(stream, buf, *whole, asio::redirect_error(use_awaitable, ec));
+        stream.expires_never();
+      }
+    }
     if (ec == http::error::body_limit) {
       http::request<http::string_body> dummy;
       dummy.version(11);
       dummy.keep_alive(false);
       Exchange ex{stream, dummy, limits_, time_ordered_id("req_", 32), "", {}, ""};
-      co_await ex.reply(error_reply(api_error(413, fmt::format("The request body exceeds {} bytes.", limits_.max_body_bytes),
-                                              "", "request_too_large")));
+      co_await ex.reply(error_reply(api_error(413, fmt::format("The request body exceeds {} bytes.", body_limit), "",
+                                              "request_too_large")));
       break;
     }
     if (ec) break;  // closed, timed out (slow or idle client) or malformed: drop the connection
-    http::request<http::string_body> req = parser.release();
-    const std::string target(req.target());
-    Exchange ex{stream, req, limits_, time_ordered_id("req_", 32), std::string(QueryString::path_of(target)),
-                QueryString(QueryString::query_of(target)), std::string(QueryString::query_of(target))};
+    http::request<http::string_body> req;
+    std::optional<BodyReader> reader;
+    if (whole) {
+      req = whole->release();
+    } else {
+      static_cast<http::request_header<>&>(req) = chunks->get().base();
+      reader.emplace(stream, buf, *chunks, limits_.body_timeout_ms);
+    }
+    Exchange ex{stream, req, limits_, time_ordered_id("req_", 32), path, QueryString(QueryString::query_of(target)),
+                std::string(QueryString::query_of(target))};
+    if (reader) ex.body = &*reader;
     // A handler that throws (a bug: parsers return Result) costs its request, never the process: a 500
     // if nothing was sent yet, and the connection is closed.
     bool keep = false, threw = false;
@@ -204,10 +281,18 @@ awaitable<void> Transport::session(tcp::socket sock) {
       req.keep_alive(false);
       co_await ex.reply(error_reply(internal_error("unhandled exception")));
     }
-    if (!keep || threw) break;
+    if (!keep || threw || (reader && !reader->done())) break;
   }
+  // Lingering close: after our FIN, read and drop what the client still sends (a refused upload's rest)
+  // for a short while, so that it reads our answer instead of a reset. Bounded in time and bytes.
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(ms(2000));
+  size_t dropped = 0;
+  while (!ec && dropped < (256u << 20)) {
+    buf.consume(buf.size());
+    dropped += co_await stream.async_read_some(buf.prepare(64 * 1024), asio::redirect_error(use_awaitable, ec));
+  }
 }
 
 }  // namespace nc::server

@@ -17,7 +17,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/api_error.h"
 #include "core/query_string.h"
@@ -46,6 +49,33 @@ struct EdgeLimits {
   int64_t max_request_sequences = 2048;  // OpenAI's limit on embedding inputs
 };
 
+// The body of a request whose route reads it itself (uploads: Transport's `streamed` says which): the
+// handler pulls it chunk by chunk as it arrives, after it has authenticated the caller from the headers,
+// so a large upload is never whole in memory and a refused one is never read. Each read waits at most
+// the body timeout for the client's next bytes. Lives in the connection's coroutine; I/O thread only.
+class BodyReader {
+ public:
+  BodyReader(beast::tcp_stream& stream, beast::flat_buffer& buf, http::request_parser<http::buffer_body>& parser,
+             int timeout_ms)
+      : stream_(stream), buf_(buf), parser_(parser), timeout_ms_(timeout_ms) {}
+  // The next bytes of the body; an empty view once it is complete (done()). An error when the client
+  // closes, stalls past the timeout, sends malformed chunking or more than the route's limit
+  // (ResourceExhausted); the connection is then closed after the reply.
+  awaitable<Result<std::string_view>> next();
+  bool done() const { return parser_.is_done(); }
+  // The Content-Length the client announced (none for a chunked body).
+  std::optional<uint64_t> content_length() const;
+  uint64_t bytes_read() const { return read_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buf_;
+  http::request_parser<http::buffer_body>& parser_;
+  int timeout_ms_;
+  uint64_t read_ = 0;
+  std::vector<char> chunk_ = std::vector<char>(64 * 1024);
+};
+
 // What a handler answers with when it answers whole.
 struct Reply {
   int status = 200;
@@ -70,16 +100,24 @@ struct Exchange {
   QueryString query;
   std::string query_text;  // the raw text after '?'
   bool answered = false;   // a response (or a stream's head) has been started
-  // Writes a whole response; true when the connection stays open for the next request.
+  BodyReader* body = nullptr;  // set on a streamed route: req.body() is then empty, read it from here
+  // Writes a whole response; true when the connection stays open for the next request (never after a
+  // streamed body the handler did not read to its end).
   awaitable<bool> reply(Reply r);
-  bool keep_alive() const { return req.keep_alive(); }
+  // Writes the file at `path` as the response body (read from disk as it is sent, never whole in
+  // memory); a file that cannot be opened is a 404 file_not_found.
+  awaitable<bool> reply_file(const std::string& path, std::string content_type, Headers headers = {});
+  bool keep_alive() const { return req.keep_alive() && (!body || body->done()); }
 };
 
 using RequestHandler = std::function<awaitable<bool>(Exchange&)>;
+// For a request's method and path: the body limit of a streamed route (its handler reads the body
+// through Exchange::body), or nullopt for a route whose body is read whole first (max_body_bytes).
+using StreamedRoute = std::function<std::optional<uint64_t>(http::verb, std::string_view path)>;
 
 class Transport {
  public:
-  Transport(EdgeLimits limits, RequestHandler handler);
+  Transport(EdgeLimits limits, RequestHandler handler, StreamedRoute streamed = {});
   ~Transport();
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;
@@ -97,6 +135,7 @@ class Transport {
 
   EdgeLimits limits_;
   RequestHandler handler_;
+  StreamedRoute streamed_;
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
   std::atomic<int> active_{0};
