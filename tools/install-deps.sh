@@ -12,6 +12,7 @@ PKGS=(
   slurm-wlm munge
   bubblewrap util-linux procps
   podman busybox-static
+  python3-torch libopenblas0-pthread
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -64,6 +64,9 @@ struct LaunchSpec {
   // Non-empty: the container image (job_images.h) whose file system the tasks run in; only an executor
   // whose runs_images() is true accepts it.
   std::string image;
+  // JobSpec::inputs: staged into working_dir by the controller (job_inputs.h) before launch; executors
+  // ignore it.
+  std::vector<std::pair<std::string, std::string>> inputs;
 };
 
 enum class ExitKind {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 
+#include "capacity/job_inputs.h"
 #include "capacity/job_store.h"
 #include "core/ids.h"
 #include "core/log.h"
@@ -306,6 +307,7 @@ void JobController::launch(Live& l, int64_t now_us) {
   spec.args = l.job.spec.args;
   spec.env = l.job.spec.env;
   spec.image = l.job.spec.image;
+  spec.inputs = l.job.spec.inputs;
   spec.log_path = l.job.log_path;
   std::error_code ec;
   const auto job_dir = std::filesystem::path(l.job.log_path).parent_path();
@@ -374,6 +376,7 @@ void JobController::run_actions() {
         if (uid.is_ok()) todo[i].spec.run_as_uid = *uid;
         s = uid.status();
       }
+      if (s.is_ok() && !a.spec.inputs.empty()) s = stage_job_inputs(a.spec.inputs, a.spec.working_dir);
       if (s.is_ok()) s = executor_->launch(a.spec);
       if (!s.is_ok()) failed_launches.insert({a.job_id, a.segment});
       outcomes.push_back({i, std::move(s)});

@@ -39,6 +39,10 @@ struct JobSpec {
   bool requeue = true;         // a preempted spot job goes back to the queue
   std::string reservation;     // "res_...": run inside this reservation of the same organization
   std::string image;           // a container image (job_images.h) as the job's file system; "": the host's
+  // Files the platform gives the job (a fine-tune's model, data and trainer; never set from the jobs
+  // API): (name, path on this host), placed read-only in the job's working directory before each run —
+  // hard-linked when the job's user may read the source and it is on the same file system, else copied.
+  std::vector<std::pair<std::string, std::string>> inputs;
 };
 
 enum class ReservationState { kPending, kActive, kEnded, kCancelled };

@@ -55,6 +55,10 @@ json job_to_doc(const Job& j) {
                {"reservation", j.spec.reservation},
                {"image", j.spec.image}};
   for (const auto& [k, v] : j.spec.env) spec["env"].push_back({k, v});
+  if (!j.spec.inputs.empty()) {
+    spec["inputs"] = json::array();
+    for (const auto& [name, path] : j.spec.inputs) spec["inputs"].push_back({name, path});
+  }
   json events = json::array();
   for (const auto& e : j.events) events.push_back({{"t", e.time_us}, {"type", e.type}, {"detail", e.detail}});
   json segs = json::array();
@@ -127,6 +131,11 @@ Result<Job> job_from_doc(const json& doc) {
   j.spec.requeue = sp.get<bool>("requeue");
   j.spec.reservation = doc["spec"].value("reservation", std::string());  // optional
   j.spec.image = doc["spec"].value("image", std::string());              // optional
+  if (auto in = doc["spec"].find("inputs"); in != doc["spec"].end() && in->is_array()) {
+    for (const auto& p : *in)
+      if (p.is_array() && p.size() == 2 && p[0].is_string() && p[1].is_string())
+        j.spec.inputs.emplace_back(p[0].get<std::string>(), p[1].get<std::string>());
+  }
   const std::string prio = sp.get<std::string>("priority");
   auto env = sp.get<std::vector<std::pair<std::string, std::string>>>("env");
   NC_RETURN_IF_ERROR(sp.error);

@@ -6,7 +6,8 @@ namespace nc::gateway {
 
 Status record_metered_usage(Gateway& gw, const std::string& org, UsageEvent e) {
   if (const Price* p = gw.policy().snapshot()->price_at(e.item, e.time)) {
-    const __int128 cost = static_cast<__int128>(e.quantity) * p->per_unit;
+    const __int128 cost = static_cast<__int128>(e.quantity) * p->per_unit +
+                          token_cost_micros(*p, e.input_tokens, e.output_tokens, e.cached_tokens);
     if (cost > INT64_MAX / 2) return invalid_argument("metered usage: quantity × price overflows");
     e.cost_micros = static_cast<int64_t>(cost);
   }

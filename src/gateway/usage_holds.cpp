@@ -35,6 +35,22 @@ const Policy::BudgetStatus* first_over(const std::vector<Policy::BudgetStatus>& 
 
 Result<int64_t> UsageHolds::hold(const std::string& org, const std::string& project, const std::string& key,
                                  const std::vector<std::string>& items, int64_t quantity) {
+  auto snap = policy_.snapshot();
+  const int64_t now = nc::unix_us();
+  int64_t per_unit = 0;
+  for (const auto& item : items) {
+    if (const Price* p = snap->price_at(item, now)) per_unit = std::max(per_unit, p->per_unit);
+  }
+  const __int128 cost = static_cast<__int128>(per_unit) * quantity;
+  const int64_t micros = cost > INT64_MAX / 2 ? INT64_MAX / 2 : static_cast<int64_t>(cost);
+  return hold_micros(org, project, key, micros,
+                     fmt::format("this job may cost up to {:.6f} USD ({} units at {:.6f}); lower max_duration_seconds or "
+                                 "ask for a larger budget",
+                                 micros / 1e6, quantity, per_unit / 1e6));
+}
+
+Result<int64_t> UsageHolds::hold_micros(const std::string& org, const std::string& project, const std::string& key,
+                                        int64_t micros, const std::string& what) {
   const int64_t now = nc::unix_us();
   auto snap = policy_.snapshot();
   Hold h;
@@ -45,15 +61,7 @@ Result<int64_t> UsageHolds::hold(const std::string& org, const std::string& proj
     if (const Budget* b = snap->find_budget(s, *id)) h.budgets.push_back(*b);
   }
   if (h.budgets.empty()) return int64_t{0};
-  int64_t per_unit = 0;
-  for (const auto& item : items) {
-    if (const Price* p = snap->price_at(item, now)) per_unit = std::max(per_unit, p->per_unit);
-  }
-  const __int128 cost = static_cast<__int128>(per_unit) * quantity;
-  h.micros = cost > INT64_MAX / 2 ? INT64_MAX / 2 : static_cast<int64_t>(cost);
-  const std::string what = fmt::format("this job may cost up to {:.6f} USD ({} units at {:.6f}); lower "
-                                       "max_duration_seconds or ask for a larger budget",
-                                       h.micros / 1e6, quantity, per_unit / 1e6);
+  h.micros = micros;
   if (in_process_) {
     if (auto refused = accountant_.try_hold(h.budgets, h.period, h.micros)) return refusal(*refused + "; " + what);
   } else {

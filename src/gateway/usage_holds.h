@@ -31,6 +31,9 @@ class UsageHolds {
   // The hold's id, or 0 when no budget applies or the usage is unpriced (nothing held).
   Result<int64_t> hold(const std::string& org, const std::string& project, const std::string& key,
                        const std::vector<std::string>& items, int64_t quantity);
+  // The same for a cost already computed (fine-tuning's training tokens); `what` ends the refusal.
+  Result<int64_t> hold_micros(const std::string& org, const std::string& project, const std::string& key, int64_t micros,
+                              const std::string& what);
   void release(int64_t id);
   // Whether every budget of the hold is within its limit (spent + held <= limit).
   bool within(int64_t id);
