@@ -26,6 +26,10 @@
 #include "capacity/slurm_executor.h"
 #include "files/file_store.h"
 #include "files/schema.h"
+#include "server/fine_tune_hooks.h"
+#include "training/fine_tune_controller.h"
+#include "training/fine_tune_store.h"
+#include "training/schema.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "gateway/metered_usage.h"
@@ -57,6 +61,8 @@ struct ServeOptions {
   std::vector<int64_t> job_uid_range;  // base, count
   std::string files_dir;
   double max_file_mib = 512, files_quota_mib = 10240;
+  std::string trainer_dir = NC_TRAINER_DIR;
+  int fine_tune_gpus = 1, fine_tune_threads = 2;
 };
 
 // A metered GPU segment as the ledger's usage event.
@@ -134,7 +140,8 @@ Status run_serve(const ServeOptions& o) {
     go.instance = o.instance;
     // The schema of the whole deployment: each module's tables, composed here.
     NC_ASSIGN_OR_RETURN(go.migrations, storage::compose_migrations({tenancy::migrations(), gateway::migrations(),
-                                                                    capacity::migrations(), files::migrations()}));
+                                                                    capacity::migrations(), files::migrations(),
+                                                                    training::migrations()}));
     gw = std::make_unique<gateway::Gateway>(*db, go);
     NC_ASSIGN_OR_RETURN(auto boot, gw->start());
     if (boot) {
@@ -159,6 +166,7 @@ Status run_serve(const ServeOptions& o) {
     fmt::print(stderr, "neocloud: files API on: files in {} ({} MiB per file, {} MiB per organization)\n", fo.dir,
                o.max_file_mib, o.files_quota_mib);
   }
+  std::string jobs_dir;
   std::unique_ptr<capacity::JobStore> job_store;
   std::unique_ptr<capacity::JobController> jobs;
   if (!o.gpus.empty() || !o.gpu_nodes.empty() || o.executor == "slurm") {
@@ -187,6 +195,7 @@ Status run_serve(const ServeOptions& o) {
     jo.node_timeout_s = o.node_timeout >= 0 ? o.node_timeout : (o.gpu_nodes.empty() ? 0 : 60);
     jo.grace_period_s = o.jobs_grace;
     jo.log_dir = o.jobs_dir.empty() ? (std::filesystem::temp_directory_path() / "neocloud-jobs").string() : o.jobs_dir;
+    jobs_dir = jo.log_dir;
     if (o.job_uid_range.size() == 2) jo.job_uids = {o.job_uid_range[0], o.job_uid_range[1]};
     // What a job must never see: every job's directory and log, the database and the key file.
     leo.sandbox.hidden_paths = {jo.log_dir};
@@ -252,7 +261,24 @@ Status run_serve(const ServeOptions& o) {
   }
   NC_ASSIGN_OR_RETURN(auto registry, server::ModelRegistry::create(specs, eo, std::move(adapters),
                                                                    static_cast<size_t>(o.lora_memory_mib * (1 << 20))));
-  server::HttpServer srv(*registry, gw.get(), jobs.get(), file_store.get(), o.limits);
+  // Fine-tuning: the trainer runs as the organization's capacity job; needs jobs, files and a database.
+  std::unique_ptr<training::FineTuneStore> ft_store;
+  std::unique_ptr<training::FineTuneController> fine_tunes;
+  if (jobs && file_store) {
+    ft_store = std::make_unique<training::FineTuneStore>(*db);
+    training::FineTuneOptions fto;
+    fto.dir = (std::filesystem::path(jobs_dir) / ".fine-tunes").string();  // hidden from jobs with the jobs dir
+    fto.trainer_dir = o.trainer_dir;
+    fto.gpus = o.fine_tune_gpus;
+    fto.threads = o.fine_tune_threads;
+    if (!std::filesystem::exists(std::filesystem::path(fto.trainer_dir) / "neocloud_train.py"))
+      return not_found(fmt::format("--trainer-dir '{}' has no neocloud_train.py", fto.trainer_dir));
+    fine_tunes = std::make_unique<training::FineTuneController>(*jobs, *file_store, ft_store.get(),
+                                                                server::make_fine_tune_hooks(*registry, gw.get()), fto);
+    fmt::print(stderr, "neocloud: fine-tuning API on: trainer {} ({} GPU(s), {} threads per job)\n", fto.trainer_dir,
+               fto.gpus, fto.threads);
+  }
+  server::HttpServer srv(*registry, gw.get(), jobs.get(), file_store.get(), fine_tunes.get(), o.limits);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
@@ -264,6 +290,10 @@ Status run_serve(const ServeOptions& o) {
       std::string ids;
       for (const auto& e : registry->entries()) ids += (ids.empty() ? "" : ", ") + e.spec.id;
       fmt::print(stderr, "neocloud: serving {} at http://{}:{}/v1\n", ids, o.host, port);
+      if (fine_tunes) {  // its models are adapters of the loaded ones: served again from here
+        if (Status r = fine_tunes->recover(); !r.is_ok()) NC_LOG_ERROR("fine-tuning jobs: {}", r.to_string());
+        fine_tunes->start();
+      }
       return;
     }
     {
@@ -275,6 +305,7 @@ Status run_serve(const ServeOptions& o) {
   srv.run();
   // Stop the engines (and drop their requests' callbacks) while the server's I/O context still exists:
   // callbacks post to it.
+  if (fine_tunes) fine_tunes->stop();
   registry->shutdown();
   if (jobs) jobs->stop();  // running jobs are killed with their executor
   jobs.reset();
@@ -365,6 +396,14 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--files-quota-mib", o->files_quota_mib, "the storage each organization's files may use in all")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--trainer-dir", o->trainer_dir, "where the fine-tuning trainer (neocloud_train.py) is")
+      ->capture_default_str();
+  cmd->add_option("--fine-tune-gpus", o->fine_tune_gpus, "GPUs each fine-tuning job's trainer asks for (0: CPU only)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--fine-tune-threads", o->fine_tune_threads, "CPU threads of each fine-tuning trainer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--jobs-dir", o->jobs_dir, "where job logs and working directories go (default: $TMPDIR/neocloud-jobs)");

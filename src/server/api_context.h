@@ -13,6 +13,7 @@
 
 #include "capacity/job_controller.h"
 #include "files/file_store.h"
+#include "training/fine_tune_controller.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
 #include "server/router.h"
@@ -33,6 +34,7 @@ struct ApiContext {
   gateway::Gateway* gw;
   capacity::JobController* jobs;
   files::FileStore* files;  // null: no Files API (no database)
+  training::FineTuneController* fine_tunes;  // null: no fine-tuning API
   asio::thread_pool& work;
   asio::any_io_executor io;
   const EdgeLimits& limits;

@@ -16,7 +16,8 @@ namespace nc::server {
 using gateway::RouteAccess;
 
 struct HttpServer::Impl {
-  Impl(ModelRegistry& m, gateway::Gateway* g, capacity::JobController* j, files::FileStore* f, EdgeLimits l)
+  Impl(ModelRegistry& m, gateway::Gateway* g, capacity::JobController* j, files::FileStore* f,
+       training::FineTuneController* ft, EdgeLimits l)
       : limits(l),
         transport(
             limits, [this](Exchange& ex) { return dispatch(ex); },
@@ -24,7 +25,7 @@ struct HttpServer::Impl {
               const Route* r = router.match(method, path, nullptr);
               return r ? r->streamed_body_limit : std::nullopt;
             }),
-        ctx{m, g, j, f, work, transport.io().get_executor(), limits, [this] { return transport.active_connections(); }} {
+        ctx{m, g, j, f, ft, work, transport.io().get_executor(), limits, [this] { return transport.active_connections(); }} {
     build_routes();
   }
 
@@ -66,6 +67,11 @@ struct HttpServer::Impl {
       r.add(V::get, "/v1/files/{id}", RouteAccess::kInference, "files", h(handle_get_file));
       r.add(V::get, "/v1/files/{id}/content", RouteAccess::kInference, "files", h(handle_file_content));
       r.add(V::delete_, "/v1/files/{id}", RouteAccess::kInference, "files", h(handle_delete_file));
+    }
+    if (ctx.fine_tunes) {
+      r.add(any, "/v1/fine_tuning/jobs", RouteAccess::kInference, "fine_tuning", h(handle_fine_tuning));
+      r.add(any, "/v1/fine_tuning/jobs/*", RouteAccess::kInference, "fine_tuning", h(handle_fine_tuning));
+      r.add(V::delete_, "/v1/models/{id*}", RouteAccess::kInference, "models", h(handle_delete_model));
     }
     if (ctx.gw) {
       r.add(V::post, "/v1/usage/events", RouteAccess::kInferenceOrAdmin, "usage.events", h(handle_usage_events));
@@ -114,8 +120,8 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway, capacity::JobController* jobs,
-                       files::FileStore* files, EdgeLimits limits)
-    : impl_(std::make_unique<Impl>(models, gateway, jobs, files, limits)) {}
+                       files::FileStore* files, training::FineTuneController* fine_tunes, EdgeLimits limits)
+    : impl_(std::make_unique<Impl>(models, gateway, jobs, files, fine_tunes, limits)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::listen(const std::string& host, uint16_t port) { return impl_->transport.listen(host, port); }

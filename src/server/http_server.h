@@ -19,6 +19,7 @@
 #include "capacity/job_controller.h"
 #include "core/status.h"
 #include "files/file_store.h"
+#include "training/fine_tune_controller.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
 #include "server/transport.h"
@@ -28,9 +29,10 @@ namespace nc::server {
 class HttpServer {
  public:
   // gateway: null serves without keys, limits or ledger (a private engine server).
-  // files: the Files API's store (null: no Files API).
+  // files: the Files API's store (null: no Files API); fine_tunes: the fine-tuning API's (null: none).
   explicit HttpServer(ModelRegistry& models, gateway::Gateway* gateway = nullptr, capacity::JobController* jobs = nullptr,
-                      files::FileStore* files = nullptr, EdgeLimits limits = {});
+                      files::FileStore* files = nullptr, training::FineTuneController* fine_tunes = nullptr,
+                      EdgeLimits limits = {});
   ~HttpServer();
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "gateway/admin_api.h"
 #include "server/handoff.h"
+#include "training/fine_tuning_api.h"
 
 namespace nc::server {
 
@@ -42,6 +43,37 @@ awaitable<bool> handle_capacity_admin(ApiContext& ctx, Call& call) {
     return true;
   });
   co_return co_await call.ex.reply(response_reply(res));
+}
+
+awaitable<bool> handle_fine_tuning(ApiContext& ctx, Call& call) {
+  const std::string org = call.caller ? call.caller->principal.org_id : "local";
+  const std::string project = call.caller ? call.caller->principal.project_id : "";
+  const std::string key_id = call.caller ? call.caller->principal.key_id : "";
+  const std::string method(call.ex.req.method_string());
+  ApiResponse res;
+  co_await ctx.offload([&] {  // creation tokenizes the files
+    res = training::handle_fine_tuning(*ctx.fine_tunes, org, project, key_id, method, call.ex.path, call.ex.query_text,
+                                       call.ex.req.body());
+    return true;
+  });
+  co_return co_await call.ex.reply(response_reply(res));
+}
+
+awaitable<bool> handle_delete_model(ApiContext& ctx, Call& call) {
+  const std::string org = call.caller ? call.caller->principal.org_id : "local";
+  const std::string id = call.params.at(0);
+  Status st;
+  co_await ctx.offload([&] {
+    st = ctx.fine_tunes->delete_model(org, id);
+    return true;
+  });
+  if (!st.is_ok()) {
+    Reply refused = error_reply(api_error(404, fmt::format("The model '{}' does not exist or is not yours to delete", id),
+                                          "model", "model_not_found"));
+    co_return co_await call.ex.reply(refused);
+  }
+  json res = {{"id", id}, {"object", "model"}, {"deleted", true}};
+  co_return co_await call.ex.reply(json_reply(200, res));
 }
 
 // POST /v1/usage/events: CloudEvents metered into the ledger; 200 only once they are durable.

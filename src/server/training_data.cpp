@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <string>
 
 #include "core/json_parse.h"
@@ -127,6 +128,7 @@ Status tokenize_dataset(std::istream& in, std::ostream& out, const ChatFormatter
       ++stats->examples;
       stats->tokens += static_cast<int64_t>(ex->ids.size());
       for (uint8_t m : ex->mask) stats->trained_tokens += m;
+      stats->longest = std::max<int64_t>(stats->longest, static_cast<int64_t>(ex->ids.size()));
     }
   }
   if (stats && stats->examples == 0) return invalid_argument("the dataset has no examples");

@@ -42,6 +42,7 @@ Result<TrainingExample> tokenize_training_line(std::string_view line, const Chat
 
 struct DatasetStats {
   int64_t examples = 0, tokens = 0, trained_tokens = 0;  // trained: mask 1
+  int64_t longest = 0;  // tokens of the longest example
 };
 
 // Every non-empty line of `in` to one line of `out`: {"ids": [...], "mask": [...]}. The first bad

@@ -1,0 +1,13 @@
+// The training module's tables (version 7: fine-tuning jobs and their events), as a storage migration
+// the app composes with the other modules'. Thread-safe: a constant list built on first use.
+#pragma once
+
+#include <vector>
+
+#include "storage/migrate.h"
+
+namespace nc::training {
+
+const std::vector<storage::Migration>& migrations();
+
+}  // namespace nc::training
