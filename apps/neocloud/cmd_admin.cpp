@@ -202,6 +202,26 @@ void add_admin_command(CLI::App& app) {
   lrm->add_option("id", la->id)->required();
   lrm->callback([o, la] { run(*o, V::delete_, "/v1/admin/lora_adapters/" + la->id); });
 
+  struct ModelArgs {
+    std::string id, path, org;
+  };
+  auto ma = std::make_shared<ModelArgs>();
+  auto* models = admin->add_subcommand("models", "Load and unload models at run time, without a restart (operator key)")
+                     ->require_subcommand(1);
+  models->add_subcommand("list", "Every model: id, path, owner, state")->callback([o] { run(*o, V::get, "/v1/admin/models"); });
+  auto* mad = models->add_subcommand("add", "Load a GGUF (a path on the server) and serve it as model ID");
+  mad->add_option("id", ma->id)->required();
+  mad->add_option("--path", ma->path, "the GGUF file, as the server sees it")->required();
+  mad->add_option("--org", ma->org, "only this organization sees and uses it (default: every organization)");
+  mad->callback([o, ma] {
+    ordered_json b{{"id", ma->id}, {"path", ma->path}};
+    if (!ma->org.empty()) b["organization_id"] = ma->org;
+    run(*o, V::post, "/v1/admin/models", b);
+  });
+  auto* mrm = models->add_subcommand("remove", "Stop serving a model (requests in flight finish)");
+  mrm->add_option("id", ma->id)->required();
+  mrm->callback([o, ma] { run(*o, V::delete_, "/v1/admin/models/" + ma->id); });
+
   struct PriceArgs {
     std::string item;
     double input = 0, output = 0, cached = 0, unit = 0;

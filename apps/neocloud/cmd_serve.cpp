@@ -27,6 +27,7 @@
 #include "files/file_store.h"
 #include "files/schema.h"
 #include "server/fine_tune_hooks.h"
+#include "server/model_deploy_api.h"
 #include "training/fine_tune_controller.h"
 #include "training/fine_tune_store.h"
 #include "training/schema.h"
@@ -63,6 +64,7 @@ struct ServeOptions {
   double max_file_mib = 512, files_quota_mib = 10240;
   std::string trainer_dir = NC_TRAINER_DIR;
   int fine_tune_gpus = 1, fine_tune_threads = 2;
+  int tenant_models = 2;
 };
 
 // A metered GPU segment as the ledger's usage event.
@@ -278,7 +280,17 @@ Status run_serve(const ServeOptions& o) {
     fmt::print(stderr, "neocloud: fine-tuning API on: trainer {} ({} GPU(s), {} threads per job)\n", fto.trainer_dir,
                fto.gpus, fto.threads);
   }
-  server::HttpServer srv(*registry, gw.get(), jobs.get(), file_store.get(), fine_tunes.get(), o.limits);
+  std::unique_ptr<training::DeploymentStore> deployments;
+  if (db) deployments = std::make_unique<training::DeploymentStore>(*db);
+  server::HttpServer::Modules mods;
+  mods.gateway = gw.get();
+  mods.jobs = jobs.get();
+  mods.files = file_store.get();
+  mods.fine_tunes = fine_tunes.get();
+  mods.deployments = deployments.get();
+  if (file_store) mods.deploy_dir = (std::filesystem::path(file_store->options().dir) / "models").string();
+  mods.tenant_models_per_org = o.tenant_models;
+  server::HttpServer srv(*registry, mods, o.limits);
   NC_RETURN_IF_ERROR(srv.listen(o.host, static_cast<uint16_t>(o.port)));
   const uint16_t port = srv.port();  // read here: the loader thread must not touch the acceptor
   fmt::print(stderr, "neocloud: listening on http://{}:{}/v1 (models loading: /health answers 503 until ready)\n", o.host,
@@ -290,6 +302,7 @@ Status run_serve(const ServeOptions& o) {
       std::string ids;
       for (const auto& e : registry->entries()) ids += (ids.empty() ? "" : ", ") + e.spec.id;
       fmt::print(stderr, "neocloud: serving {} at http://{}:{}/v1\n", ids, o.host, port);
+      if (deployments) server::restore_deployments(*registry, *deployments);
       if (fine_tunes) {  // its models are adapters of the loaded ones: served again from here
         if (Status r = fine_tunes->recover(); !r.is_ok()) NC_LOG_ERROR("fine-tuning jobs: {}", r.to_string());
         fine_tunes->start();
@@ -397,6 +410,10 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--files-quota-mib", o->files_quota_mib, "the storage each organization's files may use in all")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--tenant-models", o->tenant_models,
+                  "GGUF models each organization may deploy as its own (POST /v1/models with an uploaded file; 0: none)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--trainer-dir", o->trainer_dir, "where the fine-tuning trainer (neocloud_train.py) is")
       ->capture_default_str();

@@ -13,6 +13,7 @@
 
 #include "capacity/job_controller.h"
 #include "files/file_store.h"
+#include "training/deployments.h"
 #include "training/fine_tune_controller.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
@@ -26,7 +27,9 @@ struct ServedModel {
   std::string id;
   bool is_adapter = false;
   std::shared_ptr<const engine::LoraAdapter> adapter;  // set by acquire_adapter
-  std::string base;  // an adapter's base model id (its price unless it has its own)
+  std::string base;  // an adapter's base model id (its price unless it has its own); a tenant's own
+                     // model: "tenant-models" (the operator's price for every tenant model)
+  std::shared_ptr<EngineService> keep;  // holds the engine while the request runs (a model may be removed)
 };
 
 struct ApiContext {
@@ -35,6 +38,9 @@ struct ApiContext {
   capacity::JobController* jobs;
   files::FileStore* files;  // null: no Files API (no database)
   training::FineTuneController* fine_tunes;  // null: no fine-tuning API
+  training::DeploymentStore* deployments;     // null: models loaded at run time are not kept across restarts
+  std::string deploy_dir;                     // where tenants' deployed GGUF files are kept ("": no tenant models)
+  int tenant_models_per_org = 2;
   asio::thread_pool& work;
   asio::any_io_executor io;
   const EdgeLimits& limits;

@@ -18,9 +18,9 @@ std::string price_item(const std::string& base) { return "fine-tune:" + base; }
 
 training::FineTuneHooks make_fine_tune_hooks(ModelRegistry& models, gateway::Gateway* gw) {
   training::FineTuneHooks h;
-  h.base_model = [&models](const std::string& id) -> Result<std::pair<std::string, int64_t>> {
+  h.base_model = [&models](const std::string& id, const std::string& org) -> Result<std::pair<std::string, int64_t>> {
     for (const auto& e : models.entries()) {
-      if (e.spec.id != id) continue;
+      if (e.spec.id != id || (!e.spec.org.empty() && e.spec.org != org)) continue;
       if (e.state != ModelRegistry::State::kReady || !e.service)
         return unavailable(fmt::format("the model '{}' is not loaded yet", id));
       return std::pair<std::string, int64_t>(e.spec.path, e.service->n_ctx());

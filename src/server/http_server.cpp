@@ -8,6 +8,7 @@
 #include "server/inference_api.h"
 #include "server/adapter_api.h"
 #include "server/files_api.h"
+#include "server/model_deploy_api.h"
 #include "server/model_api.h"
 #include "server/platform_api.h"
 
@@ -16,8 +17,7 @@ namespace nc::server {
 using gateway::RouteAccess;
 
 struct HttpServer::Impl {
-  Impl(ModelRegistry& m, gateway::Gateway* g, capacity::JobController* j, files::FileStore* f,
-       training::FineTuneController* ft, EdgeLimits l)
+  Impl(ModelRegistry& m, const HttpServer::Modules& mods, EdgeLimits l)
       : limits(l),
         transport(
             limits, [this](Exchange& ex) { return dispatch(ex); },
@@ -25,7 +25,18 @@ struct HttpServer::Impl {
               const Route* r = router.match(method, path, nullptr);
               return r ? r->streamed_body_limit : std::nullopt;
             }),
-        ctx{m, g, j, f, ft, work, transport.io().get_executor(), limits, [this] { return transport.active_connections(); }} {
+        ctx{m,
+            mods.gateway,
+            mods.jobs,
+            mods.files,
+            mods.fine_tunes,
+            mods.deployments,
+            mods.deploy_dir,
+            mods.tenant_models_per_org,
+            work,
+            transport.io().get_executor(),
+            limits,
+            [this] { return transport.active_connections(); }} {
     build_routes();
   }
 
@@ -71,7 +82,12 @@ struct HttpServer::Impl {
     if (ctx.fine_tunes) {
       r.add(any, "/v1/fine_tuning/jobs", RouteAccess::kInference, "fine_tuning", h(handle_fine_tuning));
       r.add(any, "/v1/fine_tuning/jobs/*", RouteAccess::kInference, "fine_tuning", h(handle_fine_tuning));
+    }
+    if (ctx.gw) {
+      r.add(V::post, "/v1/models", RouteAccess::kInference, "models", h(handle_deploy_model));
       r.add(V::delete_, "/v1/models/{id*}", RouteAccess::kInference, "models", h(handle_delete_model));
+      r.add(any, "/v1/admin/models", RouteAccess::kOperator, "", h(handle_admin_models));
+      r.add(any, "/v1/admin/models/{id*}", RouteAccess::kOperator, "", h(handle_admin_models));
     }
     if (ctx.gw) {
       r.add(V::post, "/v1/usage/events", RouteAccess::kInferenceOrAdmin, "usage.events", h(handle_usage_events));
@@ -119,9 +135,10 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway, capacity::JobController* jobs,
-                       files::FileStore* files, training::FineTuneController* fine_tunes, EdgeLimits limits)
-    : impl_(std::make_unique<Impl>(models, gateway, jobs, files, fine_tunes, limits)) {}
+HttpServer::HttpServer(ModelRegistry& models, gateway::Gateway* gateway, capacity::JobController* jobs, EdgeLimits limits)
+    : HttpServer(models, Modules{gateway, jobs}, limits) {}
+HttpServer::HttpServer(ModelRegistry& models, const Modules& modules, EdgeLimits limits)
+    : impl_(std::make_unique<Impl>(models, modules, limits)) {}
 HttpServer::~HttpServer() = default;
 
 Status HttpServer::listen(const std::string& host, uint16_t port) { return impl_->transport.listen(host, port); }

@@ -19,6 +19,7 @@
 #include "capacity/job_controller.h"
 #include "core/status.h"
 #include "files/file_store.h"
+#include "training/deployments.h"
 #include "training/fine_tune_controller.h"
 #include "gateway/gateway.h"
 #include "server/model_registry.h"
@@ -29,10 +30,19 @@ namespace nc::server {
 class HttpServer {
  public:
   // gateway: null serves without keys, limits or ledger (a private engine server).
-  // files: the Files API's store (null: no Files API); fine_tunes: the fine-tuning API's (null: none).
+  // The optional modules behind the API (null: that API is off).
+  struct Modules {
+    gateway::Gateway* gateway = nullptr;
+    capacity::JobController* jobs = nullptr;
+    files::FileStore* files = nullptr;                 // the Files API
+    training::FineTuneController* fine_tunes = nullptr;  // the fine-tuning API
+    training::DeploymentStore* deployments = nullptr;  // models loaded at run time, kept across restarts
+    std::string deploy_dir;                            // tenants' deployed GGUF files ("": no tenant models)
+    int tenant_models_per_org = 2;
+  };
   explicit HttpServer(ModelRegistry& models, gateway::Gateway* gateway = nullptr, capacity::JobController* jobs = nullptr,
-                      files::FileStore* files = nullptr, training::FineTuneController* fine_tunes = nullptr,
                       EdgeLimits limits = {});
+  HttpServer(ModelRegistry& models, const Modules& modules, EdgeLimits limits);
   ~HttpServer();
   // Binds host:port (port 0: any free port, see port()).
   Status listen(const std::string& host, uint16_t port);

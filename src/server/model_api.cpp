@@ -79,18 +79,31 @@ EngineService* ApiContext::resolve_model(const Call& call, const json& body, std
     }
   }
   if (served) served->id = id;
+  const std::string org = call.caller ? call.caller->principal.org_id : "";
   const ModelRegistry::Lookup l = models.lookup(id);
-  if (l.state != ModelRegistry::State::kUnknown || !models.adapters().contains(id)) return ready_or_error(l, id, error);
+  if (l.state != ModelRegistry::State::kUnknown && !l.org.empty() && call.caller && l.org != org) {
+    *error = model_not_found(id);  // another organization's own model: as if it did not exist
+    return nullptr;
+  }
+  if (l.state != ModelRegistry::State::kUnknown || !models.adapters().contains(id)) {
+    if (served) {
+      served->keep = l.keep;
+      if (!l.org.empty()) served->base = "tenant-models";
+    }
+    return ready_or_error(l, id, error);
+  }
   auto base = models.adapters().base_of(id, call.caller ? call.caller->principal.org_id : "");
   if (!base.is_ok()) {
     *error = model_not_found(id);
     return nullptr;
   }
+  const ModelRegistry::Lookup bl = models.lookup(*base);
   if (served) {
     served->is_adapter = true;
     served->base = *base;
+    served->keep = bl.keep;
   }
-  return ready_or_error(models.lookup(*base), *base, error);
+  return ready_or_error(bl, *base, error);
 }
 
 awaitable<bool> ApiContext::acquire_adapter(const Call& call, ServedModel& served, std::optional<ApiError>* error) {
@@ -122,7 +135,8 @@ awaitable<bool> handle_health(ApiContext& ctx, Call& call) {
 namespace {
 json model_json(const ModelRegistry::Entry& e) {
   const EngineService& m = *e.service;
-  json j = {{"id", m.id()}, {"object", "model"}, {"created", m.created()}, {"owned_by", "neocloud"},
+  json j = {{"id", m.id()}, {"object", "model"}, {"created", m.created()},
+            {"owned_by", e.spec.org.empty() ? std::string("neocloud") : e.spec.org},
             {"max_model_len", m.n_ctx()}};
   if (e.spec.random_weights) {
     j["random_weights"] = true;
@@ -146,8 +160,10 @@ int64_t n_ctx_of(ApiContext& ctx, const std::string& base) {
 
 Reply models_reply(ApiContext& ctx, const Call& call) {
   json data = json::array();
+  const std::string org = call.caller ? call.caller->principal.org_id : "";
   for (const auto& e : ctx.models.entries())
-    if (e.state == ModelRegistry::State::kReady && (!call.caller || call.caller->allows_model(e.spec.id)))
+    if (e.state == ModelRegistry::State::kReady && (!call.caller || call.caller->allows_model(e.spec.id)) &&
+        (e.spec.org.empty() || !call.caller || e.spec.org == org))
       data.push_back(model_json(e));
   for (const auto& a : ctx.models.adapters().list(call.caller ? call.caller->principal.org_id : ""))
     if (!call.caller || call.caller->allows_model(a.spec.id)) data.push_back(adapter_json(a, n_ctx_of(ctx, a.spec.base)));
@@ -166,8 +182,10 @@ awaitable<bool> handle_get_model(ApiContext& ctx, Call& call) {
   for (const auto& a : ctx.models.adapters().list(call.caller ? call.caller->principal.org_id : ""))
     if (a.spec.id == id) co_return co_await call.ex.reply(json_reply(200, adapter_json(a, n_ctx_of(ctx, a.spec.base))));
   if (!ctx.find_model(id, &error)) co_return co_await call.ex.reply(error_reply(*error));
+  const std::string org = call.caller ? call.caller->principal.org_id : "";
   for (const auto& e : ctx.models.entries())
-    if (e.spec.id == id) co_return co_await call.ex.reply(json_reply(200, model_json(e)));
+    if (e.spec.id == id && (e.spec.org.empty() || !call.caller || e.spec.org == org))
+      co_return co_await call.ex.reply(json_reply(200, model_json(e)));
   Reply unknown = error_reply(model_not_found(id));
   co_return co_await call.ex.reply(unknown);
 }
@@ -180,7 +198,7 @@ awaitable<bool> handle_metrics(ApiContext& ctx, Call& call) {
     engine::Scheduler::Stats stats;
   };
   std::vector<Served> served;
-  for (auto* m : ctx.models.ready_services()) served.push_back({fmt::format("model_name=\"{}\"", m->id()), m->stats()});
+  for (const auto& m : ctx.models.ready_services()) served.push_back({fmt::format("model_name=\"{}\"", m->id()), m->stats()});
   auto family = [&](const char* name, const char* type, const char* help, auto value) {
     out += prometheus_header(fmt::format("neocloud:{}", name), type, help);
     for (const Served& s : served) out += fmt::format("neocloud:{}{{{}}} {}\n", name, s.labels, value(s.stats));
@@ -239,6 +257,7 @@ namespace {
 struct ModelCall {
   json body;
   EngineService* model = nullptr;
+  ServedModel served;  // holds the engine for the call
   std::optional<Reply> error;
 };
 ModelCall model_call(ApiContext& ctx, Call& call, std::string_view scope) {
@@ -250,7 +269,7 @@ ModelCall model_call(ApiContext& ctx, Call& call, std::string_view scope) {
   }
   mc.body = std::move(*body);
   std::optional<ApiError> error;
-  mc.model = ctx.resolve_model(call, mc.body, scope, /*model_optional=*/true, &error);
+  mc.model = ctx.resolve_model(call, mc.body, scope, /*model_optional=*/true, &error, &mc.served);
   if (!mc.model) mc.error = error_reply(*error);
   return mc;
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <cstdlib>
 #include <set>
@@ -106,8 +107,9 @@ void ModelRegistry::start_loading(std::function<void(const Status&)> on_done) {
       Entry& e = entries_[i];
       if (svc.is_ok()) {
         e.service = svc->get();
+        e.shared = std::shared_ptr<EngineService>(std::move(*svc));
         e.state = State::kReady;
-        services_.push_back(std::move(*svc));
+        services_.push_back(e.shared);
         NC_LOG_INFO("model '{}' ready ({})", spec.id, spec.path);
       } else {
         e.state = State::kFailed;
@@ -138,36 +140,122 @@ Status ModelRegistry::add_adapter(const AdapterSpec& spec) {
 void ModelRegistry::shutdown() {
   stopping_ = true;
   if (loader_.joinable()) loader_.join();
-  std::vector<std::unique_ptr<EngineService>> services;
+  reaper_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+  std::vector<std::shared_ptr<EngineService>> services;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& e : entries_) {
       e.service = nullptr;
+      e.shared.reset();
       if (e.state == State::kReady) e.state = State::kFailed, e.error = unavailable("the server is shutting down");
     }
     services.swap(services_);
+    for (auto& r : retiring_) services.push_back(std::move(r));
+    retiring_.clear();
   }
   services.clear();  // stops the engine threads outside the lock
 }
 
+namespace {
+ModelRegistry::Lookup lookup_of(const ModelRegistry::Entry& e) {
+  const bool ready = e.state == ModelRegistry::State::kReady;
+  return {e.state, ready ? e.service : nullptr, ready ? e.shared : nullptr, e.spec.org};
+}
+}  // namespace
+
 ModelRegistry::Lookup ModelRegistry::lookup(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& e : entries_)
-    if (e.spec.id == id) return {e.state, e.state == State::kReady ? e.service : nullptr};
+    if (e.spec.id == id) return lookup_of(e);
   return {};
 }
 
 ModelRegistry::Lookup ModelRegistry::default_model() const {
   std::lock_guard<std::mutex> lock(mu_);
-  const Entry& e = entries_.front();  // create() refuses an empty list
-  return {e.state, e.state == State::kReady ? e.service : nullptr};
+  for (const auto& e : entries_)  // the first public model (the command line's first, unless removed)
+    if (e.spec.org.empty()) return lookup_of(e);
+  return {};
 }
 
-std::vector<EngineService*> ModelRegistry::ready_services() const {
+Status ModelRegistry::add_model(const ModelSpec& spec) {
+  auto taken = [&] {
+    if (adapters_->contains(spec.id)) return true;
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.spec.id == spec.id; });
+  };
+  if (spec.id.empty()) return invalid_argument("a model needs an id").with_field("id");
+  if (!adapters_ready_) return unavailable("the command line's models are still loading; retry shortly");
+  if (taken()) return Status(StatusCode::kAlreadyExists, fmt::format("the model id `{}` is taken", spec.id)).with_field("id");
+  if (stopping_) return unavailable("the server is shutting down");
+  NC_ASSIGN_OR_RETURN(std::unique_ptr<EngineService> svc, EngineService::start(spec.path, spec.id, options_));
+  std::shared_ptr<EngineService> shared(std::move(svc));
+  if (taken()) return Status(StatusCode::kAlreadyExists, fmt::format("the model id `{}` is taken", spec.id)).with_field("id");
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<EngineService*> out;
+  Entry e;
+  e.spec = spec;
+  e.state = State::kReady;
+  e.service = shared.get();
+  e.shared = shared;
+  entries_.push_back(std::move(e));
+  services_.push_back(std::move(shared));
+  NC_LOG_INFO("model '{}' loaded at run time ({}{})", spec.id, spec.path, spec.org.empty() ? "" : ", organization " + spec.org);
+  return Status::ok();
+}
+
+Status ModelRegistry::remove_model(const std::string& id) {
+  std::shared_ptr<EngineService> gone;
+  if (!adapters_ready_) return unavailable("the command line's models are still loading; retry shortly");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.spec.id == id; });
+    if (it == entries_.end() || it->state == State::kLoading) return not_found(fmt::format("no model `{}`", id));
+    gone = it->shared;
+    entries_.erase(it);
+    services_.erase(std::remove(services_.begin(), services_.end(), gone), services_.end());
+  }
+  // Its adapters go with it (requests holding one keep it, and the engine through their Lookup).
+  for (const auto& a : adapters_->list(""))
+    if (a.spec.base == id) (void)adapters_->remove(a.spec.id);
+  if (gone) {
+    std::lock_guard<std::mutex> lock(mu_);
+    retiring_.push_back(std::move(gone));
+    if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_loop(); });
+  }
+  reaper_cv_.notify_all();
+  NC_LOG_INFO("model '{}' removed (its engine stops when its last request ends)", id);
+  return Status::ok();
+}
+
+// Stops removed engines once no request holds them (use_count 1: only this list). Off the I/O thread,
+// because stopping an engine joins its thread.
+void ModelRegistry::reap_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    std::vector<std::shared_ptr<EngineService>> done;
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+      if (it->use_count() == 1) {
+        done.push_back(std::move(*it));
+        it = retiring_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!done.empty()) {
+      lock.unlock();
+      done.clear();
+      lock.lock();
+      continue;
+    }
+    reaper_cv_.wait_for(lock, std::chrono::milliseconds(200));
+  }
+}
+
+std::vector<std::shared_ptr<EngineService>> ModelRegistry::ready_services() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<EngineService>> out;
   for (const auto& e : entries_)
-    if (e.state == State::kReady) out.push_back(e.service);
+    if (e.state == State::kReady) out.push_back(e.shared);
   return out;
 }
 

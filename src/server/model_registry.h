@@ -9,6 +9,7 @@
 // registry (idempotent).
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,8 @@ struct ModelSpec {
   std::string id;            // the name clients send as "model"
   bool random_weights = false;  // labelled so in /v1/models
   bool make_demo = false;       // write neocloud's demo model (random weights, demo tokenizer) to `path` if absent
+  std::string org;              // "": public; else the organization whose own model it is (only it sees it)
+  std::string file_id;          // a tenant's model: the uploaded file it was loaded from
 };
 
 // The demo model `serve` uses when given no model: $XDG_CACHE_HOME/neocloud (or ~/.cache/neocloud).
@@ -44,6 +47,7 @@ class ModelRegistry {
     State state = State::kLoading;
     Status error;                  // kFailed
     EngineService* service = nullptr;  // kReady
+    std::shared_ptr<EngineService> shared;  // the same, owning (requests hold it through Lookup::keep)
   };
 
   // InvalidArgument if two specs share an id (models and adapters). `adapters`: LoRA adapters added
@@ -63,11 +67,13 @@ class ModelRegistry {
   struct Lookup {
     State state = State::kUnknown;
     EngineService* service = nullptr;  // when kReady
+    std::shared_ptr<EngineService> keep;  // holds the service for a request (see remove_model)
+    std::string org;                      // the model's owner ("" = public)
   };
   Lookup lookup(const std::string& id) const;
   // The first model on the command line (for routes where "model" is optional).
   Lookup default_model() const;
-  std::vector<EngineService*> ready_services() const;
+  std::vector<std::shared_ptr<EngineService>> ready_services() const;
   bool all_ready() const;
   std::vector<Entry> entries() const;
   // The LoRA adapters served as models (on the ready services' models).
@@ -75,6 +81,13 @@ class ModelRegistry {
   const AdapterRegistry& adapters() const { return *adapters_; }
   // Registers an adapter on the ready base model `spec.base` (NotFound if there is none).
   Status add_adapter(const AdapterSpec& spec);
+  // Loads a model at run time (blocks: call it off the I/O thread) and serves it under spec.id:
+  // AlreadyExists when the id is taken (by a model or an adapter), the loader's error for a bad file.
+  Status add_model(const ModelSpec& spec);
+  // Stops serving a model (and its adapters): new requests get 404 at once; requests in flight hold its
+  // engine (Lookup::keep) and finish; the engine is stopped on the registry's reaper thread once the
+  // last of them lets go. NotFound when there is no such model.
+  Status remove_model(const std::string& id);
 
  private:
   ModelRegistry() = default;
@@ -82,7 +95,11 @@ class ModelRegistry {
   EngineOptions options_;
   mutable std::mutex mu_;
   std::vector<Entry> entries_;                              // guarded by mu_
-  std::vector<std::unique_ptr<EngineService>> services_;    // guarded by mu_
+  std::vector<std::shared_ptr<EngineService>> services_;    // guarded by mu_
+  std::vector<std::shared_ptr<EngineService>> retiring_;    // removed, stopped when unused; guarded by mu_
+  std::thread reaper_;
+  std::condition_variable reaper_cv_;
+  void reap_loop();
   std::thread loader_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<AdapterRegistry> adapters_;

@@ -59,23 +59,6 @@ awaitable<bool> handle_fine_tuning(ApiContext& ctx, Call& call) {
   co_return co_await call.ex.reply(response_reply(res));
 }
 
-awaitable<bool> handle_delete_model(ApiContext& ctx, Call& call) {
-  const std::string org = call.caller ? call.caller->principal.org_id : "local";
-  const std::string id = call.params.at(0);
-  Status st;
-  co_await ctx.offload([&] {
-    st = ctx.fine_tunes->delete_model(org, id);
-    return true;
-  });
-  if (!st.is_ok()) {
-    Reply refused = error_reply(api_error(404, fmt::format("The model '{}' does not exist or is not yours to delete", id),
-                                          "model", "model_not_found"));
-    co_return co_await call.ex.reply(refused);
-  }
-  json res = {{"id", id}, {"object", "model"}, {"deleted", true}};
-  co_return co_await call.ex.reply(json_reply(200, res));
-}
-
 // POST /v1/usage/events: CloudEvents metered into the ledger; 200 only once they are durable.
 awaitable<bool> handle_usage_events(ApiContext& ctx, Call& call) {
   Result<std::vector<gateway::UsageEvent>> events = invalid_argument("");

@@ -16,7 +16,6 @@ awaitable<bool> handle_jobs(ApiContext& ctx, Call& call);
 awaitable<bool> handle_capacity_admin(ApiContext& ctx, Call& call);
 // /v1/fine_tuning/jobs...: the caller's org, project and key from its key.
 awaitable<bool> handle_fine_tuning(ApiContext& ctx, Call& call);
-// DELETE /v1/models/{id}: an organization deletes its fine-tuned model (OpenAI's shape).
-awaitable<bool> handle_delete_model(ApiContext& ctx, Call& call);
+
 
 }  // namespace nc::server

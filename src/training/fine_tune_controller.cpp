@@ -110,7 +110,7 @@ Result<FineTuneJob> FineTuneController::create(const std::string& org, const std
         .with_field("learning_rate_multiplier");
   if (h.lora_rank < 0 || h.lora_rank > 256) return invalid_argument("lora_rank must be 1 to 256").with_field("lora_rank");
   if (h.lora_alpha < 0 || h.lora_alpha > 4096) return invalid_argument("lora_alpha must be above 0").with_field("lora_alpha");
-  auto base = hooks_.base_model(req.model);
+  auto base = hooks_.base_model(req.model, org);
   if (!base.is_ok()) return Status(base.status().code(), base.status().message()).with_field("model");
   for (const auto& [field, id] : {std::pair{"training_file", &req.training_file}, std::pair{"validation_file", &req.validation_file}}) {
     if (id->empty()) continue;
@@ -289,7 +289,7 @@ void FineTuneController::settle(Live& l) {
 
 void FineTuneController::submit_trainer(Live& l) {
   FineTuneJob& j = l.job;
-  auto base = hooks_.base_model(j.model);
+  auto base = hooks_.base_model(j.model, j.org);
   if (!base.is_ok()) {
     fail(l, "model_not_available", fmt::format("the base model {} is no longer served", j.model));
     settle(l);

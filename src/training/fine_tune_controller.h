@@ -42,9 +42,10 @@ struct TokenizedFile {
 
 // What the controller asks of the server that serves the models.
 struct FineTuneHooks {
-  // The GGUF file of base model `model` and its context length; NotFound when this server does not
-  // serve such a base model (an adapter or a fine-tuned model cannot be a base).
-  std::function<Result<std::pair<std::string, int64_t>>(const std::string& model)> base_model;
+  // The GGUF file of base model `model` as organization `org` sees it, and its context length;
+  // NotFound when this server serves no such base model to it (an adapter or a fine-tuned model
+  // cannot be a base; another organization's own model does not exist for it).
+  std::function<Result<std::pair<std::string, int64_t>>(const std::string& model, const std::string& org)> base_model;
   // Tokenizes the fine-tune file `in` for `model` into `out` ({"ids","mask"} lines); errors name the line.
   std::function<Result<TokenizedFile>(const std::string& model, const std::string& in, const std::string& out)> tokenize;
   // Serves the adapter at `path` as `id` (an adapter of `base`) for organization `org` only / stops serving it.

@@ -27,6 +27,17 @@ CREATE TABLE fine_tuning_events (
 );
 )sql";
 
+// Version 8: models loaded at run time (deployments.h): the operator's public ones, tenants' own.
+constexpr const char* kDeploymentsV8 = R"sql(
+CREATE TABLE model_deployments (
+  id          TEXT PRIMARY KEY,
+  org_id      TEXT NOT NULL,
+  path        TEXT NOT NULL,
+  file_id     TEXT NOT NULL,
+  created_at  BIGINT NOT NULL
+);
+)sql";
+
 }  // namespace
 
 const std::vector<storage::Migration>& migrations() {
@@ -35,7 +46,11 @@ const std::vector<storage::Migration>& migrations() {
     m.version = 7;
     m.name = "fine_tuning";
     m.sql = kTrainingV7;
-    return std::vector<storage::Migration>{m};
+    storage::Migration d;
+    d.version = 8;
+    d.name = "model_deployments";
+    d.sql = kDeploymentsV8;
+    return std::vector<storage::Migration>{m, d};
   }();
   return list;
 }

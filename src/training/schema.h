@@ -1,4 +1,5 @@
-// The training module's tables (version 7: fine-tuning jobs and their events), as a storage migration
+// The training module's tables (version 7: fine-tuning jobs and their events; version 8: models
+// deployed at run time), as storage migrations
 // the app composes with the other modules'. Thread-safe: a constant list built on first use.
 #pragma once
 
