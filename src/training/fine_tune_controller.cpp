@@ -335,54 +335,85 @@ void FineTuneController::submit_trainer(Live& l) {
   add_event(l, fmt::format("Fine-tuning job queued as capacity job {} ({} GPU(s))", cj->id, options_.gpus));
 }
 
+namespace {
+// The trainer's events are read as untrusted input (the file is in a directory the organization's uid
+// writes): a missing, null or mistyped field is its default, never an exception.
+double num(const json& e, const char* k, double d) {
+  auto it = e.find(k);
+  return it != e.end() && it->is_number() ? it->get<double>() : d;
+}
+int64_t integer(const json& e, const char* k, int64_t d) {
+  auto it = e.find(k);
+  return it != e.end() && it->is_number_integer() ? it->get<int64_t>() : d;
+}
+std::string text(const json& e, const char* k, std::string d, size_t max = 2000) {
+  auto it = e.find(k);
+  if (it == e.end() || !it->is_string()) return d;
+  std::string s = it->get<std::string>();
+  return s.size() > max ? s.substr(0, max) : s;
+}
+constexpr int64_t kMaxEventBytesPerPoll = 1 << 20;
+constexpr size_t kMaxEventLine = 64 * 1024;
+}  // namespace
+
 void FineTuneController::read_trainer_events(Live& l, const std::string& work_dir) {
   FineTuneJob& j = l.job;
   std::ifstream in(work_dir + "/events.jsonl", std::ios::binary);
   if (!in) return;
   in.seekg(j.events_offset);
   std::string line;
-  while (std::getline(in, line)) {
+  int64_t read = 0;
+  while (read < kMaxEventBytesPerPoll && std::getline(in, line)) {
     if (in.eof()) break;  // a line still being written (no newline yet): read it next time
     j.events_offset += static_cast<int64_t>(line.size()) + 1;
+    read += static_cast<int64_t>(line.size()) + 1;
+    if (line.size() > kMaxEventLine) continue;
     json e = parse_json_or_discarded(line);
     if (!e.is_object()) continue;
-    const std::string type = e.value("type", "");
+    const std::string type = text(e, "type", "");
     if (type == "started") {
-      j.total_steps = e.value("steps", j.total_steps);
-      add_event(l, fmt::format("Training started on {} ({} threads): {} examples, {} steps", e.value("device", "?"),
-                               e.value("threads", 0), e.value("examples", 0), j.total_steps));
+      j.total_steps = integer(e, "steps", j.total_steps);
+      add_event(l, fmt::format("Training started on {} ({} threads): {} examples, {} steps", text(e, "device", "?", 64),
+                               integer(e, "threads", 0), integer(e, "examples", 0), j.total_steps));
     } else if (type == "step") {
-      j.step = e.value("step", j.step);
-      j.trained_tokens = e.value("trained_tokens", j.trained_tokens);
-      const double loss = e.value("train_loss", 0.0);
-      const double elapsed = e.value("elapsed_s", 0.0);
-      if (j.step > 0 && j.total_steps > j.step)
+      j.step = integer(e, "step", j.step);
+      j.trained_tokens = std::max<int64_t>(0, integer(e, "trained_tokens", j.trained_tokens));
+      const double elapsed = num(e, "elapsed_s", 0.0);
+      if (j.step > 0 && j.total_steps > j.step && elapsed >= 0 && elapsed < 1e9)
         j.estimated_finish = now_s() + static_cast<int64_t>(std::ceil(elapsed / static_cast<double>(j.step) *
                                                                       static_cast<double>(j.total_steps - j.step)));
-      add_event(l, fmt::format("Step {}/{}: training loss={:.4f}", j.step, j.total_steps, loss), "metrics",
-                {{"step", j.step}, {"train_loss", loss}, {"total_steps", j.total_steps}, {"trained_tokens", j.trained_tokens}});
+      json data = {{"step", j.step}, {"total_steps", j.total_steps}, {"trained_tokens", j.trained_tokens}};
+      std::string msg = fmt::format("Step {}/{}", j.step, j.total_steps);
+      if (auto it = e.find("train_loss"); it != e.end() && it->is_number()) {
+        data["train_loss"] = it->get<double>();
+        msg += fmt::format(": training loss={:.4f}", it->get<double>());
+      }
+      add_event(l, std::move(msg), "metrics", std::move(data));
     } else if (type == "checkpoint") {
       Checkpoint c;
-      c.step = e.value("step", int64_t{0});
+      c.step = integer(e, "step", 0);
       c.id = fmt::format("ftckpt-{}-{}", j.id.substr(j.id.find('-') + 1), c.step);
       c.created_at = now_s();
-      c.train_loss = e.value("train_loss", 0.0);
-      if (e.contains("valid_loss") && e["valid_loss"].is_number()) c.valid_loss = e["valid_loss"].get<double>();
+      c.train_loss = num(e, "train_loss", 0.0);
+      if (auto it = e.find("valid_loss"); it != e.end() && it->is_number()) c.valid_loss = it->get<double>();
       // The trainer names its file inside the sandbox; it is the same name in the work directory.
-      const std::string name = fs::path(e.value("path", "")).filename().string();
+      const std::string name = fs::path(text(e, "path", "", 4096)).filename().string();
       c.path = j.staging_dir + "/" + name;
-      if (!name.empty() && copy_into(fs::path(work_dir) / "checkpoints" / name, c.path).is_ok()) {
+      const bool ok = !name.empty() && name[0] != '.' && fs::path(name).extension() == ".gguf" &&
+                      copy_into(fs::path(work_dir) / "checkpoints" / name, c.path).is_ok();
+      if (ok) {
         add_event(l, fmt::format("Checkpoint created at step {}", c.step), "message",
                   {{"step", c.step}, {"train_loss", c.train_loss}, {"valid_loss", c.valid_loss ? json(*c.valid_loss) : json()}});
         j.checkpoints.push_back(std::move(c));
       }
     } else if (type == "done") {
-      j.trained_tokens = e.value("trained_tokens", j.trained_tokens) + e.value("valid_tokens", int64_t{0});
-      add_event(l, fmt::format("Training done: {} steps, final training loss={:.4f}", e.value("step", j.step),
-                               e.value("train_loss", 0.0)));
+      j.trained_tokens = std::max<int64_t>(0, integer(e, "trained_tokens", j.trained_tokens)) +
+                         std::max<int64_t>(0, integer(e, "valid_tokens", 0));
+      add_event(l, fmt::format("Training done: {} steps, final training loss={:.4f}", integer(e, "step", j.step),
+                               num(e, "train_loss", 0.0)));
     } else if (type == "error") {
-      j.error_code = e.value("code", "training_failed");
-      j.error_message = e.value("message", "");
+      j.error_code = text(e, "code", "training_failed", 64);
+      j.error_message = text(e, "message", "");
     }
   }
 }
@@ -460,9 +491,13 @@ void FineTuneController::tick() {
     if (it == jobs_by_id_.end()) continue;
     Live& l = *it->second;
     const auto before = to_doc(l.job);
-    if (l.job.state == FineTuneState::kValidatingFiles) submit_trainer(l);
-    else if (!l.job.capacity_job.empty() && !l.job.billed) follow(l);
-    else if (is_final(l.job.state)) settle(l);
+    try {
+      if (l.job.state == FineTuneState::kValidatingFiles) submit_trainer(l);
+      else if (!l.job.capacity_job.empty() && !l.job.billed) follow(l);
+      else if (is_final(l.job.state)) settle(l);
+    } catch (const std::exception& e) {  // a bug must cost this poll, not the server
+      NC_LOG_ERROR("fine-tuning job {}: {}", id, e.what());
+    }
     if (!l.unsaved.empty() || to_doc(l.job) != before) persist(l);
   }
 }

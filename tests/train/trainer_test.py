@@ -8,7 +8,9 @@ Everything it needs is made in --workdir with `neocloud model synth` / `dataset 
             bit for bit: `neocloud model merge-lora --scale 0` writes the engine's dequantized matrices
             (as f16 for quantized bases), compared with ours rounded the same way.
   parity    the trainer's forward (no adapter) vs the engine's reference logits (`logits --reference`),
-            rms(Δ)/rms(ref) over 64 positions: f32 ≤ 1e-4 (llama, qwen2, llama3 rope_freqs, GQA micro).
+            rms(Δ)/rms(ref) over 64 positions: f32 ≤ 1e-4 (llama, qwen2, llama3 rope_freqs, GQA micro);
+            the bf16 compute path (--compute-dtype bf16, the default on CPUs with AVX512-BF16) on f32
+            bases ≤ 1e-2 with top-1 ≥ 90% (bf16 rounds every base product's input and output).
             Quantized/half bases: the trainer computes in f32 on dequantized weights while the engine rounds
             each product's input to the weight's activation format (f16, bf16, q8_0, q8_K). With that
             rounding emulated (nc_model act_round) the engine's own tolerances hold (f16/bf16 ≤ 3e-3,
@@ -222,10 +224,11 @@ def test_parity(env):
             check(r <= bound and t >= 0.97, "%s rel %.2e (<= %.0e) top1 %.0f%%" % (label, r, bound, 100 * t))
             if shape == "tiny" and not extra:
                 # The bf16 compute path (--compute-dtype bf16, auto on CPUs with AVX512-BF16): every base
-                # product's input and output rounded to bf16, so bf16's activation-rounding bound.
+                # product's input and output rounded to bf16: bf16's activation-rounding bound, top-1 >= 90%.
                 b16 = trainer_logits(path, toks, compute=torch.bfloat16)
                 rb, tb = rel(b16, ref), top1(b16, ref)
-                check(rb <= 1e-2 and tb >= 0.97, "%s, bf16 compute: rel %.2e (<= 1e-02) top1 %.0f%%" % (label, rb, 100 * tb))
+                check(rb <= 1e-2 and tb >= 0.90,
+                      "%s, bf16 compute: rel %.2e (<= 1e-02) top1 %.0f%% (>= 90%%)" % (label, rb, 100 * tb))
         else:
             emu = trainer_logits(path, toks, emulate=True)
             re_, te = rel(emu, ref), top1(emu, ref)
