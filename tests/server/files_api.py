@@ -14,7 +14,7 @@
               x-should-retry: false; after a DELETE the same upload succeeds
   6 abort     a client that disconnects mid-upload leaves no file, no row and no temporary file
   7 delete    DELETE while the file is being downloaded: the download completes intact; then 404
-Usage: files_api.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
+Usage: files_api.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--db sqlite|postgres --pg-url-file F]
 """
 import argparse
 import hashlib
@@ -253,8 +253,9 @@ def main():
     ap.add_argument("--neocloud", required=True)
     ap.add_argument("--vocab", required=True)
     ap.add_argument("--tmp", required=True)
+    ap.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
+    ap.add_argument("--pg-url-file")
     args = ap.parse_args()
-    args.db = "sqlite"
     shutil.rmtree(args.tmp, ignore_errors=True)
     os.makedirs(args.tmp)
     args.serve_args = ["--files-dir", os.path.join(args.tmp, "files"), "--max-file-mib", "40", "--files-quota-mib", "100"]

@@ -25,7 +25,8 @@ the trainer (train/neocloud_train.py, PyTorch) runs as the organization's capaci
               says so), succeeds, its model is served, and it is billed once
 With --executor slurm (the ctest `slurm` fixture's Slurm) the trainer is an sbatch job: steps train,
 learned, tenants, billing and cancel run there.
-Usage: fine_tuning.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--executor slurm --slurm-dir DIR]
+Usage: fine_tuning.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--db sqlite|postgres --pg-url-file F]
+                      [--executor slurm --slurm-dir DIR]
 """
 import argparse
 import json
@@ -355,10 +356,11 @@ def main():
     ap.add_argument("--neocloud", required=True)
     ap.add_argument("--vocab", required=True)
     ap.add_argument("--tmp", required=True)
+    ap.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
+    ap.add_argument("--pg-url-file")
     ap.add_argument("--executor", default="local", choices=["local", "slurm"])
     ap.add_argument("--slurm-dir", help="tools/slurm.sh's directory (its env file names SLURM_CONF)")
     args = ap.parse_args()
-    args.db = "sqlite"
     shutil.rmtree(args.tmp, ignore_errors=True)
     os.makedirs(args.tmp)
     base = os.path.join(args.tmp, "tiny-base.gguf")
@@ -371,6 +373,7 @@ def main():
         print(f"FAIL start: synth: {r.stderr}")
         return 1
     args.serve_args = ["-m", f"{base}:{BASE}", "--jobs-dir", os.path.join(args.tmp, "jobs"),
+                       "--files-dir", os.path.join(args.tmp, "files"),
                        "--jobs-heartbeat", "1", "--jobs-grace", "2", "--fine-tune-threads", "2", "-c", "2048"]
     if args.executor == "slurm":
         try:
