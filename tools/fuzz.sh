@@ -12,15 +12,15 @@ GEN=$(command -v ninja >/dev/null 2>&1 && echo "-G Ninja" || true)
 cmake -S . -B build/fuzz $GEN -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DNC_FUZZ=ON -DNC_TESTS=OFF -DNC_SANITIZE=ON >/dev/null
-TARGETS=(fuzz_gguf fuzz_tokenizer fuzz_chat_template fuzz_request fuzz_gateway fuzz_jobs)
+TARGETS=(fuzz_gguf fuzz_tokenizer fuzz_chat_template fuzz_request fuzz_gateway fuzz_jobs fuzz_upload)
 cmake --build build/fuzz -j "$(nproc)" --target "${TARGETS[@]}"
 bash tools/fuzz-corpus.sh build/fuzz/corpus/gguf build/fuzz/corpus/tokenizer build/fuzz/corpus/chat
-for d in request gateway jobs gguf; do
+for d in request gateway jobs gguf upload; do
   mkdir -p build/fuzz/corpus/$d
   cp -n tests/fuzz/seeds/$d/* build/fuzz/corpus/$d/
 done
 # Regression: every seed once (a fixed input that crashed once stays fixed).
-for d in request gateway jobs gguf; do
+for d in request gateway jobs gguf upload; do
   echo "fuzz: replaying $(ls tests/fuzz/seeds/$d | wc -l) seeds through fuzz_$d"
   build/fuzz/bin/fuzz_$d -runs=1 -rss_limit_mb=4096 tests/fuzz/seeds/$d/* >build/fuzz/replay-$d.log 2>&1 || {
     tail -40 build/fuzz/replay-$d.log
@@ -49,5 +49,6 @@ printf '%s\n' \
   "fuzz_chat_template chat 16384 -dict=../../tests/fuzz/chat_template.dict" \
   "fuzz_request request 16384" \
   "fuzz_gateway gateway 8192" \
-  "fuzz_jobs jobs 8192" |
+  "fuzz_jobs jobs 8192" \
+  "fuzz_upload upload 16384" |
   xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _

@@ -216,6 +216,10 @@ struct Handler {
       NC_ASSIGN_OR_RETURN(auto j, usage_completions(gw.db(), org, query, nc::unix_us() / 1000000));
       return AdminResponse{200, std::move(j)};
     }
+    if (what == "usage" && p.size() == 4 && p[3] == "fine_tuning" && get) {
+      NC_ASSIGN_OR_RETURN(auto j, usage_fine_tuning(gw.db(), org, query, nc::unix_us() / 1000000));
+      return AdminResponse{200, std::move(j)};
+    }
     if (what == "costs" && p.size() == 3 && get) {
       NC_ASSIGN_OR_RETURN(auto j, organization_costs(gw.db(), org, query, nc::unix_us() / 1000000));
       return AdminResponse{200, std::move(j)};

@@ -264,6 +264,35 @@ const Endpoint& completions_endpoint() {
   return ep;
 }
 
+// Columns from `first`: SUM(input_tokens) (trained tokens), COUNT(*) (jobs billed).
+Result<json> fine_tuning_result(const storage::Row& row, size_t first) {
+  NC_ASSIGN_OR_RETURN(const int64_t tokens, row.get_int(first));
+  NC_ASSIGN_OR_RETURN(const int64_t jobs, row.get_int(first + 1));
+  return json{{"object", "organization.usage.fine_tuning.result"},
+              {"trained_tokens", tokens},
+              {"num_jobs", jobs},
+              {"project_id", nullptr},
+              {"api_key_id", nullptr},
+              {"model", nullptr}};
+}
+
+// Fine-tuning's usage events (item "fine-tune:<base>", one per job): the base model is the item's rest.
+const Endpoint& fine_tuning_endpoint() {
+  static const Endpoint ep{
+      .widths = {{"1d", 86400, 7, 31}, {"1h", 3600, 24, 168}, {"1m", 60, 60, 1440}},
+      .group_by = {"project_id", "api_key_id", "model"},
+      .null_keys = {},
+      .filters = {{"project_ids", "project_id"}, {"api_key_ids", "api_key_id"}, {"models", "model"}},
+      .batch_param = false,
+      .source = "SELECT e.time AS t, e.project_id, e.api_key_id, SUBSTR(e.item, 11) AS model, e.input_tokens "
+                "FROM usage_events e WHERE e.org_id = $1 AND e.item LIKE 'fine-tune:%' "
+                "AND e.time >= $4 AND e.time < $5",
+      .aggregates = "SUM(input_tokens), COUNT(*)",
+      .result = fine_tuning_result,
+  };
+  return ep;
+}
+
 const Endpoint& costs_endpoint() {
   static const Endpoint ep{
       .widths = {{"1d", 86400, 7, 180}},
@@ -288,6 +317,11 @@ const Endpoint& costs_endpoint() {
 Result<nlohmann::ordered_json> usage_completions(storage::Database& db, const std::string& org_id, std::string_view query,
                                                  int64_t now_s) {
   return serve(completions_endpoint(), db, org_id, query, now_s);
+}
+
+Result<nlohmann::ordered_json> usage_fine_tuning(storage::Database& db, const std::string& org_id, std::string_view query,
+                                                 int64_t now_s) {
+  return serve(fine_tuning_endpoint(), db, org_id, query, now_s);
 }
 
 Result<nlohmann::ordered_json> organization_costs(storage::Database& db, const std::string& org_id,

@@ -1,6 +1,7 @@
 // The organization usage and costs API in OpenAI's shape, read from the usage ledger (schema v2 in
 // src/storage/schema.cpp: usage_records, usage_events):
 //   GET /v1/organization/usage/completions  — tokens and request counts per time bucket
+//   GET /v1/organization/usage/fine_tuning  — trained tokens per time bucket (neocloud's)
 //   GET /v1/organization/costs              — money per day bucket
 // See ../shared/design/openai-api.md §7 for the wire shapes. The org always comes from the caller's
 // admin key (the HTTP layer passes it); the query string can only narrow within that org.
@@ -35,6 +36,11 @@ namespace nc::gateway {
 
 // `query`: the raw query string after '?', percent-encoded. `now_s`: the clock (unix seconds).
 Result<nlohmann::ordered_json> usage_completions(storage::Database& db, const std::string& org_id, std::string_view query,
+                                                 int64_t now_s);
+// GET /v1/organization/usage/fine_tuning (neocloud's): trained tokens and jobs billed per bucket, from
+// the fine-tuning usage events (item "fine-tune:<base>"); group_by and filters as usage/completions
+// (model = the base model).
+Result<nlohmann::ordered_json> usage_fine_tuning(storage::Database& db, const std::string& org_id, std::string_view query,
                                                  int64_t now_s);
 Result<nlohmann::ordered_json> organization_costs(storage::Database& db, const std::string& org_id,
                                                   std::string_view query, int64_t now_s);

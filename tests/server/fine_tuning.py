@@ -10,7 +10,7 @@ the trainer (train/neocloud_train.py, PyTorch) runs as the organization's capaci
   3 tenants   another organization gets 404 on the job, its events, checkpoints, cancel, the training
               file and the model (chat and /v1/models)
   4 billing   trained tokens are in the costs API once, at the operator's price for fine-tune:<base>
-              (per 1M tokens)
+              (per 1M tokens), and in /v1/organization/usage/fine_tuning
   5 refuse    an unknown model 404, another org's file 404, a model file as training file 400, bad
               hyperparameters 400, a training file whose example is too long for the model 400; a job
               whose estimated cost passes the budget 429 insufficient_quota
@@ -221,6 +221,10 @@ class FineTuningTest:
                 items[r.get("line_item")] = items.get(r.get("line_item"), 0) + round(r["amount"]["value"] * 1_000_000)
         got = items.get(f"fine-tune:{BASE}", 0)
         check(got == want, f"fine-tune cost {got} micro-USD, want {want} ({self.trained} tokens): {items}")
+        u = self.c.ok("GET", f"/v1/organization/usage/fine_tuning?start_time={self.t0}&group_by=model", self.a.admin)
+        rows = [r for b in u["data"] for r in b["results"]]
+        check(len(rows) == 1 and rows[0]["model"] == BASE and rows[0]["trained_tokens"] == self.trained
+              and rows[0]["num_jobs"] == 1, f"usage/fine_tuning: {rows}")
         return f"{self.trained} tokens billed {got} micro-USD (line item fine-tune:{BASE})"
 
     def check_refuse(self):
