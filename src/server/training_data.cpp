@@ -25,6 +25,10 @@ Result<CheckedLine> check_line(std::string_view line) {
   json j = parse_json_or_discarded(line);
   if (j.is_discarded() || !j.is_object()) return invalid_argument("not a JSON object");
   if (!j.contains("messages")) return invalid_argument("'messages' is required").with_field("messages");
+  // Tool definitions would have to be rendered into the prompt as the chat API renders them, which does
+  // not take tools yet: refused, never silently dropped.
+  if (auto t = j.find("tools"); t != j.end() && !t->is_null() && !(t->is_array() && t->empty()))
+    return unimplemented("function calling (tools) is not supported yet").with_field("tools");
   CheckedLine c;
   NC_ASSIGN_OR_RETURN(c.msgs, parse_messages(j));
   c.weight.assign(c.msgs.size(), 1);

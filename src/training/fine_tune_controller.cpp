@@ -166,13 +166,15 @@ Result<FineTuneJob> FineTuneController::create(const std::string& org, const std
   j.train_tokens_per_epoch = train->trained_tokens;
   j.valid_tokens = valid.trained_tokens;
   auto l = std::make_unique<Live>();
-  // The estimate: every epoch trains the whole file and evaluates the validation file once.
-  const int64_t tokens = j.hyper.n_epochs * (train->trained_tokens + valid.trained_tokens);
+  // The estimate, as billed at the end: every epoch trains the whole file; the validation file's tokens
+  // count once (OpenAI's rule: epochs × training tokens + validation tokens).
+  const int64_t tokens = j.hyper.n_epochs * train->trained_tokens + valid.trained_tokens;
   const int64_t micros = hooks_.price ? hooks_.price(j.model, tokens) : 0;
   if (micros > 0 && hooks_.hold) {
     auto held = hooks_.hold(j, micros,
-                            fmt::format("this fine-tune may cost {:.6f} USD ({} epochs × {} trained tokens)", micros / 1e6,
-                                        j.hyper.n_epochs, train->trained_tokens + valid.trained_tokens));
+                            fmt::format("this fine-tune may cost {:.6f} USD ({} epochs × {} trained tokens + {} validation "
+                                        "tokens)",
+                                        micros / 1e6, j.hyper.n_epochs, train->trained_tokens, valid.trained_tokens));
     if (!held.is_ok()) {
       cleanup();
       return held.status();

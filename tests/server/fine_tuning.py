@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Fine-tuning end to end (issue 16): `neocloud serve --db ... --gpus 2` with a small synthetic base model;
 the trainer (train/neocloud_train.py, PyTorch) runs as the organization's capacity job.
-  1 train     upload 24 question/answer pairs, create a job (suffix, seed, method.supervised
-              hyperparameters); it goes validating_files -> queued -> running -> succeeded; its events
-              (metrics per step), checkpoints (step_number, train_loss falling) and trained_tokens
+  1 train     upload 24 question/answer pairs and a validation file, create a job (suffix, seed,
+              method.supervised hyperparameters); it goes validating_files -> queued -> running -> succeeded; its events
+              (metrics per step), checkpoints (step_number, train_loss and valid_loss falling) and trained_tokens
               (epochs × trained tokens); fine_tuned_model = ft:<base>:<org>:<suffix>:<id>
   2 learned   the fine-tuned model answers >= 90% of the questions exactly (greedy chat completions)
               where the base model answers none; it is in /v1/models for its organization
@@ -24,7 +24,7 @@ the trainer (train/neocloud_train.py, PyTorch) runs as the organization's capaci
   9 crash     serve is SIGKILLed while a trainer runs and started again: the job is requeued (an event
               says so), succeeds, its model is served, and it is billed once
 With --executor slurm (the ctest `slurm` fixture's Slurm) the trainer is an sbatch job: steps train,
-learned, tenants, billing and cancel run there.
+learned, tenants, billing, cancel and sdk run there.
 Usage: fine_tuning.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR [--db sqlite|postgres --pg-url-file F]
                       [--executor slurm --slurm-dir DIR]
 """
@@ -142,10 +142,12 @@ class FineTuningTest:
         self.file = r.json()["id"]
 
     def check_train(self):
-        j = self.create(self.a_key, self.file, suffix="rooms", seed=7,
+        valid = self.upload(self.a_key, jsonl(self.pairs[:4]), name="valid.jsonl").json()["id"]
+        j = self.create(self.a_key, self.file, suffix="rooms", seed=7, validation_file=valid,
                         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": "auto"}}})
         check(j["object"] == "fine_tuning.job" and j["id"].startswith("ftjob-") and j["model"] == BASE
-              and j["training_file"] == self.file and j["status"] in ("validating_files", "queued")
+              and j["training_file"] == self.file and j["validation_file"] == valid
+              and j["status"] in ("validating_files", "queued")
               and j["fine_tuned_model"] is None and j["seed"] == 7, f"created: {j}")
         self.job = j["id"]
         listed = self.c.ok("GET", "/v1/fine_tuning/jobs", self.a_key)["data"]
@@ -167,6 +169,8 @@ class FineTuningTest:
         check(len(ck) >= 2, f"checkpoints: {ck}")
         losses = [c["metrics"]["train_loss"] for c in sorted(ck, key=lambda c: c["step_number"])]
         check(losses[-1] < losses[0] * 0.5, f"train_loss falls: {losses}")
+        vl = [c["metrics"].get("valid_loss") for c in sorted(ck, key=lambda c: c["step_number"])]
+        check(all(isinstance(v, float) for v in vl) and vl[-1] < vl[0], f"valid_loss in every checkpoint, falling: {vl}")
         check(all(c["fine_tuned_model_checkpoint"].startswith(want) for c in ck), f"checkpoint names: {ck[0]}")
         self.trained = done["trained_tokens"]
         check(isinstance(self.trained, int) and self.trained > 0, f"trained_tokens {self.trained}")
@@ -351,7 +355,7 @@ class FineTuningTest:
                  ("billing", self.check_billing), ("refuse", self.check_refuse), ("cancel", self.check_cancel),
                  ("delete", self.check_delete), ("sdk", self.check_sdk), ("crash", self.check_crash)]
         if self.args.executor == "slurm":
-            steps = [s for s in steps if s[0] in ("train", "learned", "tenants", "billing", "cancel")]
+            steps = [s for s in steps if s[0] in ("train", "learned", "tenants", "billing", "cancel", "sdk")]
         return run_steps(steps)
 
 

@@ -68,6 +68,20 @@ TEST(TrainingData, EveryBadLineIsNamed) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"prompt": "x"})").find("line 1: messages"), std::string::npos);
   EXPECT_NE(error_of("\n\n").find("no examples"), std::string::npos);
+  const std::string with_tools = R"({"tools": [{"type": "function", "function": {"name": "f"}}], )"
+                                 R"("messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})";
+  EXPECT_NE(error_of(with_tools).find("line 1: tools: function calling"), std::string::npos);
+  // The check without a model (what an upload runs) names lines the same way and counts examples.
+  {
+    std::istringstream bad(good + "\n" + R"({"messages": [{"role": "wizard", "content": "a"}]})" + "\n");
+    int64_t n = 0;
+    EXPECT_NE(check_training_file(bad, 1 << 20, &n).to_string().find("line 2: messages[0].role"), std::string::npos);
+    std::istringstream ok(good + "\n\n" + good + "\n");
+    ASSERT_TRUE(check_training_file(ok, 1 << 20, &n).is_ok());
+    EXPECT_EQ(n, 2);
+    std::istringstream huge(std::string(5000, ' ') + good + "\n");
+    EXPECT_NE(check_training_file(huge, 4096, &n).to_string().find("line 1: longer than 4096 bytes"), std::string::npos);
+  }
   // A good dataset: one output line per example, with counts.
   std::istringstream in(good + "\n" + good + "\n");
   std::ostringstream out;
