@@ -1,8 +1,9 @@
 // FineTuneController: OpenAI-style fine-tuning on neocloud's own capacity. A job's training file (and
 // validation file) are tokenized for its base model by the server's own chat template and tokenizer
 // (the hooks; training_data.h) when it is created, so a file the model cannot train on is a 400 naming
-// the line, and the cost estimate (trained tokens × epochs + validation tokens at the base model's fine-tuning price,
-// item "fine-tune:<base>", per 1M tokens) is checked against the budgets (429 insufficient_quota). The
+// the line, and the cost estimate (trained tokens × epochs + validation tokens, at the base model's
+// fine-tuning price: item "fine-tune:<base>", per 1M tokens) is checked against the budgets (429
+// insufficient_quota). The
 // trainer (train/neocloud_train.py, PyTorch, LoRA) then runs as an ordinary capacity job of the
 // organization — same scheduler, quotas, GPUs, executors, sandbox and GPU metering as any job — with
 // its inputs (base GGUF, token files, trainer) staged read-only into its directory. The controller
