@@ -281,26 +281,29 @@ awaitable<bool> handle_list_files(ApiContext& ctx, Call& call) {
   co_return co_await call.ex.reply(json_reply(200, res));
 }
 
-awaitable<bool> handle_get_file(ApiContext& ctx, Call& call) {
+namespace {
+// The caller's file named by the route (its database row read on the worker pool).
+awaitable<Result<files::FileRecord>> callers_file(ApiContext& ctx, Call& call) {
   const std::string org = org_of(call), id = call.params.at(0);
   Result<files::FileRecord> f = internal_error("");
   co_await ctx.offload([&] {
     f = ctx.files->get(org, id);
     return true;
   });
-  if (!f.is_ok() && f.status().code() == StatusCode::kNotFound) co_return co_await call.ex.reply(not_found_reply(id));
+  co_return f;
+}
+}  // namespace
+
+awaitable<bool> handle_get_file(ApiContext& ctx, Call& call) {
+  Result<files::FileRecord> f = co_await callers_file(ctx, call);
+  if (!f.is_ok() && f.status().code() == StatusCode::kNotFound) co_return co_await call.ex.reply(not_found_reply(call.params.at(0)));
   Reply answer = file_reply(f);
   co_return co_await call.ex.reply(answer);
 }
 
 awaitable<bool> handle_file_content(ApiContext& ctx, Call& call) {
-  const std::string org = org_of(call), id = call.params.at(0);
-  Result<files::FileRecord> f = internal_error("");
-  co_await ctx.offload([&] {
-    f = ctx.files->get(org, id);
-    return true;
-  });
-  if (!f.is_ok() && f.status().code() == StatusCode::kNotFound) co_return co_await call.ex.reply(not_found_reply(id));
+  Result<files::FileRecord> f = co_await callers_file(ctx, call);
+  if (!f.is_ok() && f.status().code() == StatusCode::kNotFound) co_return co_await call.ex.reply(not_found_reply(call.params.at(0)));
   if (!f.is_ok()) co_return co_await call.ex.reply(error_reply(f.status()));
   Headers h;
   h.emplace_back("content-disposition", "attachment; filename*=UTF-8''" + percent_encode(f->filename));

@@ -102,6 +102,11 @@ Reply deploy_error(const Status& st) {
   return error_reply(st, param);
 }
 
+// A deployment's answer: the model (201), or why it could not be loaded.
+Reply deployed_reply(ApiContext& ctx, const Status& st, const std::string& id) {
+  return st.is_ok() ? entry_reply(ctx, id, 201) : deploy_error(st);
+}
+
 }  // namespace
 
 awaitable<bool> handle_admin_models(ApiContext& ctx, Call& call) {
@@ -123,12 +128,8 @@ awaitable<bool> handle_admin_models(ApiContext& ctx, Call& call) {
       st = deploy(ctx, spec);
       return true;
     });
-    if (!st.is_ok()) {
-      Reply refused = deploy_error(st);
-      co_return co_await call.ex.reply(refused);
-    }
-    Reply done = entry_reply(ctx, spec.id, 201);
-    co_return co_await call.ex.reply(done);
+    Reply answer = deployed_reply(ctx, st, spec.id);
+    co_return co_await call.ex.reply(answer);
   }
   if (!id.empty() && method == http::verb::delete_) {
     Status st;
@@ -188,12 +189,8 @@ awaitable<bool> handle_deploy_model(ApiContext& ctx, Call& call) {
     if (!st.is_ok()) std::filesystem::remove(spec.path, ec);
     return true;
   });
-  if (!st.is_ok()) {
-    Reply refused = deploy_error(st);
-    co_return co_await call.ex.reply(refused);
-  }
-  Reply done = entry_reply(ctx, spec.id, 201);
-  co_return co_await call.ex.reply(done);
+  Reply answer = deployed_reply(ctx, st, spec.id);
+  co_return co_await call.ex.reply(answer);
 }
 
 awaitable<bool> handle_delete_model(ApiContext& ctx, Call& call) {

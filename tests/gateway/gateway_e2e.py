@@ -89,6 +89,22 @@ def report_result(failures, t0, server):
     return 0
 
 
+def run_server_suite(t):
+    """Starts t's backend and server, runs t.run() (its failed steps' names) and stops the server; the
+    exit status. For suites with t.backend, t.server and t.server_client."""
+    t0 = time.time()
+    failures = ["start"]
+    try:
+        t.backend.create()
+        t.server_client = t.server.start()
+        failures = t.run()
+    except Fail as e:
+        print(f"FAIL start: {e}", flush=True)
+    finally:
+        t.server.stop()
+    return report_result(failures, t0, t.server)
+
+
 def slurm_conf_of(slurm_dir):
     """The SLURM_CONF that tools/slurm.sh's DIR/env sets (the ctest `slurm` fixture); Fail without it."""
     env_file = os.path.join(slurm_dir or "", "env")

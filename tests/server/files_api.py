@@ -23,13 +23,12 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import Backend, Fail, Org, Server, check, expect_error, report_result, run_steps  # noqa: E402
+from gateway_e2e import Backend, Fail, Org, Resp, Server, check, expect_error, run_server_suite, run_steps  # noqa: E402
 
 MIB = 1 << 20
 BOUNDARY = "----neocloud-test-7f3a9c"
@@ -46,6 +45,23 @@ def form(fields, file_name=None, content=None, boundary=BOUNDARY):
     return out + f"--{boundary}--\r\n".encode()
 
 
+def upload(port, key, content, purpose="fine-tune", name="train.jsonl", chunked=False, fields=None):
+    """POST /v1/files as the SDKs send it (multipart: the file part, then `purpose`); the response."""
+    body = form(fields if fields is not None else [("purpose", purpose)], name, content)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        headers = {"Authorization": "Bearer " + key, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        if chunked:
+            conn.request("POST", "/v1/files", body=(body[i:i + 65536] for i in range(0, len(body), 65536)),
+                         headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", "/v1/files", body=body, headers=headers)
+        r = conn.getresponse()
+        return Resp(r.status, r.getheaders(), r.read())
+    finally:
+        conn.close()
+
+
 def example(i):
     return json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus one?"},
                                     {"role": "assistant", "content": f"{i + 1}"}]})
@@ -58,20 +74,7 @@ class FilesTest:
         self.server = Server(args, self.backend)
 
     def upload(self, key, content, purpose="fine-tune", name="train.jsonl", chunked=False, fields=None):
-        body = form(fields if fields is not None else [("purpose", purpose)], name, content)
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=300)
-        try:
-            headers = {"Authorization": "Bearer " + key, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-            if chunked:
-                conn.request("POST", "/v1/files", body=(body[i:i + 65536] for i in range(0, len(body), 65536)),
-                             headers=headers, encode_chunked=True)
-            else:
-                conn.request("POST", "/v1/files", body=body, headers=headers)
-            r = conn.getresponse()
-            from gateway_e2e import Resp
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
+        return upload(self.server.port, key, content, purpose, name, chunked, fields)
 
     def files_dir(self):
         return os.path.join(self.args.tmp, "files")
@@ -259,18 +262,7 @@ def main():
     shutil.rmtree(args.tmp, ignore_errors=True)
     os.makedirs(args.tmp)
     args.serve_args = ["--files-dir", os.path.join(args.tmp, "files"), "--max-file-mib", "40", "--files-quota-mib", "100"]
-    t = FilesTest(args)
-    t0 = time.time()
-    failures = ["start"]
-    try:
-        t.backend.create()
-        t.server_client = t.server.start()
-        failures = t.run()
-    except Fail as e:
-        print(f"FAIL start: {e}", flush=True)
-    finally:
-        t.server.stop()
-    return report_result(failures, t0, t.server)
+    return run_server_suite(FilesTest(args))
 
 
 if __name__ == "__main__":

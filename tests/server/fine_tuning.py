@@ -39,8 +39,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import Backend, Fail, Org, Server, check, expect_error, report_result, run_steps, slurm_conf_of  # noqa: E402
-from files_api import BOUNDARY, form  # noqa: E402
+from gateway_e2e import Backend, Fail, Org, Server, check, expect_error, run_server_suite, run_steps, slurm_conf_of  # noqa: E402
+from files_api import upload  # noqa: E402
 
 BASE = "tiny-base"
 WORDS = ["amber", "basil", "cedar", "delta", "ember", "flint", "grove", "haven", "iris", "jade", "kelp", "lumen",
@@ -76,17 +76,7 @@ class FineTuningTest:
     # --- helpers
 
     def upload(self, key, content, purpose="fine-tune", name="train.jsonl"):
-        import http.client
-        from gateway_e2e import Resp
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
-        try:
-            conn.request("POST", "/v1/files", body=form([("purpose", purpose)], name, content),
-                         headers={"Authorization": "Bearer " + key,
-                                  "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-            r = conn.getresponse()
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
+        return upload(self.server.port, key, content, purpose, name)
 
     def create(self, key, file_id, status=(200,), **extra):
         body = {"model": BASE, "training_file": file_id, **extra}
@@ -391,18 +381,7 @@ def main():
             return 1
     else:
         args.serve_args += ["--gpus", "2"]
-    t = FineTuningTest(args)
-    t0 = time.time()
-    failures = ["start"]
-    try:
-        t.backend.create()
-        t.server_client = t.server.start()
-        failures = t.run()
-    except Fail as e:
-        print(f"FAIL start: {e}", flush=True)
-    finally:
-        t.server.stop()
-    return report_result(failures, t0, t.server)
+    return run_server_suite(FineTuningTest(args))
 
 
 if __name__ == "__main__":

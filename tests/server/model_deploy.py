@@ -22,8 +22,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gateway"))
-from gateway_e2e import Backend, Fail, Org, Server, check, expect_error, report_result, run_steps, sse_events  # noqa: E402
-from files_api import BOUNDARY, form  # noqa: E402
+from gateway_e2e import Backend, Org, Server, check, expect_error, run_server_suite, run_steps, sse_events  # noqa: E402
+from files_api import upload  # noqa: E402
 
 
 class DeployTest:
@@ -39,18 +39,8 @@ class DeployTest:
         check(r.returncode == 0, f"synth: {r.stderr}")
         return path
 
-    def upload(self, key, content, purpose, name):
-        import http.client
-        from gateway_e2e import Resp
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
-        try:
-            conn.request("POST", "/v1/files", body=form([("purpose", purpose)], name, content),
-                         headers={"Authorization": "Bearer " + key,
-                                  "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-            r = conn.getresponse()
-            return Resp(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
+    def upload(self, key, content, purpose="fine-tune", name="train.jsonl"):
+        return upload(self.server.port, key, content, purpose, name)
 
     def chat(self, key, model, status=200):
         r = self.c.call("POST", "/v1/chat/completions", key, {"model": model, "max_tokens": 4, "temperature": 0,
@@ -191,18 +181,7 @@ def main():
     shutil.rmtree(args.tmp, ignore_errors=True)
     os.makedirs(args.tmp)
     args.serve_args = ["--tenant-models", "1"]
-    t = DeployTest(args)
-    t0 = time.time()
-    failures = ["start"]
-    try:
-        t.backend.create()
-        t.server_client = t.server.start()
-        failures = t.run()
-    except Fail as e:
-        print(f"FAIL start: {e}", flush=True)
-    finally:
-        t.server.stop()
-    return report_result(failures, t0, t.server)
+    return run_server_suite(DeployTest(args))
 
 
 if __name__ == "__main__":
