@@ -1,13 +1,17 @@
 // FineTuneController (fine_tune_controller.h): creation, the trainer as a capacity job, its events.
 #include "training/fine_tune_controller.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include "core/ids.h"
 #include "core/json_parse.h"
@@ -31,13 +35,54 @@ bool valid_suffix(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
 }
 
-Status copy_into(const fs::path& from, const fs::path& to) {
+// A file in the trainer job's directory, which the organization's uid writes: opened without following a
+// symbolic link at any step below `dir` (a link to another file is refused, as is anything but a regular
+// file), so the server never reads or copies a file the job pointed it to.
+int open_in_job_dir(const std::string& dir, const std::vector<std::string>& parts) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (size_t i = 0; fd >= 0 && i < parts.size(); ++i) {
+    const bool last = i + 1 == parts.size();
+    const int next = ::openat(fd, parts[i].c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? O_NONBLOCK : O_DIRECTORY));
+    ::close(fd);
+    fd = next;
+  }
+  struct stat st {};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+// Copies such a file to `to` (tmp + rename).
+Status copy_from_job(const std::string& dir, const std::vector<std::string>& parts, const fs::path& to) {
+  const int in = open_in_job_dir(dir, parts);
+  if (in < 0) return not_found("the trainer's output is missing or not a regular file");
+  const std::string tmp = to.string() + ".part";
+  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  Status st = out < 0 ? unavailable("cannot write " + tmp) : Status::ok();
+  std::vector<char> buf(1 << 20);
+  while (st.is_ok()) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) st = unavailable("reading the trainer's output failed");
+      break;
+    }
+    for (ssize_t done = 0; st.is_ok() && done < n;) {
+      const ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) st = unavailable("writing " + tmp + " failed");
+      else done += w;
+    }
+  }
+  ::close(in);
+  if (out >= 0) ::close(out);
   std::error_code ec;
-  const fs::path tmp = to.string() + ".part";
-  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
-  if (!ec) fs::rename(tmp, to, ec);
-  if (ec) return unavailable(fmt::format("copying {}: {}", from.filename().string(), ec.message()));
-  return Status::ok();
+  if (st.is_ok()) fs::rename(tmp, to, ec);
+  if (st.is_ok() && ec) st = unavailable("storing " + to.string() + ": " + ec.message());
+  if (!st.is_ok()) fs::remove(tmp, ec);
+  return st;
 }
 
 // The job's working directory on this host (confined executors run it in <job dir>/work).
@@ -360,15 +405,24 @@ constexpr size_t kMaxEventLine = 64 * 1024;
 
 void FineTuneController::read_trainer_events(Live& l, const std::string& work_dir) {
   FineTuneJob& j = l.job;
-  std::ifstream in(work_dir + "/events.jsonl", std::ios::binary);
-  if (!in) return;
-  in.seekg(j.events_offset);
-  std::string line;
-  int64_t read = 0;
-  while (read < kMaxEventBytesPerPoll && std::getline(in, line)) {
-    if (in.eof()) break;  // a line still being written (no newline yet): read it next time
-    j.events_offset += static_cast<int64_t>(line.size()) + 1;
-    read += static_cast<int64_t>(line.size()) + 1;
+  const int fd = open_in_job_dir(work_dir, {"events.jsonl"});
+  if (fd < 0) return;
+  std::string chunk(static_cast<size_t>(kMaxEventBytesPerPoll), '\0');
+  const ssize_t got = ::pread(fd, chunk.data(), chunk.size(), j.events_offset);
+  ::close(fd);
+  if (got <= 0) return;
+  chunk.resize(static_cast<size_t>(got));
+  size_t end = chunk.rfind('\n');
+  if (end == std::string::npos) {
+    // No complete line: one still being written, or a line longer than a whole poll (skipped).
+    if (chunk.size() == static_cast<size_t>(kMaxEventBytesPerPoll)) j.events_offset += got;
+    return;
+  }
+  j.events_offset += static_cast<int64_t>(end) + 1;  // complete lines only: a partial one is read next time
+  for (size_t pos = 0; pos <= end;) {
+    const size_t nl = chunk.find('\n', pos);
+    const std::string_view line(chunk.data() + pos, nl - pos);
+    pos = nl + 1;
     if (line.size() > kMaxEventLine) continue;
     json e = parse_json_or_discarded(line);
     if (!e.is_object()) continue;
@@ -402,7 +456,7 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
       const std::string name = fs::path(text(e, "path", "", 4096)).filename().string();
       c.path = j.staging_dir + "/" + name;
       const bool ok = !name.empty() && name[0] != '.' && fs::path(name).extension() == ".gguf" &&
-                      copy_into(fs::path(work_dir) / "checkpoints" / name, c.path).is_ok();
+                      copy_from_job(work_dir, {"checkpoints", name}, c.path).is_ok();
       if (ok) {
         add_event(l, fmt::format("Checkpoint created at step {}", c.step), "message",
                   {{"step", c.step}, {"train_loss", c.train_loss}, {"valid_loss", c.valid_loss ? json(*c.valid_loss) : json()}});
@@ -423,11 +477,11 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
 void FineTuneController::on_capacity_end(Live& l, const capacity::Job& cj, const std::string& work_dir) {
   FineTuneJob& j = l.job;
   if (j.state != FineTuneState::kCancelled) {
-    const std::string adapter = work_dir + "/adapter.gguf";
-    std::error_code ec;
-    if (cj.state == capacity::JobState::kSucceeded && fs::exists(adapter, ec)) {
+    const int adapter = cj.state == capacity::JobState::kSucceeded ? open_in_job_dir(work_dir, {"adapter.gguf"}) : -1;
+    if (adapter >= 0) ::close(adapter);
+    if (adapter >= 0) {
       const std::string kept = j.staging_dir + "/adapter.gguf";
-      Status st = copy_into(adapter, kept);
+      Status st = copy_from_job(work_dir, {"adapter.gguf"}, kept);
       const std::string id = model_id(j);
       if (st.is_ok() && hooks_.deploy) st = hooks_.deploy(id, j.model, kept, j.org);
       if (st.is_ok()) {
