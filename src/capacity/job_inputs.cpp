@@ -18,7 +18,8 @@ Status copy_file(const std::string& from, const std::string& to) {
   const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return unavailable(fmt::format("input '{}': {}", from, std::strerror(errno)));
   const std::string tmp = to + ".part";
-  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0444);
+  ::unlink(tmp.c_str());  // whatever the job left there (a link, a file): never written through
+  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
   if (out < 0) {
     ::close(in);
     return unavailable(fmt::format("staging '{}': {}", to, std::strerror(errno)));
@@ -61,8 +62,10 @@ Status stage_job_inputs(const std::vector<std::pair<std::string, std::string>>& 
       return invalid_argument(fmt::format("input name '{}' is not one path component", name));
     const std::string dst = dir + "/" + name;
     struct stat st {};
-    if (::lstat(dst.c_str(), &st) == 0) continue;
     if (::stat(src.c_str(), &st) != 0) return not_found(fmt::format("input '{}' ({}) is gone", name, src));
+    // Staged afresh for every run: the job may have replaced the previous run's copy in its directory.
+    if (::unlink(dst.c_str()) != 0 && errno != ENOENT)
+      return unavailable(fmt::format("staging '{}': {}", name, std::strerror(errno)));
     if ((st.st_mode & S_IROTH) && ::link(src.c_str(), dst.c_str()) == 0) continue;
     NC_RETURN_IF_ERROR(copy_file(src, dst));
   }

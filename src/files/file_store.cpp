@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -112,11 +113,15 @@ Result<std::unique_ptr<FileStore>> FileStore::open(storage::Database& db, FileSt
 Status FileStore::sweep() {
   namespace fs = std::filesystem;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(options_.dir) / ".tmp", ec)) fs::remove(e.path(), ec);
+  // Old ones only, here too: another process sharing the directory (PostgreSQL) may be uploading now.
+  const int64_t cutoff = now_s() - 3600;
+  for (const auto& e : fs::directory_iterator(fs::path(options_.dir) / ".tmp", ec)) {
+    struct stat st {};
+    if (::lstat(e.path().c_str(), &st) == 0 && st.st_mtime < cutoff) fs::remove(e.path(), ec);
+  }
   // Files without a row: a crash between the rename and the insert (or a removal's unlink). Only old
   // ones: another process may be between the two right now.
   std::vector<std::string> candidates;
-  const int64_t cutoff = now_s() - 3600;
   for (const auto& e : fs::directory_iterator(options_.dir, ec)) {
     const std::string name = e.path().filename().string();
     struct stat st {};
@@ -261,13 +266,15 @@ Result<std::vector<FileRecord>> FileStore::list(const std::string& org, const Li
 }
 
 Status FileStore::remove(const std::string& org, const std::string& id) {
-  NC_ASSIGN_OR_RETURN(int64_t n, db_.transact([&](storage::Transaction& tx) {
-    return tx.exec("DELETE FROM files WHERE id = $1 AND org_id = $2", {id, org});
+  NC_ASSIGN_OR_RETURN(auto row, db_.transact([&](storage::Transaction& tx) {
+    return tx.query_optional("DELETE FROM files WHERE id = $1 AND org_id = $2 RETURNING bytes", {id, org});
   }));
-  if (n == 0) return not_found(fmt::format("No such File object: {}", id));
+  if (!row) return not_found(fmt::format("No such File object: {}", id));
+  NC_ASSIGN_OR_RETURN(int64_t bytes, row->get_int(0));
   ::unlink(path_of(id).c_str());
   std::lock_guard<std::mutex> lock(mu_);
-  used_.erase(org);  // refreshed by the next begin
+  // Uploads in flight keep counting against what is left (the next begin reads the database again).
+  if (auto it = used_.find(org); it != used_.end()) it->second = std::max<int64_t>(0, it->second - bytes);
   return Status::ok();
 }
 

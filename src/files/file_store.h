@@ -4,8 +4,8 @@
 // its size is held against the per-file limit and the organization's storage quota, counting the
 // organization's other uploads in flight in this process. commit() makes it durable (fsync, rename,
 // fsync of the directory) and only then writes the row: a file is never partly visible, and a crash
-// leaves at worst an unreferenced file, which open() removes once it is an hour old (so that another
-// process's commit in progress on a shared PostgreSQL is never touched). Removing a file deletes its row
+// leaves at worst an unreferenced or temporary file, which open() removes once it is an hour old (so
+// that another process's upload or commit in progress on a shared PostgreSQL is never touched). Removing a file deletes its row
 // and its bytes; whoever already opened or linked it (a fine-tuning job) keeps reading it.
 //
 // Ownership: borrows the Database (outlives the store). Thread-safety: all methods may be called from

@@ -35,7 +35,9 @@ int64_t token_cost_micros(const Price& p, int64_t prompt, int64_t completion, in
   const __int128 uncached = std::max<int64_t>(0, prompt - cached);
   const __int128 num = uncached * p.input_per_mtok + static_cast<__int128>(completion) * p.output_per_mtok +
                        static_cast<__int128>(cached) * p.cached_per_mtok;
-  return static_cast<int64_t>((num + 999999) / 1000000);
+  const __int128 micros = (num + 999999) / 1000000;
+  // Saturated: a count no real request reaches must never wrap into a negative (crediting) cost.
+  return micros > INT64_MAX / 2 ? INT64_MAX / 2 : static_cast<int64_t>(micros < 0 ? 0 : micros);
 }
 
 std::string budget_period(int64_t t_us) {

@@ -50,7 +50,7 @@ struct Budget {
 };
 
 // Cost in micro-units of tokens at `p`, rounded up (a hold computed the same way is never below the
-// settled cost). `prompt_tokens` includes `cached_tokens`.
+// settled cost), saturating at INT64_MAX / 2. `prompt_tokens` includes `cached_tokens`.
 int64_t token_cost_micros(const Price& p, int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens);
 // "YYYY-MM" (UTC) of a unix-microsecond time: the budget period.
 std::string budget_period(int64_t t_us);

@@ -9,7 +9,9 @@
 // --max-loras, any number of adapters may be registered, and requests are never served by another.
 // A removed or evicted adapter stays alive for the requests already holding it (shared_ptr).
 //
-// Ownership: owns the registrations; borrows the base models (the ModelRegistry's, which outlive it).
+// Ownership: owns the registrations; borrows the base models (the ModelRegistry's: removing a model
+// removes its adapters first, and ModelRegistry::add_adapter undoes a registration whose base was
+// removed while it loaded).
 // Threads: every method from any thread. Reading a file runs outside the registry's lock (other
 // adapters stay usable meanwhile); a second request for an adapter being loaded waits for that load.
 #pragma once

@@ -35,6 +35,18 @@ json file_json(const files::FileRecord& f) {
           {"sha256", f.sha256}};
 }
 
+// (Replies are built outside the coroutines: GCC 12 mishandles initializer lists inside them.)
+Reply list_reply(const std::vector<files::FileRecord>& list, bool more) {
+  json data = json::array();
+  for (const auto& f : list) data.push_back(file_json(f));
+  json res = {{"object", "list"}, {"data", data}, {"has_more", more}};
+  res["first_id"] = list.empty() ? json() : json(list.front().id);
+  res["last_id"] = list.empty() ? json() : json(list.back().id);
+  return json_reply(200, res);
+}
+
+Reply deleted_reply(const std::string& id) { return json_reply(200, json{{"id", id}, {"object", "file"}, {"deleted", true}}); }
+
 Reply not_found_reply(const std::string& id) {
   return error_reply(api_error(404, fmt::format("No such File object: {}", id), "id", "file_not_found"));
 }
@@ -273,12 +285,8 @@ awaitable<bool> handle_list_files(ApiContext& ctx, Call& call) {
                                                                   : error_reply(list.status());
     co_return co_await call.ex.reply(refused);
   }
-  json data = json::array();
-  for (const auto& f : *list) data.push_back(file_json(f));
-  json res = {{"object", "list"}, {"data", data}, {"has_more", more}};
-  res["first_id"] = list->empty() ? json() : json(list->front().id);
-  res["last_id"] = list->empty() ? json() : json(list->back().id);
-  co_return co_await call.ex.reply(json_reply(200, res));
+  Reply answer = list_reply(*list, more);
+  co_return co_await call.ex.reply(answer);
 }
 
 namespace {
@@ -320,8 +328,8 @@ awaitable<bool> handle_delete_file(ApiContext& ctx, Call& call) {
   });
   if (st.code() == StatusCode::kNotFound) co_return co_await call.ex.reply(not_found_reply(id));
   if (!st.is_ok()) co_return co_await call.ex.reply(error_reply(st));
-  json res = {{"id", id}, {"object", "file"}, {"deleted", true}};
-  co_return co_await call.ex.reply(json_reply(200, res));
+  Reply answer = deleted_reply(id);
+  co_return co_await call.ex.reply(answer);
 }
 
 }  // namespace nc::server

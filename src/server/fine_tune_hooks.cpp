@@ -13,7 +13,13 @@
 namespace nc::server {
 
 namespace {
-std::string price_item(const std::string& base) { return "fine-tune:" + base; }
+// The price item of fine-tuning `base`: "fine-tune:<base>", or for an organization's own model
+// without a price of its own, "fine-tune:tenant-models" (the operator's price for all of them).
+std::string price_item(ModelRegistry& models, gateway::Gateway& gw, const std::string& base) {
+  const std::string own = "fine-tune:" + base;
+  if (models.lookup(base).org.empty() || gw.policy().snapshot()->price_at(own, unix_us())) return own;
+  return "fine-tune:tenant-models";
+}
 }  // namespace
 
 training::FineTuneHooks make_fine_tune_hooks(ModelRegistry& models, gateway::Gateway* gw) {
@@ -57,15 +63,15 @@ training::FineTuneHooks make_fine_tune_hooks(ModelRegistry& models, gateway::Gat
   };
   h.undeploy = [&models](const std::string& id) { (void)models.adapters().remove(id); };
   if (!gw) return h;
-  h.price = [gw](const std::string& base, int64_t tokens) -> int64_t {
-    const gateway::Price* p = gw->policy().snapshot()->price_at(price_item(base), unix_us());
+  h.price = [gw, &models](const std::string& base, int64_t tokens) -> int64_t {
+    const gateway::Price* p = gw->policy().snapshot()->price_at(price_item(models, *gw, base), unix_us());
     return p ? gateway::token_cost_micros(*p, tokens, 0, 0) : 0;
   };
   h.hold = [gw](const training::FineTuneJob& j, int64_t micros, const std::string& what) {
     return gw->usage_holds().hold_micros(j.org, j.project, j.key_id, micros, what);
   };
   h.release = [gw](int64_t id) { gw->usage_holds().release(id); };
-  h.bill = [gw](const training::FineTuneJob& j, int64_t tokens) {
+  h.bill = [gw, &models](const training::FineTuneJob& j, int64_t tokens) {
     gateway::UsageEvent e;
     e.source = "neocloud/fine-tuning";
     e.id = j.id;  // once per job: a retry or a restart never bills twice
@@ -73,7 +79,7 @@ training::FineTuneHooks make_fine_tune_hooks(ModelRegistry& models, gateway::Gat
     e.project_id = j.project;
     e.api_key_id = j.key_id;
     e.time = unix_us();
-    e.item = price_item(j.model);
+    e.item = price_item(models, *gw, j.model);
     e.input_tokens = tokens;
     e.data = nlohmann::json({{"fine_tuning_job", j.id}, {"model", j.model}, {"trained_tokens", tokens},
                              {"status", std::string(training::state_name(j.state))}})

@@ -2,7 +2,8 @@
 // the ModelRegistry and the Gateway: base models' files, tokenizing datasets with a model's own chat
 // template and tokenizer (training_data.h), deploying a trained adapter as an organization's private
 // model (adapter_registry.h), and the budget, price and bill of trained tokens (item
-// "fine-tune:<base>", priced per 1M tokens as input tokens; one ledger event per job).
+// "fine-tune:<base>" — for an organization's own model without its own price, "fine-tune:tenant-models" —
+// priced per 1M tokens as input tokens; one ledger event per job).
 // Ownership: the hooks borrow the registry and the gateway (both outlive the controller).
 // Thread-safety: the hooks may be called from any thread.
 #pragma once

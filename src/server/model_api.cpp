@@ -100,7 +100,7 @@ EngineService* ApiContext::resolve_model(const Call& call, const json& body, std
   const ModelRegistry::Lookup bl = models.lookup(*base);
   if (served) {
     served->is_adapter = true;
-    served->base = *base;
+    served->base = bl.org.empty() ? *base : "tenant-models";  // an organization's own model's price item
     served->keep = bl.keep;
   }
   return ready_or_error(bl, *base, error);
@@ -198,7 +198,9 @@ awaitable<bool> handle_metrics(ApiContext& ctx, Call& call) {
     engine::Scheduler::Stats stats;
   };
   std::vector<Served> served;
-  for (const auto& m : ctx.models.ready_services()) served.push_back({fmt::format("model_name=\"{}\"", m->id()), m->stats()});
+  // /metrics is public: organizations' own models are not listed.
+  for (const auto& m : ctx.models.ready_services(/*public_only=*/true))
+    served.push_back({fmt::format("model_name=\"{}\"", m->id()), m->stats()});
   auto family = [&](const char* name, const char* type, const char* help, auto value) {
     out += prometheus_header(fmt::format("neocloud:{}", name), type, help);
     for (const Served& s : served) out += fmt::format("neocloud:{}{{{}}} {}\n", name, s.labels, value(s.stats));

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "core/log.h"
 #include "core/timer.h"
@@ -94,12 +95,55 @@ Status deploy(ApiContext& ctx, const ModelSpec& spec) {
 Reply deploy_error(const Status& st) {
   if (st.code() == StatusCode::kNotFound && st.field() == "file_id")
     return error_reply(api_error(404, st.message(), "file_id", "file_not_found"));
+  if (st.code() == StatusCode::kResourceExhausted && st.field() == "model_limit") {
+    ApiError e = api_error(429, st.message(), "", "model_limit_reached", "insufficient_quota");
+    e.should_retry = false;
+    return error_reply(e);
+  }
   const std::string param = st.field().empty() ? std::string("path") : st.field();
   if (st.code() == StatusCode::kAlreadyExists) return error_reply(api_error(409, st.message(), param, "already_exists"));
   if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kDataLoss || st.code() == StatusCode::kNotFound ||
       st.code() == StatusCode::kUnimplemented)
     return error_reply(api_error(400, "The model cannot be loaded: " + st.message(), param));
   return error_reply(st, param);
+}
+
+// The file a tenant's model is served from: its own link to the upload's bytes (deleting the upload
+// does not touch it), named after the model (ids are "<org>/<name>": one path component here).
+std::string tenant_model_path(const ApiContext& ctx, const std::string& id) {
+  std::string name = id;
+  for (size_t at = name.find('/'); at != std::string::npos; at = name.find('/')) name.replace(at, 1, "__");
+  return ctx.deploy_dir + "/" + name + ".gguf";
+}
+
+// Deploys an organization's upload as spec.id, within its model limit. Serialized: the count and the
+// load happen under one lock, so concurrent deploys cannot pass the limit together.
+Status deploy_tenant_model(ApiContext& ctx, ModelSpec& spec) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  int mine = 0;
+  for (const auto& e : ctx.models.entries()) mine += e.spec.org == spec.org;
+  if (mine >= ctx.tenant_models_per_org)
+    return resource_exhausted(fmt::format("The organization already has {} models deployed (the limit); delete one first.", mine))
+        .with_field("model_limit");
+  auto found = ctx.files->get(spec.org, spec.file_id);
+  if (!found.is_ok()) return found.status().with_field("file_id");
+  const files::FileRecord& f = *found;
+  if (f.purpose != "model")
+    return invalid_argument(fmt::format("file {} has purpose '{}', not 'model'", f.id, f.purpose)).with_field("file_id");
+  if (ctx.models.lookup(spec.id).state != ModelRegistry::State::kUnknown)
+    return Status(StatusCode::kAlreadyExists, fmt::format("the model `{}` exists", spec.id)).with_field("name");
+  std::error_code ec;
+  std::filesystem::create_directories(ctx.deploy_dir, ec);
+  spec.path = tenant_model_path(ctx, spec.id);
+  ::unlink(spec.path.c_str());  // a leftover of a crash between the link and the record
+  if (::link(ctx.files->path_of(f.id).c_str(), spec.path.c_str()) != 0) {
+    std::filesystem::copy_file(ctx.files->path_of(f.id), spec.path, ec);
+    if (ec) return unavailable("cannot keep the model's file: " + ec.message());
+  }
+  Status st = deploy(ctx, spec);
+  if (!st.is_ok()) std::filesystem::remove(spec.path, ec);  // this call made it
+  return st;
 }
 
 // A deployment's answer: the model (201), or why it could not be loaded.
@@ -159,34 +203,13 @@ awaitable<bool> handle_deploy_model(ApiContext& ctx, Call& call) {
     co_return co_await call.ex.reply(
         error_reply(api_error(400, "'name' may have 1 to 64 letters, digits, '-', '_' and '.'", "name")));
   }
-  int mine = 0;
-  for (const auto& e : ctx.models.entries()) mine += e.spec.org == org;
-  if (mine >= ctx.tenant_models_per_org) {
-    ApiError e = api_error(429, fmt::format("The organization already has {} models deployed (the limit); delete one first.", mine),
-                           "", "model_limit_reached", "insufficient_quota");
-    e.should_retry = false;
-    co_return co_await call.ex.reply(error_reply(e));
-  }
   ModelSpec spec;
   spec.id = org + "/" + *name;
   spec.org = org;
   spec.file_id = *file_id;
   Status st;
   co_await ctx.offload([&] {
-    auto f = ctx.files->get(org, *file_id);
-    if (!f.is_ok()) return st = f.status().with_field("file_id"), true;
-    if (f->purpose != "model")
-      return st = invalid_argument(fmt::format("file {} has purpose '{}', not 'model'", f->id, f->purpose)).with_field("file_id"), true;
-    // The model keeps its own link to the bytes: deleting the upload later does not touch it.
-    std::error_code ec;
-    std::filesystem::create_directories(ctx.deploy_dir, ec);
-    spec.path = ctx.deploy_dir + "/" + f->id + ".gguf";
-    if (!std::filesystem::exists(spec.path) && ::link(ctx.files->path_of(f->id).c_str(), spec.path.c_str()) != 0) {
-      std::filesystem::copy_file(ctx.files->path_of(f->id), spec.path, ec);
-      if (ec) return st = unavailable("cannot keep the model's file: " + ec.message()), true;
-    }
-    st = deploy(ctx, spec);
-    if (!st.is_ok()) std::filesystem::remove(spec.path, ec);
+    st = deploy_tenant_model(ctx, spec);
     return true;
   });
   Reply answer = deployed_reply(ctx, st, spec.id);
@@ -200,12 +223,13 @@ awaitable<bool> handle_delete_model(ApiContext& ctx, Call& call) {
   co_await ctx.offload([&] {
     const auto l = ctx.models.lookup(id);
     if (l.state != ModelRegistry::State::kUnknown && !l.org.empty() && l.org == org) {  // the org's own model
-      std::string path;
+      bool uploaded = false;  // deployed from an upload (its file is ours), not placed by the operator
       for (const auto& e : ctx.models.entries())
-        if (e.spec.id == id) path = e.spec.path;
+        if (e.spec.id == id) uploaded = !e.spec.file_id.empty() && e.spec.path == tenant_model_path(ctx, id);
       st = ctx.models.remove_model(id);
       if (st.is_ok() && ctx.deployments) (void)ctx.deployments->remove(id);
-      if (st.is_ok() && !path.empty()) ::unlink(path.c_str());  // the engine keeps its mapping until it stops
+      // The engine keeps its mapping of the file until it stops.
+      if (st.is_ok() && uploaded) ::unlink(tenant_model_path(ctx, id).c_str());
     } else if (ctx.fine_tunes) {
       st = ctx.fine_tunes->delete_model(org, id);
     }

@@ -134,7 +134,15 @@ Status ModelRegistry::add_adapter(const AdapterSpec& spec) {
     return not_found(fmt::format("no ready model `{}` to apply the adapter to", spec.base)).with_field("base");
   if (lookup(spec.id).state != State::kUnknown)
     return Status(StatusCode::kAlreadyExists, fmt::format("`{}` is a model's id", spec.id)).with_field("id");
-  return adapters_->add(spec, base.service->model());
+  // `base.keep` holds the engine while the adapter is read and checked against it. If the base was
+  // removed meanwhile (remove_model sweeps only the adapters registered by then), this one goes too:
+  // an adapter never outlives the model it points to.
+  NC_RETURN_IF_ERROR(adapters_->add(spec, base.service->model()));
+  if (lookup(spec.base).service != base.service) {
+    (void)adapters_->remove(spec.id);
+    return not_found(fmt::format("the model `{}` was removed while the adapter loaded", spec.base)).with_field("base");
+  }
+  return Status::ok();
 }
 
 void ModelRegistry::shutdown() {
@@ -251,11 +259,11 @@ void ModelRegistry::reap_loop() {
   }
 }
 
-std::vector<std::shared_ptr<EngineService>> ModelRegistry::ready_services() const {
+std::vector<std::shared_ptr<EngineService>> ModelRegistry::ready_services(bool public_only) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::shared_ptr<EngineService>> out;
   for (const auto& e : entries_)
-    if (e.state == State::kReady) out.push_back(e.shared);
+    if (e.state == State::kReady && (!public_only || e.spec.org.empty())) out.push_back(e.shared);
   return out;
 }
 

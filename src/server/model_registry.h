@@ -1,10 +1,14 @@
 // ModelRegistry: the models one `neocloud serve` process serves, addressed by id. Models load on a
 // background thread after the server starts listening, so /health can answer 503 while they load;
 // a model that fails to load stops the server (its command line named something that does not work).
+// Models are also added and removed at run time (add_model/remove_model: the operator's and tenants'
+// own models, server/model_deploy_api.h).
 //
-// Ownership: owns the EngineServices. A pointer from `lookup` stays valid until `shutdown`, which may
-// only run after the HTTP server's I/O loop has returned (in-flight request coroutines hold such
-// pointers; their frames must not touch a service when destroyed).
+// Ownership: owns the EngineServices (shared: a request holds Lookup::keep while it runs). A pointer
+// from `lookup` stays valid while that Lookup's `keep` (or a copy) lives, and for the command line's
+// models until `shutdown`, which may only run after the HTTP server's I/O loop has returned (in-flight
+// request coroutines hold such pointers; their frames must not touch a service when destroyed). A
+// removed model's engine is stopped on the reaper thread once nothing holds it.
 // Thread-safety: lookups from any thread; start_loading once; shutdown from the thread that owns the
 // registry (idempotent).
 #pragma once
@@ -73,7 +77,8 @@ class ModelRegistry {
   Lookup lookup(const std::string& id) const;
   // The first model on the command line (for routes where "model" is optional).
   Lookup default_model() const;
-  std::vector<std::shared_ptr<EngineService>> ready_services() const;
+  // public_only: without organizations' own models.
+  std::vector<std::shared_ptr<EngineService>> ready_services(bool public_only = false) const;
   bool all_ready() const;
   std::vector<Entry> entries() const;
   // The LoRA adapters served as models (on the ready services' models).

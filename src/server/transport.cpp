@@ -119,6 +119,10 @@ awaitable<Result<std::string_view>> BodyReader::next() {
     if (ec) co_return unavailable(fmt::format("reading the request body: {}", ec.message()));
     const size_t n = chunk_.size() - parser_.get().body().size;
     read_ += n;
+    const auto elapsed_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
+    if (elapsed_ms > timeout_ms_ && read_ * 1000 < BodyReader::kMinUploadBytesPerSecond * static_cast<uint64_t>(elapsed_ms))
+      co_return unavailable("the request body arrives too slowly");
     if (n > 0) co_return std::string_view(chunk_.data(), n);
     if (parser_.is_done()) co_return std::string_view();
   }

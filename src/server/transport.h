@@ -14,6 +14,7 @@
 #include <boost/beast.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -51,8 +52,10 @@ struct EdgeLimits {
 
 // The body of a request whose route reads it itself (uploads: Transport's `streamed` says which): the
 // handler pulls it chunk by chunk as it arrives, after it has authenticated the caller from the headers,
-// so a large upload is never whole in memory and a refused one is never read. Each read waits at most
-// the body timeout for the client's next bytes. Lives in the connection's coroutine; I/O thread only.
+// so a large upload is never whole in memory and one refused before its body is never read. Each read
+// waits at most the body timeout for the client's next bytes, and after the first body timeout the
+// body must have come at kMinUploadBytesPerSecond on average (a client trickling bytes to hold a
+// connection is dropped). Lives in the connection's coroutine; I/O thread only.
 class BodyReader {
  public:
   BodyReader(beast::tcp_stream& stream, beast::flat_buffer& buf, http::request_parser<http::buffer_body>& parser,
@@ -66,6 +69,7 @@ class BodyReader {
   // The Content-Length the client announced (none for a chunked body).
   std::optional<uint64_t> content_length() const;
   uint64_t bytes_read() const { return read_; }
+  static constexpr uint64_t kMinUploadBytesPerSecond = 64 * 1024;
 
  private:
   beast::tcp_stream& stream_;
@@ -73,6 +77,7 @@ class BodyReader {
   http::request_parser<http::buffer_body>& parser_;
   int timeout_ms_;
   uint64_t read_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<char> chunk_ = std::vector<char>(64 * 1024);
 };
 

@@ -30,6 +30,24 @@ int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// At most `max` bytes of `s` as valid UTF-8 (a bad byte becomes U+FFFD; a character is never cut), so
+// that what the trainer or a log wrote can always be stored and sent as JSON.
+std::string utf8_clean(std::string_view s, size_t max) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (ok && n == 2 && c < 0xC2) ok = false;  // overlong
+    const std::string_view piece = ok ? s.substr(i, n) : std::string_view("\xEF\xBF\xBD");
+    if (out.size() + piece.size() > max) break;
+    out.append(piece);
+    i += ok ? n : 1;
+  }
+  return out;
+}
+
 bool valid_suffix(const std::string& s) {
   if (s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
@@ -320,7 +338,13 @@ void FineTuneController::fail(Live& l, std::string code, std::string message) {
 // Bills what was trained (once) and gives the budget hold back.
 void FineTuneController::settle(Live& l) {
   if (l.job.billed) return;
-  const int64_t tokens = l.job.trained_tokens;
+  // What the job trained, from the tokenized files we made: the whole plan when it succeeded; what the
+  // trainer reported (never more than the plan) when it stopped early. The trainer's own numbers are
+  // only a progress report: it runs in the organization's sandbox.
+  const int64_t plan = l.job.hyper.n_epochs * l.job.train_tokens_per_epoch + l.job.valid_tokens;
+  const int64_t tokens =
+      l.job.state == FineTuneState::kSucceeded ? plan : std::clamp<int64_t>(l.job.trained_tokens, 0, plan);
+  l.job.trained_tokens = tokens;
   if (tokens > 0 && hooks_.bill) {
     Status st = hooks_.bill(l.job, tokens);
     if (!st.is_ok()) {
@@ -396,8 +420,7 @@ int64_t integer(const json& e, const char* k, int64_t d) {
 std::string text(const json& e, const char* k, std::string d, size_t max = 2000) {
   auto it = e.find(k);
   if (it == e.end() || !it->is_string()) return d;
-  std::string s = it->get<std::string>();
-  return s.size() > max ? s.substr(0, max) : s;
+  return utf8_clean(it->get_ref<const std::string&>(), max);
 }
 constexpr int64_t kMaxEventBytesPerPoll = 1 << 20;
 constexpr size_t kMaxEventLine = 64 * 1024;
@@ -435,9 +458,10 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
       j.step = integer(e, "step", j.step);
       j.trained_tokens = std::max<int64_t>(0, integer(e, "trained_tokens", j.trained_tokens));
       const double elapsed = num(e, "elapsed_s", 0.0);
-      if (j.step > 0 && j.total_steps > j.step && elapsed >= 0 && elapsed < 1e9)
-        j.estimated_finish = now_s() + static_cast<int64_t>(std::ceil(elapsed / static_cast<double>(j.step) *
-                                                                      static_cast<double>(j.total_steps - j.step)));
+      if (j.step > 0 && j.total_steps > j.step && elapsed >= 0 && elapsed < 1e9) {
+        const double left = elapsed / static_cast<double>(j.step) * static_cast<double>(j.total_steps - j.step);
+        if (left < 1e9) j.estimated_finish = now_s() + static_cast<int64_t>(std::ceil(left));
+      }
       json data = {{"step", j.step}, {"total_steps", j.total_steps}, {"trained_tokens", j.trained_tokens}};
       std::string msg = fmt::format("Step {}/{}", j.step, j.total_steps);
       if (auto it = e.find("train_loss"); it != e.end() && it->is_number()) {
@@ -455,7 +479,10 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
       // The trainer names its file inside the sandbox; it is the same name in the work directory.
       const std::string name = fs::path(text(e, "path", "", 4096)).filename().string();
       c.path = j.staging_dir + "/" + name;
-      const bool ok = !name.empty() && name[0] != '.' && fs::path(name).extension() == ".gguf" &&
+      // One per epoch, in step order (a requeued run's repeats are not taken again).
+      const bool fresh = (j.checkpoints.empty() || c.step > j.checkpoints.back().step) &&
+                         static_cast<int64_t>(j.checkpoints.size()) < std::max<int64_t>(1, j.hyper.n_epochs);
+      const bool ok = fresh && !name.empty() && name[0] != '.' && fs::path(name).extension() == ".gguf" &&
                       copy_from_job(work_dir, {"checkpoints", name}, c.path).is_ok();
       if (ok) {
         add_event(l, fmt::format("Checkpoint created at step {}", c.step), "message",
@@ -463,8 +490,8 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
         j.checkpoints.push_back(std::move(c));
       }
     } else if (type == "done") {
-      j.trained_tokens = std::max<int64_t>(0, integer(e, "trained_tokens", j.trained_tokens)) +
-                         std::max<int64_t>(0, integer(e, "valid_tokens", 0));
+      j.trained_tokens = std::clamp<int64_t>(integer(e, "trained_tokens", j.trained_tokens), 0, INT64_MAX / 4) +
+                         std::clamp<int64_t>(integer(e, "valid_tokens", 0), 0, INT64_MAX / 4);
       add_event(l, fmt::format("Training done: {} steps, final training loss={:.4f}", integer(e, "step", j.step),
                                num(e, "train_loss", 0.0)));
     } else if (type == "error") {
@@ -501,6 +528,7 @@ void FineTuneController::on_capacity_end(Live& l, const capacity::Job& cj, const
         auto log = jobs_.logs(j.org, cj.id, 0, 1 << 20);
         std::string tail = log.is_ok() ? log->first : "";
         if (tail.size() > 600) tail = "..." + tail.substr(tail.size() - 600);
+        tail = utf8_clean(tail, 700);
         why = fmt::format("the trainer ended {} (exit status {}): {}", capacity::job_state_name(cj.state), cj.exit_code, tail);
       }
       fail(l, j.error_code.empty() ? "training_failed" : j.error_code, why);
@@ -518,7 +546,12 @@ void FineTuneController::follow(Live& l) {
     return;
   }
   const std::string work = work_dir_of(*cj);
-  read_trainer_events(l, work);
+  // While it runs, one bounded read per poll; once it ended, everything it wrote (bounded still).
+  for (int reads = 0; reads < (capacity::is_terminal(cj->state) ? 64 : 1); ++reads) {
+    const int64_t before = j.events_offset;
+    read_trainer_events(l, work);
+    if (j.events_offset == before) break;
+  }
   if (cj->state == capacity::JobState::kRunning && j.state == FineTuneState::kQueued) {
     j.state = FineTuneState::kRunning;
     add_event(l, "Fine-tuning job started");
@@ -551,10 +584,11 @@ void FineTuneController::tick() {
       if (l.job.state == FineTuneState::kValidatingFiles) submit_trainer(l);
       else if (!l.job.capacity_job.empty() && !l.job.billed) follow(l);
       else if (is_final(l.job.state)) settle(l);
+      if (is_final(l.job.state) && l.job.billed) drop_inputs(l);
+      if (!l.unsaved.empty() || to_doc(l.job) != before) persist(l);
     } catch (const std::exception& e) {  // a bug must cost this poll, not the server
       NC_LOG_ERROR("fine-tuning job {}: {}", id, e.what());
     }
-    if (!l.unsaved.empty() || to_doc(l.job) != before) persist(l);
   }
 }
 
@@ -575,7 +609,15 @@ Status FineTuneController::recover() {
   return Status::ok();
 }
 
+// The token files are needed only while the trainer may run; the adapter and checkpoints stay.
+void FineTuneController::drop_inputs(Live& l) {
+  std::error_code ec;
+  for (const char* f : {"train.tokens.jsonl", "valid.tokens.jsonl"}) fs::remove(fs::path(l.job.staging_dir) / f, ec);
+}
+
 void FineTuneController::start() {
+  std::lock_guard<std::mutex> lock(loop_mu_);
+  if (stopping_ || loop_.joinable()) return;
   loop_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(loop_mu_);
     while (!stopping_) {
@@ -588,12 +630,14 @@ void FineTuneController::start() {
 }
 
 void FineTuneController::stop() {
+  std::thread loop;
   {
     std::lock_guard<std::mutex> lock(loop_mu_);
     stopping_ = true;
+    loop.swap(loop_);
   }
   loop_cv_.notify_all();
-  if (loop_.joinable()) loop_.join();
+  if (loop.joinable()) loop.join();
 }
 
 }  // namespace nc::training

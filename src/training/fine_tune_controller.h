@@ -120,6 +120,7 @@ class FineTuneController {
   void read_trainer_events(Live& l, const std::string& work_dir);
   void on_capacity_end(Live& l, const capacity::Job& cj, const std::string& work_dir);
   void settle(Live& l);
+  void drop_inputs(Live& l);
   void fail(Live& l, std::string code, std::string message);
   void persist(Live& l);
   std::string model_id(const FineTuneJob& j) const;

@@ -54,7 +54,10 @@ Result<FineTuneRequest> parse_request(const std::string& text) {
   json h = b.value("hyperparameters", json::object());
   if (auto m = b.find("method"); m != b.end() && !m->is_null()) {
     if (!m->is_object()) return invalid_argument("'method' must be an object").with_field("method");
-    const std::string type = m->value("type", "supervised");
+    auto t = m->find("type");
+    if (t != m->end() && !t->is_null() && !t->is_string())
+      return invalid_argument("'method.type' must be a string").with_field("method.type");
+    const std::string type = t == m->end() || t->is_null() ? std::string("supervised") : t->get<std::string>();
     if (type != "supervised")
       return invalid_argument(fmt::format("method type '{}' is not supported: use 'supervised'", type)).with_field("method.type");
     if (auto s = m->find("supervised"); s != m->end() && s->is_object()) h = s->value("hyperparameters", json::object());

@@ -11,7 +11,8 @@
               a 429; a fine-tune file as a model 400
   4 price     inference on a tenant's model is billed at the operator's "tenant-models" price
   5 restart   after a restart both run-time models are served again
-  6 delete    the organization deletes its model: 404 after, and its file is gone
+  6 delete    the organization deletes its model: 404 after, and its file is gone; a model the operator
+              placed for it is deleted without touching the operator's file
 Usage: model_deploy.py --neocloud BIN --vocab VOCAB.gguf --tmp DIR
 """
 import argparse
@@ -162,7 +163,14 @@ class DeployTest:
         check(r == {"id": self.mine, "object": "model", "deleted": True}, f"delete: {r}")
         self.chat(self.a_key, self.mine, status=404)
         check(not os.path.exists(path), f"its file is gone: {path}")
-        return "404 after; file removed"
+        # A model the operator placed for the organization: the organization may delete it, never its file.
+        self.c.ok("POST", "/v1/admin/models", self.op, {"id": "placed", "path": self.runtime_path,
+                                                         "organization_id": self.a.id}, status=(201,))
+        self.chat(self.a_key, "placed")
+        self.chat(self.b_key, "placed", status=404)
+        self.c.ok("DELETE", "/v1/models/placed", self.a_key)
+        check(os.path.exists(self.runtime_path), "the operator's file stays")
+        return "404 after; its file removed; an operator-placed model's file stays"
 
     def run(self):
         self.t0 = int(time.time()) - 60
