@@ -423,6 +423,7 @@ std::string text(const json& e, const char* k, std::string d, size_t max = 2000)
   return utf8_clean(it->get_ref<const std::string&>(), max);
 }
 constexpr int64_t kMaxEventBytesPerPoll = 1 << 20;
+constexpr size_t kKeptCheckpoints = 3;
 constexpr size_t kMaxEventLine = 64 * 1024;
 }  // namespace
 
@@ -479,15 +480,22 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
       // The trainer names its file inside the sandbox; it is the same name in the work directory.
       const std::string name = fs::path(text(e, "path", "", 4096)).filename().string();
       c.path = j.staging_dir + "/" + name;
-      // One per epoch, in step order (a requeued run's repeats are not taken again).
+      // One per epoch, in step order (a requeued run's repeats are not taken again), at most one per
+      // epoch in all.
       const bool fresh = (j.checkpoints.empty() || c.step > j.checkpoints.back().step) &&
-                         static_cast<int64_t>(j.checkpoints.size()) < std::max<int64_t>(1, j.hyper.n_epochs);
+                         ++l.checkpoints_seen <= std::max<int64_t>(1, j.hyper.n_epochs);
       const bool ok = fresh && !name.empty() && name[0] != '.' && fs::path(name).extension() == ".gguf" &&
                       copy_from_job(work_dir, {"checkpoints", name}, c.path).is_ok();
       if (ok) {
         add_event(l, fmt::format("Checkpoint created at step {}", c.step), "message",
                   {{"step", c.step}, {"train_loss", c.train_loss}, {"valid_loss", c.valid_loss ? json(*c.valid_loss) : json()}});
         j.checkpoints.push_back(std::move(c));
+        // The last three are kept, as OpenAI keeps them (an adapter of a large model is tens of MB).
+        while (j.checkpoints.size() > kKeptCheckpoints) {
+          std::error_code ec;
+          fs::remove(j.checkpoints.front().path, ec);
+          j.checkpoints.erase(j.checkpoints.begin());
+        }
       }
     } else if (type == "done") {
       j.trained_tokens = std::clamp<int64_t>(integer(e, "trained_tokens", j.trained_tokens), 0, INT64_MAX / 4) +

@@ -8,8 +8,8 @@
 // organization — same scheduler, quotas, GPUs, executors, sandbox and GPU metering as any job — with
 // its inputs (base GGUF, token files, trainer) staged read-only into its directory. The controller
 // follows the trainer's events file (steps, checkpoints, done/error) into the job's events and
-// checkpoints; when the trainer succeeds its adapter (llama.cpp's GGUF LoRA format) is deployed as the
-// organization's private model `ft:<base>:<org>:<suffix>:<job>` (hook). Trained tokens are billed once
+// checkpoints (the last three kept); when the trainer succeeds its adapter (llama.cpp's GGUF LoRA
+// format) is deployed as the organization's private model `ft:<base>:<org>:<suffix>:<job>` (hook). Trained tokens are billed once
 // per job (one ledger event whose id is the job's, so a retry or a restart never bills twice), also for
 // a cancelled or failed job (what it trained). States: validating_files -> queued -> running ->
 // succeeded | failed | cancelled. After a restart, a job whose trainer was running is requeued (its
@@ -111,6 +111,7 @@ class FineTuneController {
   struct Live {
     FineTuneJob job;
     int64_t hold = 0;  // budget hold while it may still train
+    int64_t checkpoints_seen = 0;  // checkpoint events taken (bounded by the epochs)
     std::vector<FineTuneEvent> unsaved;
   };
   void add_event(Live& l, std::string message, std::string type = "message", nlohmann::json data = nullptr,

@@ -3,7 +3,7 @@
 the trainer (train/neocloud_train.py, PyTorch) runs as the organization's capacity job.
   1 train     upload 24 question/answer pairs and a validation file, create a job (suffix, seed,
               method.supervised hyperparameters); it goes validating_files -> queued -> running -> succeeded; its events
-              (metrics per step), checkpoints (step_number, train_loss and valid_loss falling) and trained_tokens
+              (metrics per step), checkpoints (the last three: step_number, train_loss, valid_loss; the loss falls) and trained_tokens
               (epochs × trained tokens); fine_tuned_model = ft:<base>:<org>:<suffix>:<id>
   2 learned   the fine-tuned model answers >= 90% of the questions exactly (greedy chat completions)
               where the base model answers none; it is in /v1/models for its organization
@@ -156,16 +156,28 @@ class FineTuningTest:
         page2 = self.c.ok("GET", f"/v1/fine_tuning/jobs/{self.job}/events?limit=2&after={page['data'][-1]['id']}", self.a_key)
         check(page["has_more"] and page2["data"] and page2["data"][0]["id"] != page["data"][0]["id"], "event pages")
         ck = self.c.ok("GET", f"/v1/fine_tuning/jobs/{self.job}/checkpoints", self.a_key)["data"]
-        check(len(ck) >= 2, f"checkpoints: {ck}")
-        losses = [c["metrics"]["train_loss"] for c in sorted(ck, key=lambda c: c["step_number"])]
-        check(losses[-1] < losses[0] * 0.5, f"train_loss falls: {losses}")
-        vl = [c["metrics"].get("valid_loss") for c in sorted(ck, key=lambda c: c["step_number"])]
-        check(all(isinstance(v, float) for v in vl) and vl[-1] < vl[0], f"valid_loss in every checkpoint, falling: {vl}")
+        check(len(ck) == 3, f"the last three checkpoints are kept: {ck}")
+        ck.sort(key=lambda c: c["step_number"])
+        losses = [c["metrics"]["train_loss"] for c in ck]
+        vl = [c["metrics"].get("valid_loss") for c in ck]
+        check(all(isinstance(v, float) for v in vl), f"valid_loss in every checkpoint: {vl}")
+        # The loss over the whole run, from every step's metrics event (pages, oldest last).
+        steps, after = [], None
+        while True:
+            page = self.c.ok("GET", f"/v1/fine_tuning/jobs/{self.job}/events?limit=100" + (f"&after={after}" if after else ""),
+                             self.a_key)
+            steps += [e["data"] for e in page["data"] if e["type"] == "metrics"]
+            if not page["has_more"]:
+                break
+            after = page["data"][-1]["id"]
+        steps.sort(key=lambda d: d["step"])
+        first, last = steps[0]["train_loss"], losses[-1]
+        check(last < first * 0.1 and losses[-1] <= losses[0] * 1.5, f"train_loss falls: step 1 {first}, checkpoints {losses}")
         check(all(c["fine_tuned_model_checkpoint"].startswith(want) for c in ck), f"checkpoint names: {ck[0]}")
         self.trained = done["trained_tokens"]
         check(isinstance(self.trained, int) and self.trained > 0, f"trained_tokens {self.trained}")
         self.model = done["fine_tuned_model"]
-        return f"{' -> '.join(seen)}; {len(metrics)} metric events, loss {losses[0]:.3f} -> {losses[-1]:.3f}; " \
+        return f"{' -> '.join(seen)}; {len(steps)} steps, loss {first:.3f} -> {last:.3f}; " \
                f"{self.trained} trained tokens"
 
     def check_learned(self):
