@@ -612,6 +612,17 @@ Status FineTuneController::recover() {
       if (Status st = hooks_.deploy(l->job.fine_tuned_model, l->job.model, ck, l->job.org); !st.is_ok())
         NC_LOG_ERROR("fine-tuned model {}: cannot serve it again: {}", l->job.fine_tuned_model, st.to_string());
     }
+    // A job that may still train holds its estimate against the budgets again (holds live in memory).
+    // It was admitted before the restart: a refusal now is logged, not a reason to stop it.
+    if (!l->job.billed && !is_final(l->job.state) && hooks_.price && hooks_.hold) {
+      const FineTuneJob& j = l->job;
+      const int64_t micros = hooks_.price(j.model, j.hyper.n_epochs * j.train_tokens_per_epoch + j.valid_tokens);
+      if (micros > 0) {
+        auto held = hooks_.hold(j, micros, "held again after a restart");
+        if (held.is_ok()) l->hold = *held;
+        else NC_LOG_WARN("fine-tuning job {}: its budget hold was not taken again: {}", j.id, held.status().to_string());
+      }
+    }
     jobs_by_id_[l->job.id] = std::move(l);
   }
   return Status::ok();

@@ -86,8 +86,8 @@ class FineTuneController {
                      FineTuneOptions options);
   ~FineTuneController();
 
-  // Loads the stored jobs, serves their fine-tuned models again and requeues the trainers a stop
-  // interrupted. Call before start().
+  // Loads the stored jobs, serves their fine-tuned models again, holds the budgets of those that may
+  // still train, and (from start()) requeues the trainers a stop interrupted. Call before start().
   Status recover();
   void start();
   void stop();
