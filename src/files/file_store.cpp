@@ -9,23 +9,20 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
+#include "core/file_copy.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/timer.h"
 
 namespace nc::files {
 
 namespace {
-
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 Status fsync_dir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -85,15 +82,9 @@ Status Upload::write(std::string_view data) {
   NC_RETURN_IF_ERROR(store_.reserve(org_, bytes_, static_cast<int64_t>(data.size())));
   bytes_ += static_cast<int64_t>(data.size());
   EVP_DigestUpdate(sha_, data.data(), data.size());
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd_, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      if (errno == ENOSPC || errno == EDQUOT) return resource_exhausted("the server's disk for files is full");
-      return unavailable(fmt::format("writing the upload: {}", std::strerror(errno)));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
+  const Status st = write_all(fd_, data);
+  if (st.code() == StatusCode::kResourceExhausted) return resource_exhausted("the server's disk for files is full");
+  if (!st.is_ok()) return st.with_context("writing the upload");
   return Status::ok();
 }
 
@@ -114,7 +105,7 @@ Status FileStore::sweep() {
   namespace fs = std::filesystem;
   std::error_code ec;
   // Old ones only, here too: another process sharing the directory (PostgreSQL) may be uploading now.
-  const int64_t cutoff = now_s() - 3600;
+  const int64_t cutoff = unix_s() - 3600;
   for (const auto& e : fs::directory_iterator(fs::path(options_.dir) / ".tmp", ec)) {
     struct stat st {};
     if (::lstat(e.path().c_str(), &st) == 0 && st.st_mtime < cutoff) fs::remove(e.path(), ec);
@@ -197,7 +188,7 @@ Result<FileRecord> FileStore::commit(Upload& up, const std::string& project, con
   f.purpose = purpose;
   f.filename = filename;
   f.bytes = up.bytes_;
-  f.created_at = now_s();
+  f.created_at = unix_s();
   for (unsigned i = 0; i < n; ++i) f.sha256 += fmt::format("{:02x}", digest[i]);
   const int rc = ::fsync(up.fd_);
   ::close(up.fd_);

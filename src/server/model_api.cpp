@@ -20,11 +20,11 @@ Result<json> parse_body_object(const Exchange& ex) {
   return body;
 }
 
-namespace {
 ApiError model_not_found(const std::string& id) {
   return api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found");
 }
 
+namespace {
 EngineService* ready_or_error(const ModelRegistry::Lookup& l, const std::string& id, std::optional<ApiError>* error) {
   switch (l.state) {
     case ModelRegistry::State::kReady: return l.service;

@@ -18,5 +18,7 @@ awaitable<bool> handle_apply_template(ApiContext& ctx, Call& call);
 
 // The request body as a JSON object (depth-bounded), or the 400 to answer.
 Result<nlohmann::json> parse_body_object(const Exchange& ex);
+// The one answer for a model the caller cannot see: 404 model_not_found.
+ApiError model_not_found(const std::string& id);
 
 }  // namespace nc::server

@@ -40,7 +40,7 @@ json entry_json(const ModelRegistry::Entry& e) {
 Reply entry_reply(ApiContext& ctx, const std::string& id, int status) {
   for (const auto& e : ctx.models.entries())
     if (e.spec.id == id) return json_reply(status, entry_json(e));
-  return error_reply(api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found"));
+  return error_reply(model_not_found(id));
 }
 
 bool valid_name(const std::string& s) {
@@ -68,7 +68,7 @@ Reply list_reply(ApiContext& ctx) {
 
 Reply removed_reply(const Status& st, const std::string& id) {
   if (st.code() == StatusCode::kNotFound)
-    return error_reply(api_error(404, fmt::format("The model `{}` does not exist.", id), "model", "model_not_found"));
+    return error_reply(model_not_found(id));
   if (!st.is_ok()) return error_reply(st);
   return json_reply(200, json{{"id", id}, {"object", "model"}, {"deleted", true}});
 }

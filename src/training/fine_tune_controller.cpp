@@ -13,9 +13,11 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/file_copy.h"
 #include "core/ids.h"
 #include "core/json_parse.h"
 #include "core/log.h"
+#include "core/timer.h"
 
 namespace nc::training {
 
@@ -25,10 +27,6 @@ using json = nlohmann::json;
 namespace {
 
 constexpr double kBaseLearningRate = 2e-3;  // × learning_rate_multiplier (LoRA on small models: see docs)
-
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // At most `max` bytes of `s` as valid UTF-8 (a bad byte becomes U+FFFD; a character is never cut), so
 // that what the trainer or a log wrote can always be stored and sent as JSON.
@@ -72,34 +70,12 @@ int open_in_job_dir(const std::string& dir, const std::vector<std::string>& part
   return fd;
 }
 
-// Copies such a file to `to` (tmp + rename).
+// Copies such a file to `to` (tmp + rename; readable by this server only).
 Status copy_from_job(const std::string& dir, const std::vector<std::string>& parts, const fs::path& to) {
   const int in = open_in_job_dir(dir, parts);
   if (in < 0) return not_found("the trainer's output is missing or not a regular file");
-  const std::string tmp = to.string() + ".part";
-  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  Status st = out < 0 ? unavailable("cannot write " + tmp) : Status::ok();
-  std::vector<char> buf(1 << 20);
-  while (st.is_ok()) {
-    const ssize_t n = ::read(in, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n < 0) st = unavailable("reading the trainer's output failed");
-      break;
-    }
-    for (ssize_t done = 0; st.is_ok() && done < n;) {
-      const ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) st = unavailable("writing " + tmp + " failed");
-      else done += w;
-    }
-  }
+  const Status st = copy_to_file(in, to.string(), 0600);
   ::close(in);
-  if (out >= 0) ::close(out);
-  std::error_code ec;
-  if (st.is_ok()) fs::rename(tmp, to, ec);
-  if (st.is_ok() && ec) st = unavailable("storing " + to.string() + ": " + ec.message());
-  if (!st.is_ok()) fs::remove(tmp, ec);
   return st;
 }
 
@@ -119,7 +95,7 @@ FineTuneController::FineTuneController(capacity::JobController& jobs, files::Fil
 FineTuneController::~FineTuneController() { stop(); }
 
 std::string FineTuneController::model_id(const FineTuneJob& j) const {
-  return fmt::format("ft:{}:{}:{}:{}", j.model, j.org, j.suffix, j.id.substr(j.id.find('-') + 1));
+  return fmt::format("ft:{}:{}:{}:{}", j.model, j.org, j.suffix, id_suffix(j));
 }
 
 void FineTuneController::auto_hyperparameters(FineTuneJob& j, const TokenizedFile& train) const {
@@ -138,8 +114,8 @@ void FineTuneController::auto_hyperparameters(FineTuneJob& j, const TokenizedFil
 void FineTuneController::add_event(Live& l, std::string message, std::string type, json data, std::string level) {
   FineTuneEvent e;
   e.seq = ++l.job.event_seq;
-  e.id = fmt::format("ftevent-{}-{}", l.job.id.substr(l.job.id.find('-') + 1), e.seq);
-  e.created_at = now_s();
+  e.id = fmt::format("ftevent-{}-{}", id_suffix(l.job), e.seq);
+  e.created_at = unix_s();
   e.level = std::move(level);
   e.message = std::move(message);
   e.type = std::move(type);
@@ -194,7 +170,7 @@ Result<FineTuneJob> FineTuneController::create(const std::string& org, const std
   j.suffix = req.suffix;
   j.seed = req.seed.value_or(static_cast<int64_t>(random_u64() % 1000000000));
   j.requested = req.hyper;
-  j.created_at = now_s();
+  j.created_at = unix_s();
   j.staging_dir = (fs::path(options_.dir) / j.id).string();
   std::error_code ec;
   fs::create_directories(j.staging_dir, ec);
@@ -229,10 +205,8 @@ Result<FineTuneJob> FineTuneController::create(const std::string& org, const std
   j.train_tokens_per_epoch = train->trained_tokens;
   j.valid_tokens = valid.trained_tokens;
   auto l = std::make_unique<Live>();
-  // The estimate, as billed at the end: every epoch trains the whole file; the validation file's tokens
-  // count once (OpenAI's rule: epochs × training tokens + validation tokens).
-  const int64_t tokens = j.hyper.n_epochs * train->trained_tokens + valid.trained_tokens;
-  const int64_t micros = hooks_.price ? hooks_.price(j.model, tokens) : 0;
+  // The estimate is what a success bills (planned_tokens).
+  const int64_t micros = hooks_.price ? hooks_.price(j.model, planned_tokens(j)) : 0;
   if (micros > 0 && hooks_.hold) {
     auto held = hooks_.hold(j, micros,
                             fmt::format("this fine-tune may cost {:.6f} USD ({} epochs × {} trained tokens + {} validation "
@@ -291,7 +265,7 @@ Result<FineTuneJob> FineTuneController::cancel(const std::string& org, const std
       NC_LOG_WARN("fine-tuning job {}: cancelling {}: {}", id, l.job.capacity_job, c.status().to_string());
   }
   l.job.state = FineTuneState::kCancelled;
-  l.job.finished_at = now_s();
+  l.job.finished_at = unix_s();
   add_event(l, "Fine-tuning job cancelled");
   if (l.job.capacity_job.empty()) settle(l);  // nothing ran: nothing to bill
   persist(l);
@@ -329,7 +303,7 @@ Status FineTuneController::delete_model(const std::string& org, const std::strin
 
 void FineTuneController::fail(Live& l, std::string code, std::string message) {
   l.job.state = FineTuneState::kFailed;
-  l.job.finished_at = now_s();
+  l.job.finished_at = unix_s();
   l.job.error_code = std::move(code);
   l.job.error_message = std::move(message);
   add_event(l, "Fine-tuning job failed: " + l.job.error_message, "message", nullptr, "error");
@@ -341,7 +315,7 @@ void FineTuneController::settle(Live& l) {
   // What the job trained, from the tokenized files we made: the whole plan when it succeeded; what the
   // trainer reported (never more than the plan) when it stopped early. The trainer's own numbers are
   // only a progress report: it runs in the organization's sandbox.
-  const int64_t plan = l.job.hyper.n_epochs * l.job.train_tokens_per_epoch + l.job.valid_tokens;
+  const int64_t plan = planned_tokens(l.job);
   const int64_t tokens =
       l.job.state == FineTuneState::kSucceeded ? plan : std::clamp<int64_t>(l.job.trained_tokens, 0, plan);
   l.job.trained_tokens = tokens;
@@ -461,7 +435,7 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
       const double elapsed = num(e, "elapsed_s", 0.0);
       if (j.step > 0 && j.total_steps > j.step && elapsed >= 0 && elapsed < 1e9) {
         const double left = elapsed / static_cast<double>(j.step) * static_cast<double>(j.total_steps - j.step);
-        if (left < 1e9) j.estimated_finish = now_s() + static_cast<int64_t>(std::ceil(left));
+        if (left < 1e9) j.estimated_finish = unix_s() + static_cast<int64_t>(std::ceil(left));
       }
       json data = {{"step", j.step}, {"total_steps", j.total_steps}, {"trained_tokens", j.trained_tokens}};
       std::string msg = fmt::format("Step {}/{}", j.step, j.total_steps);
@@ -473,8 +447,8 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
     } else if (type == "checkpoint") {
       Checkpoint c;
       c.step = integer(e, "step", 0);
-      c.id = fmt::format("ftckpt-{}-{}", j.id.substr(j.id.find('-') + 1), c.step);
-      c.created_at = now_s();
+      c.id = fmt::format("ftckpt-{}-{}", id_suffix(j), c.step);
+      c.created_at = unix_s();
       c.train_loss = num(e, "train_loss", 0.0);
       if (auto it = e.find("valid_loss"); it != e.end() && it->is_number()) c.valid_loss = it->get<double>();
       // The trainer names its file inside the sandbox; it is the same name in the work directory.
@@ -512,16 +486,16 @@ void FineTuneController::read_trainer_events(Live& l, const std::string& work_di
 void FineTuneController::on_capacity_end(Live& l, const capacity::Job& cj, const std::string& work_dir) {
   FineTuneJob& j = l.job;
   if (j.state != FineTuneState::kCancelled) {
-    const int adapter = cj.state == capacity::JobState::kSucceeded ? open_in_job_dir(work_dir, {"adapter.gguf"}) : -1;
-    if (adapter >= 0) ::close(adapter);
-    if (adapter >= 0) {
-      const std::string kept = j.staging_dir + "/adapter.gguf";
-      Status st = copy_from_job(work_dir, {"adapter.gguf"}, kept);
+    const std::string kept = j.staging_dir + "/adapter.gguf";
+    // NotFound: the trainer left no adapter (it failed); any other outcome is the deployment's.
+    Status st = cj.state == capacity::JobState::kSucceeded ? copy_from_job(work_dir, {"adapter.gguf"}, kept)
+                                                           : not_found("no adapter");
+    if (st.code() != StatusCode::kNotFound) {
       const std::string id = model_id(j);
       if (st.is_ok() && hooks_.deploy) st = hooks_.deploy(id, j.model, kept, j.org);
       if (st.is_ok()) {
         j.state = FineTuneState::kSucceeded;
-        j.finished_at = now_s();
+        j.finished_at = unix_s();
         j.fine_tuned_model = id;
         add_event(l, fmt::format("New fine-tuned model created: {}", id));
         add_event(l, "The job has successfully completed");
@@ -616,7 +590,7 @@ Status FineTuneController::recover() {
     // It was admitted before the restart: a refusal now is logged, not a reason to stop it.
     if (!l->job.billed && !is_final(l->job.state) && hooks_.price && hooks_.hold) {
       const FineTuneJob& j = l->job;
-      const int64_t micros = hooks_.price(j.model, j.hyper.n_epochs * j.train_tokens_per_epoch + j.valid_tokens);
+      const int64_t micros = hooks_.price(j.model, planned_tokens(j));
       if (micros > 0) {
         auto held = hooks_.hold(j, micros, "held again after a restart");
         if (held.is_ok()) l->hold = *held;

@@ -61,6 +61,14 @@ struct FineTuneJob {
   bool deleted_model = false;  // the fine-tuned model was deleted (DELETE /v1/models/{id})
 };
 
+// The tokens a job trains when it runs to its end, and what its success bills: every epoch trains the
+// whole training file; the validation file's tokens count once (OpenAI's rule).
+inline int64_t planned_tokens(const FineTuneJob& j) {
+  return j.hyper.n_epochs * j.train_tokens_per_epoch + j.valid_tokens;
+}
+// The id without its "ftjob-" prefix (what fine-tuned model, event and checkpoint ids carry).
+inline std::string id_suffix(const FineTuneJob& j) { return j.id.substr(j.id.find('-') + 1); }
+
 nlohmann::json to_doc(const FineTuneJob& j);
 Result<FineTuneJob> from_doc(const nlohmann::json& doc);
 // OpenAI's fine_tuning.job object.
